@@ -1,0 +1,259 @@
+"""Turning what a user passes (numpy, dask, Zarr, a path) into row-chunked data.
+
+Every algorithm works on a :class:`Dataset`: a dask array of shape
+``(n_samples, n_features)`` chunked along rows only, float32 or float64, with
+optional sample weights chunked the same way. Validation that needs only
+metadata (shape, dtype, existence) happens here, before any pass; checks of
+the values themselves (NaN, infinity, negative weights) happen in the first
+pass over the data (:data:`dkmeans.passes.SCAN`), so chunked data is read once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import dask
+import dask.array as da
+import numpy as np
+
+from dkmeans.errors import InputNotFoundError, InputTypeError, InvalidInputError
+from dkmeans.passes import Block
+
+#: Target size of a block made from numpy input. Below glibc's 32 MiB mmap
+#: threshold, so buffers are reused instead of page-faulted in on every pass.
+TARGET_CHUNK_BYTES = 16 * 2**20
+
+Source = Literal["numpy", "dask", "zarr"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Row-chunked data and weights, ready for the passes.
+
+    Attributes
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+        float32 or float64, one chunk along the columns.
+    weights : dask.array.Array of shape (n_samples,) or None
+        float64, chunked like X's rows; None means unit weights.
+    source : {"numpy", "dask", "zarr"}
+        Where the data came from: decides what type results are returned as.
+    persisted : bool
+        Whether X already lives in memory (numpy input, or persisted).
+    """
+
+    X: da.Array
+    weights: da.Array | None
+    source: Source
+    persisted: bool = False
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.X.shape[1])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.X.dtype
+
+    def blocks(self) -> list[Block]:
+        """The row blocks as graph nodes, with their first global row."""
+        xs = self.X.to_delayed().ravel()
+        ws = [None] * len(xs) if self.weights is None else list(self.weights.to_delayed())
+        sizes = self.X.chunks[0]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+        return [Block(x, w, int(o), int(s)) for x, w, o, s in zip(xs, ws, offsets, sizes,
+                                                                   strict=True)]
+
+    def persist(self) -> Dataset:
+        """Load the data into (cluster) memory once, for many passes."""
+        if self.persisted:
+            return self
+        if self.weights is None:
+            X, weights = self.X.persist(), None
+        else:
+            X, weights = dask.persist(self.X, self.weights)
+        return replace(self, X=X, weights=weights, persisted=True)
+
+
+def _row_chunks_for(n: int, row_bytes: int) -> int:
+    """Rows per block for in-memory data: ~16 MiB, and enough blocks for every core."""
+    nbytes = n * row_bytes
+    n_blocks = math.ceil(nbytes / TARGET_CHUNK_BYTES)
+    if nbytes >= 4 * 2**20:
+        n_blocks = max(n_blocks, 2 * (os.cpu_count() or 1))
+    return max(1, math.ceil(n / max(n_blocks, 1)))
+
+
+def _check_shape(shape: tuple, what: str) -> None:
+    if len(shape) != 2:
+        raise InvalidInputError(
+            f"Expected a 2-D array of shape (n_samples, n_features) for {what}, got a "
+            f"{len(shape)}-D array of shape {shape}. Reshape your data either using "
+            "array.reshape(-1, 1) if your data has a single feature or "
+            "array.reshape(1, -1) if it contains a single sample.")
+    if shape[0] == 0:
+        raise InvalidInputError(
+            f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 is "
+            f"required for {what}.")
+    if shape[1] == 0:
+        raise InvalidInputError(
+            f"Found array with 0 feature(s) (shape={shape}) while a minimum of 1 is "
+            f"required for {what}.")
+
+
+def _float_dtype(dtype: np.dtype, what: str) -> np.dtype:
+    """float32 and float64 stay as they are; other real numbers become float64."""
+    if dtype.kind == "c":
+        raise InvalidInputError(
+            f"Complex data not supported: {what} has dtype {dtype}; k-means needs real "
+            "numbers.")
+    if dtype.kind not in "biuf":
+        raise InputTypeError(
+            f"{what} has dtype {dtype}; expected real numbers (bool, integer or float).")
+    return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def _numpy_array(X: Any, what: str) -> np.ndarray:
+    if hasattr(X, "tocsr") or hasattr(X, "todense"):
+        raise InputTypeError(
+            f"{what} is a sparse matrix; dkmeans needs dense data. Sparse input is not "
+            "supported: convert it with X.toarray() or cluster a dense chunked array.")
+    arr = np.asarray(X)
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as err:
+            raise InputTypeError(
+                f"{what} has dtype object with entries that are not numbers: {err}"
+            ) from err
+    if arr.dtype.kind in "USV":
+        raise InputTypeError(
+            f"{what} has dtype {arr.dtype}; expected real numbers (bool, integer or "
+            "float), not strings or bytes.")
+    return arr
+
+
+def _open_zarr(path: str | os.PathLike) -> Any:
+    import zarr
+
+    try:
+        return zarr.open_array(path, mode="r")
+    except FileNotFoundError as err:
+        raise InputNotFoundError(f"No Zarr array at {os.fspath(path)!r}: {err}") from err
+    except Exception as err:  # zarr raises several types for "not an array"
+        raise InvalidInputError(
+            f"Could not open {os.fspath(path)!r} as a Zarr array: {err}") from err
+
+
+def as_chunked(X: Any, what: str = "X") -> tuple[da.Array, Source]:
+    """Wrap any supported input as a row-chunked float dask array.
+
+    Parameters
+    ----------
+    X : array-like, dask array, zarr.Array, or str / PathLike of a Zarr array
+    what : str
+        Name used in error messages.
+
+    Returns
+    -------
+    X : dask.array.Array of shape (n, d), float32 or float64, one column chunk
+    source : {"numpy", "dask", "zarr"}
+    """
+    if isinstance(X, (str, os.PathLike)):
+        X = _open_zarr(X)
+    source: Source
+    if type(X).__module__.startswith("zarr"):
+        _check_shape(tuple(X.shape), what)
+        source = "zarr"
+        dtype = _float_dtype(np.dtype(X.dtype), what)
+        zrows = X.chunks[0]
+        rows = zrows * max(1, TARGET_CHUNK_BYTES // max(1, zrows * X.shape[1]
+                                                          * X.dtype.itemsize))
+        arr = da.from_zarr(X, chunks=(rows, X.shape[1]))
+    elif isinstance(X, da.Array):
+        source = "dask"
+        _check_shape(X.shape, what)
+        if any(math.isnan(c) for c in X.chunks[0]):
+            raise InvalidInputError(
+                f"{what} has unknown chunk sizes; call X.compute_chunk_sizes() first.")
+        dtype = _float_dtype(np.dtype(X.dtype), what)
+        arr = X.rechunk({1: -1}) if len(X.chunks[1]) > 1 else X
+    else:
+        source = "numpy"
+        X = _numpy_array(X, what)
+        _check_shape(X.shape, what)
+        dtype = _float_dtype(X.dtype, what)
+        X = np.ascontiguousarray(X, dtype=dtype)
+        rows = _row_chunks_for(X.shape[0], X.shape[1] * X.itemsize)
+        arr = da.from_array(X, chunks=(rows, X.shape[1]))
+    if arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    return arr, source
+
+
+def as_weights(sample_weight: Any, X: da.Array, source: Source) -> da.Array | None:
+    """Check sample weights against X and chunk them like X's rows.
+
+    Values (negative, NaN) of chunked weights are checked in the first pass;
+    in-memory weights are checked here, at once.
+    """
+    if sample_weight is None:
+        return None
+    n = X.shape[0]
+    if isinstance(sample_weight, da.Array):
+        w = sample_weight
+    else:
+        w = _numpy_array(sample_weight, "sample_weight")
+        if w.ndim == 0:  # a scalar weight applies to every row
+            w = np.full(n, float(w))
+    if w.ndim != 1 or w.shape[0] != n:
+        raise InvalidInputError(
+            f"sample_weight has shape {tuple(w.shape)}; expected ({n},), one weight per "
+            "row of X.")
+    if np.dtype(w.dtype).kind not in "biuf":
+        raise InputTypeError(f"sample_weight has dtype {w.dtype}; expected real numbers.")
+    if isinstance(w, np.ndarray):
+        bad = ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise InvalidInputError(
+                f"sample_weight must be finite and non-negative; found {w[i]} at "
+                f"index {i}.")
+        if not w.sum() > 0:
+            raise InvalidInputError("sample_weight sums to zero; at least one row must "
+                                    "have a positive weight.")
+        return da.from_array(w.astype(np.float64), chunks=(X.chunks[0],))
+    return w.astype(np.float64).rechunk((X.chunks[0],))
+
+
+def as_dataset(X: Any, sample_weight: Any = None) -> Dataset:
+    """Validate ``X`` and ``sample_weight`` and wrap them as a :class:`Dataset`."""
+    arr, source = as_chunked(X)
+    weights = as_weights(sample_weight, arr, source)
+    return Dataset(arr, weights, source)
+
+
+def memory_budget() -> int:
+    """Bytes of memory the active scheduler's workers have, in total."""
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    limits = [w.get("memory_limit") or 0 for w in workers]
+    if not all(limits):
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    return int(sum(limits))

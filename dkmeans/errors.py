@@ -1,0 +1,29 @@
+"""One error hierarchy for dkmeans.
+
+Every error dkmeans raises on purpose derives from :class:`DKMeansError`, and
+also from the built-in exception a scikit-learn user would catch for it
+(``ValueError`` for a bad value, ``TypeError`` for a bad type), so
+``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class DKMeansError(Exception):
+    """Base class of every error raised by dkmeans."""
+
+
+class InvalidParameterError(DKMeansError, ValueError):
+    """An estimator or function parameter has a value outside its range."""
+
+
+class InvalidInputError(DKMeansError, ValueError):
+    """The data (X, sample_weight, init) has a bad shape or bad values."""
+
+
+class InputTypeError(DKMeansError, TypeError):
+    """The data has a type or dtype dkmeans cannot cluster."""
+
+
+class InputNotFoundError(DKMeansError, FileNotFoundError):
+    """A path given as input does not exist."""

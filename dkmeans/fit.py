@@ -1,0 +1,215 @@
+"""The whole k-means fit, from a dataset to a fitted model.
+
+:func:`fit_kmeans` decides whether to persist the data, runs the first pass
+(validation, moments, first random draw), then seeding and Lloyd for each of
+``n_init`` runs, and keeps the best. Data never leaves the workers: only the
+small intermediates of each pass reach the client.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import dask.array as da
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from dkmeans import kernels
+from dkmeans.data import Dataset, memory_budget
+from dkmeans.errors import InvalidInputError
+from dkmeans.lloyd import LloydResult, lloyd
+from dkmeans.passes import SCAN, Block, ScanStats, run_pass
+from dkmeans.seeding import INIT_METHODS, INIT_ROUNDS, stream_key
+
+
+@dataclass(frozen=True)
+class KMeansResult:
+    """A fitted k-means model, as the algorithms layer returns it.
+
+    Attributes
+    ----------
+    centers : ndarray of shape (k, d)
+    labels : dask.array.Array of shape (n,), int32
+        Labels of the best run, persisted where the data was.
+    inertia : float
+    n_iter : int
+    inertia_history : ndarray of shape (n_iter,)
+    tol : float
+        The absolute tolerance used (``tol`` x mean feature variance).
+    timings : dict
+        Seconds spent in each phase ("scan", "seeding", "lloyd").
+    n_seeding_passes : int
+    """
+
+    centers: np.ndarray
+    labels: da.Array
+    inertia: float
+    n_iter: int
+    inertia_history: np.ndarray
+    tol: float
+    timings: dict = field(default_factory=dict)
+    n_seeding_passes: int = 0
+
+
+def should_persist(data: Dataset, persist: bool | str) -> bool:
+    """Persist in-memory and fitting data; stream what would not fit.
+
+    ``"auto"`` persists when the data takes at most half the workers' memory.
+    """
+    if data.source == "numpy":
+        return True
+    if persist == "auto":
+        return data.X.nbytes <= 0.5 * memory_budget()
+    return bool(persist)
+
+
+def scan(blocks: Sequence[Block], key: np.ndarray, m: int, split_every: int = 8) -> ScanStats:
+    """Pass 0: check every value, compute the moments, draw ``m`` rows ~ weight.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the first row with NaN or infinity, or the first bad weight.
+    """
+    stats = run_pass(SCAN, blocks, key, m, split_every=split_every)
+    if stats.bad_row >= 0:
+        raise InvalidInputError(
+            f"Input X contains NaN or infinity (first at row {stats.bad_row}); "
+            "k-means needs finite values.")
+    if stats.bad_weight >= 0:
+        raise InvalidInputError(
+            "sample_weight must be finite and non-negative; found a bad value at "
+            f"index {stats.bad_weight}.")
+    if not stats.weight_sum > 0:
+        raise InvalidInputError("sample_weight sums to zero; at least one row must have a "
+                                "positive weight.")
+    return stats
+
+
+InitFn = Callable[[Sequence[Block], int, int], np.ndarray]
+
+
+def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitFn,
+           n_init: int = 1, max_iter: int = 300, tol: float = 1e-4, seed: int = 0,
+           oversampling_factor: float = 2.0, init_rounds: int | None = None,
+           persist: bool | str = "auto", split_every: int = 8,
+           verbose: int = 0) -> KMeansResult:
+    """Fit k-means on a dataset: seeding, then Lloyd, best of ``n_init`` runs.
+
+    Parameters
+    ----------
+    data : Dataset
+    n_clusters : int
+    init : {"k-means||", "k-means++", "random"}, ndarray of shape (k, d), or callable
+        A callable takes ``(blocks, n_clusters, run)`` and returns centers.
+    n_init : int
+    max_iter : int
+    tol : float
+        Relative to the mean feature variance.
+    seed : int
+    oversampling_factor, init_rounds
+        k-means|| parameters.
+    persist : bool or "auto"
+    split_every : int
+    verbose : int
+
+    Returns
+    -------
+    KMeansResult
+    """
+    timings = {}
+    t0 = time.perf_counter()
+    if should_persist(data, persist):
+        data = data.persist()
+    blocks = data.blocks()
+    draw_m = n_clusters if isinstance(init, str) and init == "random" else 1
+    stats = scan(blocks, stream_key(seed, 0, 0), draw_m, split_every)
+    tol_abs = tol * stats.mean_variance
+    timings["scan"] = time.perf_counter() - t0
+
+    best: LloydResult | None = None
+    n_passes = 0
+    timings["seeding"] = timings["lloyd"] = 0.0
+    for run in range(n_init):
+        t1 = time.perf_counter()
+        if isinstance(init, str):
+            seeding = INIT_METHODS[init](
+                blocks, n_clusters, seed, run, first=stats.draw if run == 0 else None,
+                oversampling_factor=oversampling_factor,
+                init_rounds=INIT_ROUNDS if init_rounds is None else init_rounds)
+            centers, n_passes = seeding.centers, n_passes + seeding.n_passes
+        elif callable(init):
+            centers = init(blocks, n_clusters, run)
+        else:
+            centers = init
+        centers = np.asarray(centers, dtype=data.dtype)
+        t2 = time.perf_counter()
+        result = lloyd(blocks, centers, max_iter=max_iter, tol=tol_abs, verbose=verbose,
+                       split_every=split_every)
+        timings["seeding"] += t2 - t1
+        timings["lloyd"] += time.perf_counter() - t2
+        if verbose:
+            print(f"Run {run}: inertia {result.inertia:.6g} after {result.n_iter} "
+                  "iterations")
+        if best is None or result.inertia < best.inertia:
+            best = result
+    assert best is not None
+
+    n_distinct = int((best.counts > 0).sum())
+    if n_distinct < n_clusters:
+        warnings.warn(
+            f"Number of distinct clusters ({n_distinct}) found smaller than n_clusters "
+            f"({n_clusters}). Possibly due to duplicate points in X.",
+            ConvergenceWarning, stacklevel=3)
+    labels = da.concatenate([
+        da.from_delayed(s, shape=(b.n,), dtype=np.int32) for s, b in
+        zip(best.labels, blocks, strict=True)])
+    return KMeansResult(best.centers, labels, best.inertia, best.n_iter,
+                        best.inertia_history, tol_abs, timings, n_passes)
+
+
+# --------------------------------------------------------------------------
+# Applying fitted centers to data (lazy: nothing runs until computed)
+
+
+def _check_finite(x: np.ndarray, block_info: dict | None) -> None:
+    bad = kernels.first_nonfinite_row(x)
+    if bad >= 0:
+        row = bad + (block_info[0]["array-location"][0][0] if block_info else 0)
+        raise InvalidInputError(f"Input X contains NaN or infinity (first at row {row}).")
+
+
+def _labels_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
+    _check_finite(x, block_info)
+    return kernels.nearest(x, centers)[0]
+
+
+def _d2_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
+    _check_finite(x, block_info)
+    return kernels.nearest(x, centers)[1]
+
+
+def _distance_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
+    _check_finite(x, block_info)
+    return kernels.pairwise_distances(x, centers)
+
+
+def predict_labels(X: da.Array, centers: np.ndarray) -> da.Array:
+    """Index of the nearest center of every row: lazy, shape (n,), int32."""
+    return X.map_blocks(_labels_block, centers, dtype=np.int32, drop_axis=1,
+                        name="dkmeans-predict")
+
+
+def nearest_sq_distances(X: da.Array, centers: np.ndarray) -> da.Array:
+    """Squared distance of every row to its nearest center: lazy, (n,), float64."""
+    return X.map_blocks(_d2_block, centers, dtype=np.float64, drop_axis=1,
+                        name="dkmeans-nearest-d2")
+
+
+def distances(X: da.Array, centers: np.ndarray) -> da.Array:
+    """Euclidean distance from every row to every center: lazy, (n, k), X's dtype."""
+    return X.map_blocks(_distance_block, centers, dtype=X.dtype,
+                        chunks=(X.chunks[0], (centers.shape[0],)), name="dkmeans-transform")

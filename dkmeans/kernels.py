@@ -1,0 +1,308 @@
+"""Per-chunk kernels: pure numpy and numba functions on one in-memory block.
+
+Nothing here imports dask. Every function takes plain arrays and returns plain
+arrays or small value objects, so each one is tested against a brute-force
+numpy oracle (``tests/test_kernels.py``).
+
+Conventions
+-----------
+- ``X`` is a C-contiguous ``(n, d)`` float32 or float64 block.
+- ``w`` is a ``(n,)`` array of sample weights, or an empty array meaning "every
+  weight is 1" (so the unweighted case costs nothing extra).
+- Sums, weights and inertia are accumulated in float64 whatever X's dtype, so
+  results do not depend on how the rows are chunked.
+- Distances used to *choose* the nearest center come from a GEMM
+  (``|c|^2 - 2 x.c``) in X's dtype, as scikit-learn does; the squared distance
+  to the chosen center is then recomputed exactly as ``sum((x - c)^2)`` so that
+  inertia does not suffer the cancellation of the GEMM trick.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+# Rows per GEMM block inside a kernel: the (rows, k) distance block stays in
+# L2 cache, and the loop over it never materialises an (n, k) matrix.
+BLOCK_ROWS = 2048
+
+_JIT = {"nogil": True, "cache": True}
+
+
+def _no_weights(dtype: np.dtype = np.float64) -> np.ndarray:
+    return np.empty(0, dtype=dtype)
+
+
+@numba.njit(**_JIT)
+def _nearest_impl(X, w, centers, centers_t, c_sqnorm, labels, d2, sums, wsums,
+                  far_d2, far_row, accumulate):  # pragma: no cover - compiled
+    n, d = X.shape
+    k = centers.shape[0]
+    n_far = far_d2.shape[0]
+    far_min = 0  # slot of the smallest of the farthest distances kept so far
+    inertia = 0.0
+    for start in range(0, n, BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, n)
+        g = np.dot(X[start:stop], centers_t)
+        for i in range(stop - start):
+            row = start + i
+            best = 0
+            best_v = c_sqnorm[0] - 2.0 * g[i, 0]
+            for j in range(1, k):
+                v = c_sqnorm[j] - 2.0 * g[i, j]
+                if v < best_v:
+                    best_v = v
+                    best = j
+            dist = 0.0
+            for f in range(d):
+                diff = np.float64(X[row, f]) - np.float64(centers[best, f])
+                dist += diff * diff
+            labels[row] = best
+            d2[row] = dist
+            if not accumulate:
+                continue
+            wi = 1.0 if w.shape[0] == 0 else np.float64(w[row])
+            inertia += wi * dist
+            wsums[best] += wi
+            for f in range(d):
+                sums[best, f] += wi * X[row, f]
+            # Keep the n_far rows farthest from their center (with positive
+            # weight): the candidates for empty-cluster relocation. Ties keep
+            # the earlier row, so the choice does not depend on the chunking.
+            if n_far > 0 and wi > 0.0 and dist > far_d2[far_min]:
+                far_d2[far_min] = dist
+                far_row[far_min] = row
+                for s in range(n_far):
+                    if far_d2[s] < far_d2[far_min] or (
+                        far_d2[s] == far_d2[far_min] and far_row[s] > far_row[far_min]
+                    ):
+                        far_min = s
+    return inertia
+
+
+def _prepare_centers(centers: np.ndarray, dtype: np.dtype):
+    c = np.ascontiguousarray(centers, dtype=dtype)
+    c_sqnorm = np.einsum("ij,ij->i", c, c, dtype=np.float64).astype(dtype)
+    return c, np.ascontiguousarray(c.T), c_sqnorm
+
+
+def nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of and exact squared distance to the nearest center of every row.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float32 or float64
+    centers : ndarray of shape (k, d)
+
+    Returns
+    -------
+    labels : ndarray of shape (n,), int32
+        Index of the nearest center; ties go to the lowest index.
+    d2 : ndarray of shape (n,), float64
+        Squared Euclidean distance to that center.
+    """
+    X = np.ascontiguousarray(X)
+    c, c_t, c_sqnorm = _prepare_centers(centers, X.dtype)
+    n, d = X.shape
+    labels = np.empty(n, dtype=np.int32)
+    d2 = np.empty(n, dtype=np.float64)
+    _nearest_impl(X, _no_weights(X.dtype), c, c_t, c_sqnorm, labels, d2,
+                  np.empty((0, d)), np.empty(0), np.empty(0), np.empty(0, np.int64),
+                  False)
+    return labels, d2
+
+
+def lloyd_partials(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_far: int):
+    """One Lloyd step's partial results on one block, in a single fused pass.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float32 or float64
+    w : ndarray of shape (n,) or (0,)
+        Sample weights; empty means unit weights.
+    centers : ndarray of shape (k, d)
+    n_far : int
+        How many of the rows farthest from their center to report.
+
+    Returns
+    -------
+    sums : ndarray of shape (k, d), float64
+        Weighted sum of the rows nearest to each center.
+    wsums : ndarray of shape (k,), float64
+        Total weight nearest to each center.
+    inertia : float
+        Weighted sum of squared distances to the nearest center.
+    far_d2 : ndarray of shape (m,), float64
+        Squared distances of the farthest rows (m <= n_far), unordered.
+    far_row : ndarray of shape (m,), int64
+        Their row positions within the block.
+    labels : ndarray of shape (n,), int32
+    """
+    X = np.ascontiguousarray(X)
+    c, c_t, c_sqnorm = _prepare_centers(centers, X.dtype)
+    n, d = X.shape
+    k = c.shape[0]
+    labels = np.empty(n, dtype=np.int32)
+    d2 = np.empty(n, dtype=np.float64)
+    sums = np.zeros((k, d), dtype=np.float64)
+    wsums = np.zeros(k, dtype=np.float64)
+    m = min(n_far, n)
+    far_d2 = np.full(m, -1.0)
+    far_row = np.full(m, -1, dtype=np.int64)
+    inertia = _nearest_impl(X, w, c, c_t, c_sqnorm, labels, d2, sums, wsums,
+                            far_d2, far_row, True)
+    kept = far_row >= 0
+    return sums, wsums, float(inertia), far_d2[kept], far_row[kept], labels
+
+
+def pairwise_distances(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Euclidean distances from every row to every center, in X's dtype.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    centers : ndarray of shape (k, d)
+
+    Returns
+    -------
+    ndarray of shape (n, k)
+    """
+    c = np.asarray(centers, dtype=X.dtype)
+    d2 = np.einsum("ij,ij->i", X, X)[:, None] - 2.0 * (X @ c.T)
+    d2 += np.einsum("ij,ij->i", c, c)[None, :]
+    np.maximum(d2, 0, out=d2)
+    return np.sqrt(d2, out=d2)
+
+
+def first_nonfinite_row(X: np.ndarray) -> int:
+    """Position of the first row holding NaN or infinity, or -1 if none."""
+    # A sum is finite exactly when every term is, and costs one read of X;
+    # only a non-finite block pays for the row-by-row search.
+    with np.errstate(invalid="ignore", over="ignore"):
+        if np.isfinite(X.sum(dtype=np.float64)):
+            return -1
+    bad = ~np.isfinite(X).all(axis=1)
+    return int(np.argmax(bad)) if bad.any() else -1
+
+
+def moments(X: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Row count, column means and centred sums of squares (float64).
+
+    The triple merges exactly across blocks (Chan et al.), see
+    :func:`merge_moments`.
+    """
+    n = X.shape[0]
+    if n == 0:
+        d = X.shape[1]
+        return 0, np.zeros(d), np.zeros(d)
+    mean = X.mean(axis=0, dtype=np.float64)
+    centred = X - mean.astype(X.dtype)
+    m2 = np.einsum("ij,ij->j", centred, centred, dtype=np.float64)
+    return n, mean, m2
+
+
+def merge_moments(a: tuple, b: tuple) -> tuple[int, np.ndarray, np.ndarray]:
+    """Merge two :func:`moments` triples (numerically stable pairwise update)."""
+    na, mean_a, m2_a = a
+    nb, mean_b, m2_b = b
+    n = na + nb
+    if na == 0 or nb == 0:
+        return a if nb == 0 else b
+    delta = mean_b - mean_a
+    mean = mean_a + delta * (nb / n)
+    m2 = m2_a + m2_b + delta**2 * (na * nb / n)
+    return n, mean, m2
+
+
+def row_uniforms(key: np.ndarray, start: int, n: int) -> np.ndarray:
+    """Uniform numbers in [0, 1) for rows ``start .. start + n - 1``.
+
+    A counter-based stream (Philox) indexed by the global row, so row ``i``
+    gets the same number however the data is chunked and whichever worker
+    computes it.
+
+    Parameters
+    ----------
+    key : ndarray of shape (2,), uint64
+        The stream's key, derived from the random state and the purpose.
+    start, n : int
+        First global row and number of rows.
+    """
+    bits = np.random.Philox(key=key)
+    bits.advance(start // 4)  # Philox makes four 64-bit words per step
+    skip = start % 4
+    return np.random.Generator(bits).random(n + skip)[skip:]
+
+
+def race_keys(u: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Keys of an exponential race: the m largest keys are a weighted sample.
+
+    Taking the m rows with the largest ``weight / E`` (E ~ Exp(1) from ``u``)
+    draws m rows without replacement with probability proportional to weight
+    (Efraimidis & Spirakis), and "the m largest" merges across blocks, so the
+    draw needs no global normaliser and one pass. Rows with zero weight get
+    key 0 and are never drawn.
+    """
+    e = -np.log1p(-u)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        keys = np.where(weights > 0, weights / e, 0.0)
+    return keys
+
+
+def top_m(keys: np.ndarray, m: int) -> np.ndarray:
+    """Positions of the m largest positive keys, largest first, ties by position."""
+    positive = np.flatnonzero(keys > 0)
+    if positive.size > m:
+        part = np.argpartition(-keys[positive], m - 1)[:m]
+        positive = np.sort(positive[part])
+    order = np.lexsort((positive, -keys[positive]))
+    return positive[order]
+
+
+def kmeans_plusplus(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator,
+                    n_trials: int | None = None) -> np.ndarray:
+    """Weighted greedy k-means++ on a small in-memory set of points.
+
+    Used to recluster the weighted k-means|| candidates. Each step draws
+    ``n_trials`` candidates with probability proportional to weight x D^2 and
+    keeps the one that lowers the potential most (Arthur & Vassilvitskii 2007,
+    with scikit-learn's default of ``2 + log(k)`` trials).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    w : ndarray of shape (n,), non-negative, positive sum
+    k : int, at most the number of rows with positive weight
+    rng : numpy Generator
+    n_trials : int, optional
+
+    Returns
+    -------
+    ndarray of shape (k, d), X's dtype
+    """
+    n = X.shape[0]
+    if n_trials is None:
+        n_trials = 2 + int(np.log(k))
+    w = np.asarray(w, dtype=np.float64)
+    first = rng.choice(n, p=w / w.sum())
+    centers = [first]
+    mind = sqdist(X, X[first : first + 1])[:, 0]
+    for _ in range(1, k):
+        p = w * mind
+        total = p.sum()
+        if total <= 0:  # every point already is a center
+            break
+        trials = np.minimum(np.searchsorted(np.cumsum(p), rng.random(n_trials) * total),
+                            n - 1)
+        cand_d = np.minimum(mind[:, None], sqdist(X, X[trials]))
+        best = int(np.argmin(w @ cand_d))
+        centers.append(int(trials[best]))
+        mind = cand_d[:, best]
+    return X[np.asarray(centers)]
+
+
+def sqdist(X: np.ndarray, C: np.ndarray) -> np.ndarray:
+    d2 = (np.einsum("ij,ij->i", X, X, dtype=np.float64)[:, None]
+          - 2.0 * (X.astype(np.float64) @ C.astype(np.float64).T)
+          + np.einsum("ij,ij->i", C, C, dtype=np.float64)[None, :])
+    return np.maximum(d2, 0.0)

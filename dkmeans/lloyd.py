@@ -1,0 +1,108 @@
+"""The Lloyd iteration.
+
+:func:`lloyd` is the distributed Lloyd loop: one pass per iteration
+(:data:`dkmeans.passes.LLOYD`), each block returning only its (k, d) sums, (k,)
+weights, inertia and farthest rows, tree-reduced into the new centers on the
+client (:func:`dkmeans.passes.lloyd_aggregate`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dkmeans import passes
+from dkmeans.passes import ASSIGN, LLOYD, Block, run_pass
+
+
+@dataclass(frozen=True)
+class LloydResult:
+    """The outcome of one Lloyd run.
+
+    Attributes
+    ----------
+    centers : ndarray of shape (k, d)
+    inertia : float
+        Inertia of ``centers`` (from the final assignment pass).
+    n_iter : int
+    inertia_history : ndarray of shape (n_iter,)
+        Inertia of the centers after each iteration; the last is ``inertia``.
+    labels : list
+        Per-block labels of the final assignment, still on the workers.
+    counts : ndarray of shape (k,)
+        Weight assigned to each center in the final assignment.
+    n_relocated : int
+        Empty clusters moved onto far rows, over all iterations.
+    """
+
+    centers: np.ndarray
+    inertia: float
+    n_iter: int
+    inertia_history: np.ndarray
+    labels: list
+    counts: np.ndarray
+    n_relocated: int
+
+
+def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
+          tol: float = 0.0, verbose: int = 0, split_every: int = 8) -> LloydResult:
+    """Run Lloyd's algorithm from ``centers`` until convergence.
+
+    Stops when the squared center shift is at most ``tol`` (an absolute
+    tolerance; labels that no longer change give a shift of exactly 0) or
+    after ``max_iter`` iterations. Then one more pass assigns every row to the
+    final centers, so labels and inertia always match the returned centers.
+
+    Parameters
+    ----------
+    blocks : sequence of Block
+    centers : ndarray of shape (k, d), the data's dtype
+    max_iter : int
+    tol : float
+        Absolute tolerance on the sum of squared center shifts.
+    verbose : int
+    split_every : int
+
+    Returns
+    -------
+    LloydResult
+    """
+    k = centers.shape[0]
+    history: list[float] = []
+    n_relocated = 0
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        t0 = time.perf_counter()
+        stats = run_pass(LLOYD, blocks, centers, k - 1, split_every=split_every)
+        if n_iter > 1:
+            history.append(stats.inertia)  # inertia of the previous iteration's centers
+        new, moved = passes.lloyd_aggregate(stats, centers)
+        n_relocated += moved
+        shift = float(((new.astype(np.float64) - centers) ** 2).sum())
+        centers = new
+        if verbose:
+            print(f"Iteration {n_iter - 1}, inertia {stats.inertia:.6g}, "
+                  f"center shift {shift:.3g}, {time.perf_counter() - t0:.3f} s")
+        if shift <= tol:
+            break
+    states, final = run_pass(ASSIGN, blocks, centers, split_every=split_every)
+    history.append(final.inertia)
+    return LloydResult(centers, final.inertia, n_iter, np.asarray(history), states,
+                       final.counts, n_relocated)
+
+
+def lloyd_in_memory(X: np.ndarray, w: np.ndarray, centers: np.ndarray,
+                    max_iter: int = 300) -> np.ndarray:
+    """Weighted Lloyd on a small in-memory array, with the same kernels and
+    aggregate as the distributed passes (used to recluster k-means||
+    candidates). Runs until the centers stop moving."""
+    for _ in range(max_iter):
+        stats = passes.lloyd_chunk(X, w, 0, centers, centers.shape[0] - 1)
+        new, _ = passes.lloyd_aggregate(stats, centers)
+        if np.array_equal(new, centers):
+            break
+        centers = new
+    return centers

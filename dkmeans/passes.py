@@ -1,0 +1,486 @@
+"""Distributed passes: each one a named chunk / combine / aggregate triple.
+
+A pass runs ``chunk`` once per block of rows, where the block lives, turning
+it into a small intermediate (a frozen dataclass); ``combine`` merges a list of
+intermediates into one (it is associative, so they are tree-reduced with a
+fan-in of ``split_every``); the client then calls the pass's aggregate on the
+single result. Only those small intermediates ever leave the workers.
+
+Some passes keep per-block state between passes (the running minimum distance
+of k-means||, the labels of the final assignment): their chunk function takes
+the block's previous state and returns ``(new_state, intermediate)``. The new
+states are persisted where they were computed; only the intermediate is
+gathered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import numpy as np
+from dask.base import tokenize
+from dask.delayed import Delayed, delayed
+
+from dkmeans import kernels
+
+# --------------------------------------------------------------------------
+# Value objects
+
+
+@dataclass(frozen=True)
+class TopRows:
+    """The (at most) ``m`` rows with the largest keys, largest first.
+
+    Ties go to the lower global row index, so the selection is the same for
+    any chunking and any reduction tree. Serves both weighted sampling (keys
+    of an exponential race) and "farthest points" (keys are distances).
+
+    Attributes
+    ----------
+    m : int
+    keys : ndarray of shape (r,), float64, r <= m
+    index : ndarray of shape (r,), int64, global row index
+    rows : ndarray of shape (r, d)
+    weights : ndarray of shape (r,), float64
+    labels : ndarray of shape (r,), int32, the row's center (-1 if unused)
+    """
+
+    m: int
+    keys: np.ndarray
+    index: np.ndarray
+    rows: np.ndarray
+    weights: np.ndarray
+    labels: np.ndarray
+
+    @classmethod
+    def from_block(cls, m: int, keys: np.ndarray, x: np.ndarray, w: np.ndarray | None,
+                   offset: int, labels: np.ndarray | None = None) -> TopRows:
+        pos = kernels.top_m(keys, m)
+        return cls(
+            m=m,
+            keys=keys[pos].astype(np.float64),
+            index=pos.astype(np.int64) + offset,
+            rows=x[pos].copy(),
+            weights=np.ones(pos.size) if w is None else w[pos].astype(np.float64),
+            labels=np.full(pos.size, -1, np.int32) if labels is None else labels[pos],
+        )
+
+    @staticmethod
+    def merge(parts: Sequence[TopRows]) -> TopRows:
+        keys = np.concatenate([p.keys for p in parts])
+        index = np.concatenate([p.index for p in parts])
+        order = np.lexsort((index, -keys))[: parts[0].m]
+        return TopRows(
+            m=parts[0].m,
+            keys=keys[order],
+            index=index[order],
+            rows=np.concatenate([p.rows for p in parts])[order],
+            weights=np.concatenate([p.weights for p in parts])[order],
+            labels=np.concatenate([p.labels for p in parts])[order],
+        )
+
+
+@dataclass(frozen=True)
+class ScanStats:
+    """Pass 0: validity, column moments, and a weighted draw of rows.
+
+    Attributes
+    ----------
+    bad_row : int
+        Global index of the first row with NaN or infinity, or -1.
+    bad_weight : int
+        Global index of the first negative or non-finite weight, or -1.
+    n, mean, m2 : int, ndarray (d,), ndarray (d,)
+        Unweighted row count, column means and centred sums of squares.
+    weight_sum : float
+    draw : TopRows
+        ``m`` rows drawn without replacement with probability ~ weight.
+    """
+
+    bad_row: int
+    bad_weight: int
+    n: int
+    mean: np.ndarray
+    m2: np.ndarray
+    weight_sum: float
+    draw: TopRows
+
+    @property
+    def mean_variance(self) -> float:
+        return float(np.mean(self.m2 / max(self.n, 1)))
+
+
+@dataclass(frozen=True)
+class SeedRound:
+    """One seeding round: the current cost and the rows drawn ~ weight x D^2.
+
+    Attributes
+    ----------
+    cost : float
+        Weighted sum of squared distances to the nearest center so far.
+    draw : TopRows
+    """
+
+    cost: float
+    draw: TopRows
+
+
+@dataclass(frozen=True)
+class Totals:
+    """A float64 array summed across blocks (candidate masses, potentials)."""
+
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class LloydStats:
+    """One Lloyd iteration's partial results.
+
+    Attributes
+    ----------
+    sums : ndarray of shape (k, d), float64
+    weights : ndarray of shape (k,), float64
+    inertia : float
+        Inertia of the centers the pass assigned to.
+    far : TopRows
+        The rows farthest from their center, for empty-cluster relocation.
+    """
+
+    sums: np.ndarray
+    weights: np.ndarray
+    inertia: float
+    far: TopRows
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The final assignment's inertia and weight per center (k,)."""
+
+    inertia: float
+    counts: np.ndarray
+
+
+# --------------------------------------------------------------------------
+# A pass and its runner
+
+
+@dataclass(frozen=True)
+class Pass:
+    """A named chunk / combine pair; the aggregate is applied by the caller."""
+
+    name: str
+    chunk: Callable[..., Any]
+    combine: Callable[[Sequence[Any]], Any]
+    stateful: bool = False
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of rows as graph nodes: data, weights (or None), first row."""
+
+    x: Delayed
+    w: Delayed | None
+    offset: int
+    n: int
+
+
+def _tree_reduce(parts: list, combine: Callable, name: str, split_every: int):
+    level = 0
+    while len(parts) > 1:
+        parts = [
+            delayed(combine, pure=True)(
+                parts[i : i + split_every],
+                dask_key_name=(f"{name}-combine-{level}", i // split_every),
+            )
+            for i in range(0, len(parts), split_every)
+        ]
+        level += 1
+    return parts[0]
+
+
+def _shared(value: Any) -> Any:
+    """One graph key for an argument every block needs (centers, keys)."""
+    if isinstance(value, np.ndarray) and value.size > 16:
+        return delayed(value, pure=True)
+    return value
+
+
+@functools.cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def _single_threaded_blas():
+    """Pin BLAS to one thread while dask's own threads use every core.
+
+    Two dask threads each running a multi-threaded GEMM oversubscribe the
+    cores (measured: a pass 35% slower). Worker processes of
+    ``distributed`` already start with one BLAS thread, so only the local
+    threaded scheduler needs this.
+    """
+    scheduler = dask.base.get_scheduler()
+    if scheduler is not dask.threaded.get:
+        yield
+        return
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        yield
+
+
+def run_pass(spec: Pass, blocks: Sequence[Block], *shared: Any,
+             states: Sequence[Any] | None = None, split_every: int = 8):
+    """Run one pass over the blocks and return its combined intermediate.
+
+    Parameters
+    ----------
+    spec : Pass
+    blocks : sequence of Block
+    *shared
+        Arguments every chunk call receives after its block (and state).
+    states : sequence, optional
+        Per-block state from the previous pass (stateful passes only);
+        ``None`` means every block starts without state.
+    split_every : int
+        Fan-in of the reduction tree.
+
+    Returns
+    -------
+    result
+        The combined intermediate, for a stateless pass.
+    (new_states, result)
+        For a stateful pass: the new per-block states (persisted, still on
+        the workers) and the combined intermediate.
+    """
+    shared_nodes = [_shared(s) for s in shared]
+    token = tokenize(spec.name, [b.x.key for b in blocks], shared, states)
+    name = f"{spec.name}-{token}"
+    if states is None:
+        states = [None] * len(blocks)
+    outs, new_states = [], []
+    for i, (b, state) in enumerate(zip(blocks, states, strict=True)):
+        args = (b.x, b.w, b.offset, *((state,) if spec.stateful else ()), *shared_nodes)
+        if spec.stateful:
+            st, out = delayed(spec.chunk, pure=True, nout=2)(
+                *args, dask_key_name=(f"{name}-chunk", i))
+            new_states.append(st)
+        else:
+            out = delayed(spec.chunk, pure=True)(*args, dask_key_name=(f"{name}-chunk", i))
+        outs.append(out)
+    total = _tree_reduce(outs, spec.combine, name, split_every)
+    if not spec.stateful:
+        return compute(total)[0]
+    with _single_threaded_blas():
+        *new_states, total = dask.persist(*new_states, total)
+    return new_states, compute(total)[0]
+
+
+def compute(*args: Any) -> tuple:
+    """``dask.compute`` on the active scheduler, with BLAS pinned where needed."""
+    with _single_threaded_blas():
+        return dask.compute(*args)
+
+
+# --------------------------------------------------------------------------
+# Pass 0: scan
+
+
+def scan_chunk(x, w, offset: int, key: np.ndarray, m: int) -> ScanStats:
+    n, d = x.shape
+    bad_row = kernels.first_nonfinite_row(x)
+    bad_weight = -1
+    if w is not None:
+        invalid = ~np.isfinite(w) | (w < 0)
+        bad_weight = int(np.argmax(invalid)) + offset if invalid.any() else -1
+    if bad_row >= 0 or bad_weight >= 0:
+        empty = TopRows(m, np.empty(0), np.empty(0, np.int64), np.empty((0, d), x.dtype),
+                        np.empty(0), np.empty(0, np.int32))
+        return ScanStats(bad_row + offset if bad_row >= 0 else -1, bad_weight, 0,
+                         np.zeros(d), np.zeros(d), 0.0, empty)
+    count, mean, m2 = kernels.moments(x)
+    weights = np.ones(n) if w is None else w
+    keys = kernels.race_keys(kernels.row_uniforms(key, offset, n), weights)
+    return ScanStats(-1, -1, count, mean, m2, float(weights.sum()),
+                     TopRows.from_block(m, keys, x, w, offset))
+
+
+def _first_bad(values) -> int:
+    bad = [v for v in values if v >= 0]
+    return min(bad) if bad else -1
+
+
+def scan_combine(parts: Sequence[ScanStats]) -> ScanStats:
+    n, mean, m2 = functools.reduce(kernels.merge_moments, [(p.n, p.mean, p.m2) for p in parts])
+    return ScanStats(
+        bad_row=_first_bad(p.bad_row for p in parts),
+        bad_weight=_first_bad(p.bad_weight for p in parts),
+        n=n, mean=mean, m2=m2,
+        weight_sum=sum(p.weight_sum for p in parts),
+        draw=TopRows.merge([p.draw for p in parts]),
+    )
+
+
+SCAN = Pass("dkmeans-scan", scan_chunk, scan_combine)
+
+
+def draw_chunk(x, w, offset: int, key: np.ndarray, m: int) -> TopRows:
+    n = x.shape[0]
+    weights = np.ones(n) if w is None else w
+    keys = kernels.race_keys(kernels.row_uniforms(key, offset, n), weights)
+    return TopRows.from_block(m, keys, x, w, offset)
+
+
+DRAW = Pass("dkmeans-draw", draw_chunk, TopRows.merge)
+"""Draw ``m`` rows ~ weight (random init of later runs; the first run's draw
+comes free with the scan)."""
+
+
+# --------------------------------------------------------------------------
+# Seeding passes (k-means|| rounds and k-means++ steps)
+
+
+def _update_nearest(x, state, new_centers: np.ndarray, center_offset: int):
+    """Fold new centers into a block's running (min distance, nearest index)."""
+    n = x.shape[0]
+    if state is None:
+        mind = np.full(n, np.inf)
+        arg = np.zeros(n, dtype=np.int32)
+    else:
+        mind, arg = state[0].copy(), state[1].copy()
+    if len(new_centers):
+        labels, d2 = kernels.nearest(x, new_centers)
+        closer = d2 < mind
+        mind[closer] = d2[closer]
+        arg[closer] = labels[closer] + center_offset
+    return mind, arg
+
+
+def seed_round_chunk(x, w, offset: int, state, new_centers: np.ndarray, center_offset: int,
+                     key: np.ndarray, m: int):
+    """Compare rows only to the newest centers, then draw m rows ~ w x D^2."""
+    mind, arg = _update_nearest(x, state, new_centers, center_offset)
+    weighted = mind if w is None else w * mind
+    keys = kernels.race_keys(kernels.row_uniforms(key, offset, x.shape[0]), weighted)
+    return (mind, arg), SeedRound(float(weighted.sum()),
+                                  TopRows.from_block(m, keys, x, w, offset))
+
+
+def seed_round_combine(parts: Sequence[SeedRound]) -> SeedRound:
+    return SeedRound(sum(p.cost for p in parts), TopRows.merge([p.draw for p in parts]))
+
+
+SEED_ROUND = Pass("dkmeans-seed-round", seed_round_chunk, seed_round_combine, stateful=True)
+
+
+def candidate_mass_chunk(x, w, offset: int, state, new_centers: np.ndarray,
+                         center_offset: int, n_candidates: int):
+    """Weight of the rows nearest to each candidate (after the last round)."""
+    mind, arg = _update_nearest(x, state, new_centers, center_offset)
+    mass = np.bincount(arg, weights=w, minlength=n_candidates).astype(np.float64)
+    return (mind, arg), Totals(mass)
+
+
+def totals_combine(parts: Sequence[Totals]) -> Totals:
+    return Totals(np.sum([p.values for p in parts], axis=0))
+
+
+CANDIDATE_MASS = Pass("dkmeans-candidate-mass", candidate_mass_chunk, totals_combine,
+                      stateful=True)
+
+
+def potential_chunk(x, w, offset: int, state, trials: np.ndarray) -> Totals:
+    """Cost if each trial center were added: sum of w x min(D^2, d(x, trial)^2)."""
+    d2 = np.minimum(state[0][:, None], kernels.sqdist(x, trials))
+    weights = np.ones(x.shape[0]) if w is None else w.astype(np.float64)
+    return state, Totals(weights @ d2)
+
+
+POTENTIAL = Pass("dkmeans-potential", potential_chunk, totals_combine, stateful=True)
+
+
+# --------------------------------------------------------------------------
+# Lloyd iteration and final assignment
+
+
+def lloyd_chunk(x, w, offset: int, centers: np.ndarray, n_far: int) -> LloydStats:
+    sums, wsums, inertia, far_d2, far_row, labels = kernels.lloyd_partials(
+        x, np.empty(0) if w is None else w, centers, n_far)
+    far = TopRows(n_far, far_d2, far_row + offset, x[far_row].copy(),
+                  np.ones(far_row.size) if w is None else w[far_row].astype(np.float64),
+                  labels[far_row])
+    return LloydStats(sums, wsums, inertia, TopRows.merge([far]))
+
+
+def lloyd_combine(parts: Sequence[LloydStats]) -> LloydStats:
+    return LloydStats(
+        sums=np.sum([p.sums for p in parts], axis=0),
+        weights=np.sum([p.weights for p in parts], axis=0),
+        inertia=sum(p.inertia for p in parts),
+        far=TopRows.merge([p.far for p in parts]),
+    )
+
+
+LLOYD = Pass("dkmeans-lloyd", lloyd_chunk, lloyd_combine)
+
+
+def lloyd_aggregate(stats: LloydStats, centers: np.ndarray) -> tuple[np.ndarray, int]:
+    """New centers from a Lloyd pass, relocating empty clusters.
+
+    Each empty cluster (zero total weight) moves onto one of the rows
+    farthest from their centers, farthest first; that row is taken out of
+    its old cluster's sums, as scikit-learn does. A cluster is never moved to
+    the origin nor left with a stale center while a row with positive
+    distance is available.
+
+    Parameters
+    ----------
+    stats : LloydStats
+        Combined over all blocks.
+    centers : ndarray of shape (k, d)
+        The centers the pass assigned to.
+
+    Returns
+    -------
+    new_centers : ndarray of shape (k, d), centers' dtype
+    n_relocated : int
+    """
+    sums = stats.sums.copy()
+    weights = stats.weights.copy()
+    empty = np.flatnonzero(weights == 0)
+    far = stats.far
+    n_relocated = 0
+    if empty.size and far.keys.size and far.keys[0] > 0:
+        for cluster, row, wt, old, dist in zip(empty, far.rows, far.weights, far.labels,
+                                               far.keys, strict=False):
+            if dist <= 0:
+                break
+            sums[old] -= wt * row
+            weights[old] -= wt
+            sums[cluster] = wt * row
+            weights[cluster] = wt
+            n_relocated += 1
+    new = centers.astype(np.float64, copy=True)
+    filled = weights > 0
+    new[filled] = sums[filled] / weights[filled, None]
+    return new.astype(centers.dtype), n_relocated
+
+
+def assign_chunk(x, w, offset: int, state, centers: np.ndarray):
+    """Labels of a block (kept as its state), its inertia and cluster weights."""
+    labels, d2 = kernels.nearest(x, centers)
+    inertia = float(d2.sum() if w is None else w @ d2)
+    counts = np.bincount(labels, weights=w, minlength=centers.shape[0]).astype(np.float64)
+    return labels, Assignment(inertia, counts)
+
+
+def assignment_combine(parts: Sequence[Assignment]) -> Assignment:
+    return Assignment(sum(p.inertia for p in parts), np.sum([p.counts for p in parts], axis=0))
+
+
+ASSIGN = Pass("dkmeans-assign", assign_chunk, assignment_combine, stateful=True)

@@ -1,0 +1,155 @@
+"""Seeding: choosing the initial centers with as few passes as possible.
+
+Strategies live in :data:`INIT_METHODS` under their string names, so the
+estimator and the tests treat them alike (the tests run every registered
+strategy). Each takes the data's blocks and returns a :class:`Seeding`.
+
+All randomness comes from counter-based streams keyed by the seed, the run,
+the purpose and the *global row index* (:func:`dkmeans.kernels.row_uniforms`),
+so a seed gives the same centers on any scheduler, any number of workers and
+any chunking.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dkmeans import kernels
+from dkmeans.lloyd import lloyd_in_memory
+from dkmeans.passes import CANDIDATE_MASS, DRAW, POTENTIAL, SEED_ROUND, Block, TopRows, run_pass
+
+#: Default number of k-means|| sampling rounds after the first center. Bahmani
+#: et al. find 5 rounds with 2k candidates each enough; measured here, on
+#: blobs and on load_digits, more rounds did not lower the final inertia
+#: (see benchmarks/README.md).
+INIT_ROUNDS = 5
+
+# Purposes of the random streams, so two uses of one seed never share numbers.
+_DRAW, _ROUND, _LOCAL, _PLUSPLUS = range(4)
+
+
+def stream_key(seed: int, *purpose: int) -> np.ndarray:
+    """The Philox key of the random stream for ``seed`` and a purpose path."""
+    return np.random.SeedSequence(seed, spawn_key=purpose).generate_state(2, np.uint64)
+
+
+@dataclass(frozen=True)
+class Seeding:
+    """Initial centers and what it took to find them.
+
+    Attributes
+    ----------
+    centers : ndarray of shape (k, d)
+    n_passes : int
+        Passes over the data the strategy made (the shared first draw aside).
+    n_candidates : int
+        Points considered before the final choice (k-means||: the weighted
+        candidates reclustered locally).
+    """
+
+    centers: np.ndarray
+    n_passes: int
+    n_candidates: int
+
+
+def draw_rows(blocks: Sequence[Block], seed: int, run: int, m: int) -> TopRows:
+    """Draw ``m`` rows without replacement with probability ~ weight (one pass)."""
+    return run_pass(DRAW, blocks, stream_key(seed, run, _DRAW), m)
+
+
+def init_random(blocks: Sequence[Block], k: int, seed: int, run: int,
+                first: TopRows | None = None, **_: object) -> Seeding:
+    """``k`` distinct rows drawn with probability ~ weight."""
+    draw = first if first is not None and first.m >= k else draw_rows(blocks, seed, run, k)
+    return Seeding(_fill(draw.rows[:k], k), int(first is None), k)
+
+
+def init_kmeans_parallel(blocks: Sequence[Block], k: int, seed: int, run: int,
+                         first: TopRows | None = None, oversampling_factor: float = 2.0,
+                         init_rounds: int = INIT_ROUNDS, **_: object) -> Seeding:
+    """k-means|| (Bahmani et al. 2012), one pass per round.
+
+    After a first center drawn ~ weight, each round compares every row only
+    with the previous round's candidates (the running minimum distance and
+    nearest candidate stay on the workers) and draws ``oversampling_factor x
+    k`` new candidates ~ weight x D^2. A last pass weighs each candidate by the
+    mass of the rows nearest to it; the weighted candidates are then reduced
+    to ``k`` centers on the client by weighted k-means++ and weighted Lloyd.
+    """
+    first = first if first is not None else draw_rows(blocks, seed, run, 1)
+    ell = max(1, math.ceil(oversampling_factor * k))
+    candidates = [first.rows[:1]]
+    n_seen, states, n_passes = 0, None, 0
+    for r in range(init_rounds):
+        states, step = run_pass(SEED_ROUND, blocks, candidates[-1], n_seen,
+                                stream_key(seed, run, _ROUND, r), ell, states=states)
+        n_seen += len(candidates[-1])
+        n_passes += 1
+        if step.cost <= 0 or not len(step.draw.rows):
+            candidates.append(step.draw.rows[:0])
+            break  # every row already coincides with a candidate
+        candidates.append(step.draw.rows)
+    n_cand = n_seen + len(candidates[-1])
+    _, mass = run_pass(CANDIDATE_MASS, blocks, candidates[-1], n_seen, n_cand, states=states)
+    C = np.concatenate(candidates)
+    return Seeding(recluster(C, mass.values, k, seed, run), n_passes + 1, n_cand)
+
+
+def recluster(C: np.ndarray, mass: np.ndarray, k: int, seed: int, run: int) -> np.ndarray:
+    """Reduce weighted candidates to ``k`` centers: weighted k-means++, then Lloyd."""
+    keep = mass > 0
+    C, mass = C[keep], mass[keep]
+    if len(C) <= k:
+        return _fill(C, k)
+    rng = np.random.default_rng(stream_key(seed, run, _LOCAL))
+    centers = kernels.kmeans_plusplus(C, mass, k, rng)
+    return lloyd_in_memory(C, mass, centers)
+
+
+def init_kmeans_plusplus(blocks: Sequence[Block], k: int, seed: int, run: int,
+                         first: TopRows | None = None, n_trials: int | None = None,
+                         **_: object) -> Seeding:
+    """Greedy k-means++ over the chunks: two passes per center.
+
+    The first pass folds the last chosen center into each block's running
+    minimum distance and draws ``n_trials`` trial rows ~ weight x D^2; the
+    second computes the potential each trial would leave, and the best trial
+    becomes the next center.
+    """
+    first = first if first is not None else draw_rows(blocks, seed, run, 1)
+    n_trials = n_trials or 2 + int(np.log(k))
+    centers = [first.rows[:1]]
+    states, n_passes = None, 0
+    for i in range(1, k):
+        states, step = run_pass(SEED_ROUND, blocks, centers[-1], i - 1,
+                                stream_key(seed, run, _PLUSPLUS, i), n_trials, states=states)
+        n_passes += 1
+        if step.cost <= 0 or not len(step.draw.rows):
+            break  # fewer distinct points than k
+        trials = step.draw.rows
+        states, potential = run_pass(POTENTIAL, blocks, trials, states=states)
+        n_passes += 1
+        best = int(np.argmin(potential.values))
+        centers.append(trials[best : best + 1])
+    return Seeding(_fill(np.concatenate(centers), k), n_passes, k)
+
+
+def _fill(centers: np.ndarray, k: int) -> np.ndarray:
+    """Repeat centers cyclically up to ``k`` when the data has fewer distinct rows."""
+    if len(centers) >= k:
+        return centers[:k]
+    return centers[np.arange(k) % len(centers)]
+
+
+SeedFn = Callable[..., Seeding]
+
+#: Seeding strategies by name.
+INIT_METHODS: dict[str, SeedFn] = {
+    "k-means||": init_kmeans_parallel,
+    "k-means++": init_kmeans_plusplus,
+    "random": init_random,
+}
