@@ -304,10 +304,14 @@ def scan_chunk(x, w, offset: int, key: np.ndarray, m: int) -> ScanStats:
         return ScanStats(bad_row + offset if bad_row >= 0 else -1, bad_weight, 0,
                          np.zeros(d), np.zeros(d), 0.0, empty)
     count, mean, m2 = kernels.moments(x)
-    weights = np.ones(n) if w is None else w
+    weights = _weights_or_ones(w, n)
     keys = kernels.race_keys(kernels.row_uniforms(key, offset, n), weights)
     return ScanStats(-1, -1, count, mean, m2, float(weights.sum()),
                      TopRows.from_block(m, keys, x, w, offset))
+
+
+def _weights_or_ones(w: np.ndarray | None, n: int) -> np.ndarray:
+    return np.ones(n) if w is None else w.astype(np.float64, copy=False)
 
 
 def _first_bad(values) -> int:
@@ -331,8 +335,7 @@ SCAN = Pass("dkmeans-scan", scan_chunk, scan_combine)
 
 def draw_chunk(x, w, offset: int, key: np.ndarray, m: int) -> TopRows:
     n = x.shape[0]
-    weights = np.ones(n) if w is None else w
-    keys = kernels.race_keys(kernels.row_uniforms(key, offset, n), weights)
+    keys = kernels.race_keys(kernels.row_uniforms(key, offset, n), _weights_or_ones(w, n))
     return TopRows.from_block(m, keys, x, w, offset)
 
 
@@ -397,8 +400,7 @@ CANDIDATE_MASS = Pass("dkmeans-candidate-mass", candidate_mass_chunk, totals_com
 def potential_chunk(x, w, offset: int, state, trials: np.ndarray) -> Totals:
     """Cost if each trial center were added: sum of w x min(D^2, d(x, trial)^2)."""
     d2 = np.minimum(state[0][:, None], kernels.sqdist(x, trials))
-    weights = np.ones(x.shape[0]) if w is None else w.astype(np.float64)
-    return state, Totals(weights @ d2)
+    return state, Totals(_weights_or_ones(w, x.shape[0]) @ d2)
 
 
 POTENTIAL = Pass("dkmeans-potential", potential_chunk, totals_combine, stateful=True)
@@ -474,7 +476,9 @@ def lloyd_aggregate(stats: LloydStats, centers: np.ndarray) -> tuple[np.ndarray,
 def assign_chunk(x, w, offset: int, state, centers: np.ndarray):
     """Labels of a block (kept as its state), its inertia and cluster weights."""
     labels, d2 = kernels.nearest(x, centers)
-    inertia = float(d2.sum() if w is None else w @ d2)
+    # one summation order with and without weights: unit weights give the
+    # very same inertia as no weights
+    inertia = float(_weights_or_ones(w, x.shape[0]) @ d2)
     counts = np.bincount(labels, weights=w, minlength=centers.shape[0]).astype(np.float64)
     return labels, Assignment(inertia, counts)
 

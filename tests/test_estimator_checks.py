@@ -1,0 +1,24 @@
+"""scikit-learn's own estimator contract, run on numpy input."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from dkmeans import KMeans
+
+# Checks that cannot apply, with the reason (scikit-learn lists the same two
+# for its own KMeans).
+EXPECTED_FAILED = {
+    "check_sample_weight_equivalence_on_dense_data": (
+        "k-means from a random seeding: weights change which rows are drawn, so "
+        "weighted and repeated data take different random paths (the deterministic "
+        "equivalence from fixed initial centers is tested in test_kmeans.py)"
+    ),
+}
+
+
+@parametrize_with_checks(
+    [KMeans(n_clusters=3, random_state=0), KMeans(n_clusters=2, init="random", n_init=2,
+                                                  max_iter=5, random_state=0)],
+    expected_failed_checks=lambda est: EXPECTED_FAILED,
+)
+def test_sklearn_contract(estimator, check):
+    check(estimator)

@@ -1,0 +1,133 @@
+"""Kernels against brute-force numpy oracles (no dask here)."""
+
+import numpy as np
+import pytest
+
+from dkmeans import kernels
+
+
+def brute_nearest(X, C):
+    d2 = ((X[:, None, :].astype(np.float64) - C[None, :, :]) ** 2).sum(-1)
+    return d2.argmin(1), d2.min(1), d2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,d,k", [(1, 1, 1), (7, 3, 2), (5000, 17, 9), (2049, 4, 33)])
+def test_nearest_matches_brute_force(rng, dtype, n, d, k):
+    X = rng.normal(size=(n, d)).astype(dtype)
+    C = rng.normal(size=(k, d)).astype(dtype)
+    labels, d2 = kernels.nearest(X, C)
+    want_labels, want_d2, _ = brute_nearest(X, C)
+    assert labels.dtype == np.int32
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_allclose(d2, want_d2, rtol=1e-12 if dtype == np.float64 else 1e-6)
+
+
+def test_nearest_ties_go_to_lowest_index():
+    X = np.array([[0.0, 0.0], [1.0, 0.0]])
+    C = np.array([[1.0, 1.0], [-1.0, 0.0], [1.0, -1.0]])
+    labels, d2 = kernels.nearest(X, C)
+    # row 0 is at distance^2 2, 1, 2; row 1 at 1, 4, 1 -> tie between 0 and 2
+    np.testing.assert_array_equal(labels, [1, 0])
+    np.testing.assert_array_equal(d2, [1.0, 1.0])
+
+
+def test_inertia_is_exact_despite_large_offset():
+    # |x|^2 - 2x.c + |c|^2 cancels catastrophically at an offset of 1e6; the
+    # kernel recomputes the chosen distance exactly.
+    X = 1e6 + np.array([[0.0], [1.0], [3.0]])
+    C = 1e6 + np.array([[0.5], [3.0]])
+    _, _, inertia, *_ = kernels.lloyd_partials(X, np.empty(0), C, 0)
+    assert inertia == 0.5
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_lloyd_partials_match_brute_force(rng, weighted):
+    X = rng.normal(size=(3000, 6)).astype(np.float32)
+    C = X[:5].copy()
+    w = rng.uniform(0, 2, size=3000) if weighted else np.empty(0)
+    ww = w if weighted else np.ones(3000)
+    sums, wsums, inertia, far_d2, far_row, labels = kernels.lloyd_partials(X, w, C, 4)
+    lab, d2, _ = brute_nearest(X, C)
+    np.testing.assert_array_equal(labels, lab)
+    want_sums = np.zeros((5, 6))
+    np.add.at(want_sums, lab, ww[:, None] * X)
+    np.testing.assert_allclose(sums, want_sums, rtol=1e-10)
+    np.testing.assert_allclose(wsums, np.bincount(lab, weights=ww, minlength=5), rtol=1e-12)
+    np.testing.assert_allclose(inertia, ww @ d2, rtol=1e-9)
+    # the four rows farthest from their center
+    np.testing.assert_array_equal(np.sort(far_row), np.sort(np.argsort(-d2)[:4]))
+    np.testing.assert_allclose(np.sort(far_d2), np.sort(d2)[-4:], rtol=1e-6)
+
+
+def test_far_rows_skip_zero_weight():
+    X = np.array([[0.0], [100.0], [1.0]])
+    w = np.array([1.0, 0.0, 1.0])
+    *_, far_row, _ = kernels.lloyd_partials(X, w, np.array([[0.0]]), 1)
+    np.testing.assert_array_equal(far_row, [2])
+
+
+def test_pairwise_distances(rng):
+    X = rng.normal(size=(50, 3))
+    C = rng.normal(size=(4, 3))
+    _, _, d2 = brute_nearest(X, C)
+    np.testing.assert_allclose(kernels.pairwise_distances(X, C), np.sqrt(d2), rtol=1e-10)
+    assert kernels.pairwise_distances(X.astype(np.float32), C).dtype == np.float32
+
+
+def test_first_nonfinite_row():
+    X = np.zeros((5, 2))
+    assert kernels.first_nonfinite_row(X) == -1
+    X[3, 1] = np.inf
+    X[4, 0] = np.nan
+    assert kernels.first_nonfinite_row(X) == 3
+    # large finite values whose sum overflows are still finite
+    assert kernels.first_nonfinite_row(np.full((4, 1), 1e308)) == -1
+
+
+def test_moments_merge_equals_whole(rng):
+    X = rng.normal(loc=1e4, size=(1000, 3))
+    parts = [kernels.moments(X[a:b]) for a, b in [(0, 1), (1, 400), (400, 400), (400, 1000)]]
+    n, mean, m2 = parts[0]
+    for p in parts[1:]:
+        n, mean, m2 = kernels.merge_moments((n, mean, m2), p)
+    assert n == 1000
+    np.testing.assert_allclose(mean, X.mean(0), rtol=1e-14)
+    np.testing.assert_allclose(m2 / n, X.var(0), rtol=1e-10)
+
+
+def test_row_uniforms_do_not_depend_on_chunking():
+    key = np.array([7, 11], dtype=np.uint64)
+    whole = kernels.row_uniforms(key, 0, 1000)
+    parts = np.concatenate([kernels.row_uniforms(key, a, b - a)
+                            for a, b in [(0, 3), (3, 10), (10, 513), (513, 1000)]])
+    np.testing.assert_array_equal(whole, parts)
+    assert whole.min() >= 0 and whole.max() < 1
+    other = kernels.row_uniforms(np.array([7, 12], dtype=np.uint64), 0, 1000)
+    assert not np.array_equal(whole, other)
+
+
+def test_race_draws_proportional_to_weight():
+    # P(row i drawn first) = w_i / sum(w): check by simulation
+    w = np.array([1.0, 2.0, 0.0, 5.0])
+    wins = np.zeros(4)
+    for s in range(4000):
+        u = kernels.row_uniforms(np.array([s, 1], dtype=np.uint64), 0, 4)
+        wins[kernels.top_m(kernels.race_keys(u, w), 1)[0]] += 1
+    np.testing.assert_allclose(wins / wins.sum(), w / w.sum(), atol=0.03)
+    assert wins[2] == 0
+
+
+def test_top_m_orders_by_key_then_position():
+    keys = np.array([0.5, 2.0, 0.0, 2.0, 1.0])
+    np.testing.assert_array_equal(kernels.top_m(keys, 3), [1, 3, 4])
+    np.testing.assert_array_equal(kernels.top_m(keys, 10), [1, 3, 4, 0])
+
+
+def test_kmeans_plusplus_picks_distinct_weighted_points(rng):
+    X = np.array([[0.0], [0.1], [10.0], [10.1], [20.0]])
+    w = np.array([1.0, 1.0, 1.0, 1.0, 0.0])
+    C = kernels.kmeans_plusplus(X, w, 2, rng)
+    # never the zero-weight row, and one center in each group
+    assert 20.0 not in C
+    assert sorted(np.round(C[:, 0] / 10)) == [0, 1]
