@@ -1,0 +1,71 @@
+"""The same seed gives the same model on a real cluster of worker processes."""
+
+import gc
+import time
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from sklearn.datasets import make_blobs
+
+from dkmeans import KMeans
+
+distributed = pytest.importorskip("distributed")
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    X, _ = make_blobs(20_000, centers=10, n_features=6, cluster_std=2.0, random_state=1)
+    path = str(tmp_path_factory.mktemp("zarr") / "X.zarr")
+    z = zarr.create_array(path, shape=X.shape, dtype="f8", chunks=(1500, 6))
+    z[:] = X
+    return X, path
+
+
+@pytest.fixture(scope="module")
+def threaded_models(data):
+    _, path = data
+    with dask.config.set(scheduler="threads"):
+        return {init: KMeans(10, init=init, random_state=7).fit(path)
+                for init in ("k-means||", "random")}
+
+
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_same_centers_on_threads_and_worker_processes(data, threaded_models, n_workers):
+    X, path = data
+    with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=50) as cluster, \
+            distributed.Client(cluster) as client:
+        for init, ref in threaded_models.items():
+            km = KMeans(10, init=init, random_state=7).fit(path)
+            np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_,
+                                       rtol=1e-12)
+            assert km.n_iter_ == ref.n_iter_
+            assert km.inertia_ == pytest.approx(ref.inertia_, rel=1e-12)
+            np.testing.assert_array_equal(km.labels_.compute(), ref.labels_.compute())
+        # the data stayed on the workers: the client holds no chunk of it
+        assert all(not isinstance(v, np.ndarray) or v.size < 1000
+                   for v in vars(km).values())
+        # streaming from the source gives the same model as persisting it
+        streamed = KMeans(10, random_state=7, persist=False).fit(path)
+        np.testing.assert_allclose(streamed.cluster_centers_,
+                                   threaded_models["k-means||"].cluster_centers_, rtol=1e-12)
+        # a numpy array is shipped to the workers once and clustered the same
+        in_memory = KMeans(10, random_state=7).fit(da.from_array(X, chunks=(1500, 6)))
+        np.testing.assert_allclose(in_memory.cluster_centers_,
+                                   threaded_models["k-means||"].cluster_centers_, rtol=1e-12)
+        # once the models are gone, nothing a fit made stays on the cluster
+        del km, streamed, in_memory
+        gc.collect()
+        deadline = time.monotonic() + 10
+        while client.run_on_scheduler(n_tasks) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.run_on_scheduler(n_tasks) == 0
+
+
+def n_tasks(dask_scheduler):
+    return len(dask_scheduler.tasks)
