@@ -1,0 +1,5 @@
+import sys
+
+from dkmeans.cli import main
+
+sys.exit(main())
