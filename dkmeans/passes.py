@@ -218,7 +218,7 @@ def _blas_controller():
 
 
 @contextlib.contextmanager
-def _single_threaded_blas():
+def _single_threaded_blas(collections: Sequence[Any]):
     """Pin BLAS to one thread while dask's own threads use every core.
 
     Two dask threads each running a multi-threaded GEMM oversubscribe the
@@ -226,7 +226,7 @@ def _single_threaded_blas():
     ``distributed`` already start with one BLAS thread, so only the local
     threaded scheduler needs this.
     """
-    scheduler = dask.base.get_scheduler()
+    scheduler = dask.base.get_scheduler(collections=list(collections))
     if scheduler is not dask.threaded.get:
         yield
         return
@@ -276,14 +276,14 @@ def run_pass(spec: Pass, blocks: Sequence[Block], *shared: Any,
     total = _tree_reduce(outs, spec.combine, name, split_every)
     if not spec.stateful:
         return compute(total)[0]
-    with _single_threaded_blas():
+    with _single_threaded_blas([total]):
         *new_states, total = dask.persist(*new_states, total)
     return new_states, compute(total)[0]
 
 
 def compute(*args: Any) -> tuple:
     """``dask.compute`` on the active scheduler, with BLAS pinned where needed."""
-    with _single_threaded_blas():
+    with _single_threaded_blas(args):
         return dask.compute(*args)
 
 
