@@ -3,7 +3,8 @@
 Where things live, one layer calling only the ones above it in this list:
 
 - :mod:`dkmeans.kernels`: numpy/numba functions on one in-memory block;
-- :mod:`dkmeans.passes`: each distributed pass as a chunk/combine triple;
+- :mod:`dkmeans.passes`: each distributed pass as a chunk/combine triple, run
+  by :func:`dkmeans.runner.run_pass`;
 - :mod:`dkmeans.lloyd` (the Lloyd step: :func:`lloyd`), :mod:`dkmeans.seeding`
   (k-means||, k-means++, random) and :mod:`dkmeans.fit` (the whole fit);
 - :mod:`dkmeans.estimator`: the scikit-learn compatible :class:`KMeans`;

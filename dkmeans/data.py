@@ -20,7 +20,7 @@ import dask.array as da
 import numpy as np
 
 from dkmeans.errors import InputNotFoundError, InputTypeError, InvalidInputError
-from dkmeans.passes import Block
+from dkmeans.runner import Block
 
 #: Target size of a block made from numpy input. Below glibc's 32 MiB mmap
 #: threshold, so buffers are reused instead of page-faulted in on every pass.

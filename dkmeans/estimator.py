@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from dkmeans.data import Dataset, as_chunked, as_dataset, as_weights
 from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.fit import distances, fit_kmeans, nearest_sq_distances, predict_labels
-from dkmeans.passes import compute
+from dkmeans.runner import compute
 from dkmeans.seeding import INIT_METHODS, INIT_ROUNDS
 
 

@@ -21,7 +21,8 @@ from dkmeans import kernels
 from dkmeans.data import Dataset, memory_budget
 from dkmeans.errors import InvalidInputError
 from dkmeans.lloyd import LloydResult, lloyd
-from dkmeans.passes import SCAN, Block, ScanStats, run_pass
+from dkmeans.passes import SCAN, ScanStats
+from dkmeans.runner import Block, run_pass
 from dkmeans.seeding import INIT_METHODS, INIT_ROUNDS, stream_key
 
 
@@ -93,10 +94,10 @@ InitFn = Callable[[Sequence[Block], int, int], np.ndarray]
 
 
 def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitFn,
-           n_init: int = 1, max_iter: int = 300, tol: float = 1e-4, seed: int = 0,
-           oversampling_factor: float = 2.0, init_rounds: int | None = None,
-           persist: bool | str = "auto", split_every: int = 8,
-           verbose: int = 0) -> KMeansResult:
+               n_init: int = 1, max_iter: int = 300, tol: float = 1e-4, seed: int = 0,
+               oversampling_factor: float = 2.0, init_rounds: int | None = None,
+               persist: bool | str = "auto", split_every: int = 8,
+               verbose: int = 0) -> KMeansResult:
     """Fit k-means on a dataset: seeding, then Lloyd, best of ``n_init`` runs.
 
     Parameters

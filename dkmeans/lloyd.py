@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dkmeans import passes
-from dkmeans.passes import ASSIGN, LLOYD, Block, run_pass
+from dkmeans.passes import ASSIGN, LLOYD
+from dkmeans.runner import Block, run_pass
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ intermediates into one (it is associative, so they are tree-reduced with a
 fan-in of ``split_every``); the client then calls the pass's aggregate on the
 single result. Only those small intermediates ever leave the workers.
 
+:func:`dkmeans.runner.run_pass` builds and runs the graph of any pass.
 Some passes keep per-block state between passes (the running minimum distance
 of k-means||, the labels of the final assignment): their chunk function takes
 the block's previous state and returns ``(new_state, intermediate)``. The new
@@ -15,18 +16,14 @@ gathered.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-import dask
 import numpy as np
-from dask.base import tokenize
-from dask.delayed import Delayed, delayed
 
 from dkmeans import kernels
+from dkmeans.runner import Pass
 
 # --------------------------------------------------------------------------
 # Value objects
@@ -163,128 +160,6 @@ class Assignment:
 
     inertia: float
     counts: np.ndarray
-
-
-# --------------------------------------------------------------------------
-# A pass and its runner
-
-
-@dataclass(frozen=True)
-class Pass:
-    """A named chunk / combine pair; the aggregate is applied by the caller."""
-
-    name: str
-    chunk: Callable[..., Any]
-    combine: Callable[[Sequence[Any]], Any]
-    stateful: bool = False
-
-
-@dataclass(frozen=True)
-class Block:
-    """One block of rows as graph nodes: data, weights (or None), first row."""
-
-    x: Delayed
-    w: Delayed | None
-    offset: int
-    n: int
-
-
-def _tree_reduce(parts: list, combine: Callable, name: str, split_every: int):
-    level = 0
-    while len(parts) > 1:
-        parts = [
-            delayed(combine, pure=True)(
-                parts[i : i + split_every],
-                dask_key_name=(f"{name}-combine-{level}", i // split_every),
-            )
-            for i in range(0, len(parts), split_every)
-        ]
-        level += 1
-    return parts[0]
-
-
-def _shared(value: Any) -> Any:
-    """One graph key for an argument every block needs (centers, keys)."""
-    if isinstance(value, np.ndarray) and value.size > 16:
-        return delayed(value, pure=True)
-    return value
-
-
-@functools.cache
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-@contextlib.contextmanager
-def _single_threaded_blas(collections: Sequence[Any]):
-    """Pin BLAS to one thread while dask's own threads use every core.
-
-    Two dask threads each running a multi-threaded GEMM oversubscribe the
-    cores (measured: a pass 35% slower). Worker processes of
-    ``distributed`` already start with one BLAS thread, so only the local
-    threaded scheduler needs this.
-    """
-    scheduler = dask.base.get_scheduler(collections=list(collections))
-    if scheduler is not dask.threaded.get:
-        yield
-        return
-    with _blas_controller().limit(limits=1, user_api="blas"):
-        yield
-
-
-def run_pass(spec: Pass, blocks: Sequence[Block], *shared: Any,
-             states: Sequence[Any] | None = None, split_every: int = 8):
-    """Run one pass over the blocks and return its combined intermediate.
-
-    Parameters
-    ----------
-    spec : Pass
-    blocks : sequence of Block
-    *shared
-        Arguments every chunk call receives after its block (and state).
-    states : sequence, optional
-        Per-block state from the previous pass (stateful passes only);
-        ``None`` means every block starts without state.
-    split_every : int
-        Fan-in of the reduction tree.
-
-    Returns
-    -------
-    result
-        The combined intermediate, for a stateless pass.
-    (new_states, result)
-        For a stateful pass: the new per-block states (persisted, still on
-        the workers) and the combined intermediate.
-    """
-    shared_nodes = [_shared(s) for s in shared]
-    token = tokenize(spec.name, [b.x.key for b in blocks], shared, states)
-    name = f"{spec.name}-{token}"
-    if states is None:
-        states = [None] * len(blocks)
-    outs, new_states = [], []
-    for i, (b, state) in enumerate(zip(blocks, states, strict=True)):
-        args = (b.x, b.w, b.offset, *((state,) if spec.stateful else ()), *shared_nodes)
-        if spec.stateful:
-            st, out = delayed(spec.chunk, pure=True, nout=2)(
-                *args, dask_key_name=(f"{name}-chunk", i))
-            new_states.append(st)
-        else:
-            out = delayed(spec.chunk, pure=True)(*args, dask_key_name=(f"{name}-chunk", i))
-        outs.append(out)
-    total = _tree_reduce(outs, spec.combine, name, split_every)
-    if not spec.stateful:
-        return compute(total)[0]
-    with _single_threaded_blas([total]):
-        *new_states, total = dask.persist(*new_states, total)
-    return new_states, compute(total)[0]
-
-
-def compute(*args: Any) -> tuple:
-    """``dask.compute`` on the active scheduler, with BLAS pinned where needed."""
-    with _single_threaded_blas(args):
-        return dask.compute(*args)
 
 
 # --------------------------------------------------------------------------

@@ -20,16 +20,8 @@ import numpy as np
 
 from dkmeans import kernels
 from dkmeans.lloyd import lloyd_in_memory
-from dkmeans.passes import (
-    CANDIDATE_MASS,
-    DRAW,
-    POTENTIAL,
-    SEED_ROUND,
-    Block,
-    TopRows,
-    lloyd_chunk,
-    run_pass,
-)
+from dkmeans.passes import CANDIDATE_MASS, DRAW, POTENTIAL, SEED_ROUND, TopRows, lloyd_chunk
+from dkmeans.runner import Block, run_pass
 
 #: Default number of k-means|| sampling rounds after the first center. Bahmani
 #: et al. find 5 rounds with 2k candidates each enough; measured here, on
