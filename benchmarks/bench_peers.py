@@ -142,7 +142,8 @@ class Dkmeans:
     def lloyd(self, X, init, max_iter):
         from dkmeans.lloyd import lloyd
 
-        return lloyd(self.blocks, init.astype(self.data.dtype), max_iter=max_iter, tol=0).n_iter
+        return lloyd(self.blocks, init.astype(self.data.dtype), max_iter=max_iter,
+                     tol=0).n_iter
 
     def seed(self, X, k):
         from dkmeans.seeding import init_kmeans_parallel

@@ -58,6 +58,7 @@ _PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "verbose": (lambda v: (_is_int(v) and v >= 0) or isinstance(v, bool),
                 "an integer >= 0"),
     "persist": (lambda v: isinstance(v, bool) or v == "auto", "True, False or 'auto'"),
+    "algorithm": (lambda v: v in ("lloyd", "hamerly"), "'lloyd' or 'hamerly'"),
 }
 
 
@@ -138,6 +139,15 @@ or callable, default="k-means||"
         passes. "auto" persists when the data takes at most half the memory
         of the workers (of this machine, on the local scheduler); otherwise
         every pass streams the chunks from their source.
+    algorithm : {"lloyd", "hamerly"}, default="lloyd"
+        "hamerly" gives the same iterations but keeps per-row distance
+        bounds on the workers (12 bytes per row, persisted data only), so
+        rows whose nearest center cannot have changed skip the distances to
+        all centers. It pays in long runs: measured once bounds held, an
+        iteration took 30 ms instead of 42 on 2,000,000 x 32 (k=16) and 63 ms
+        instead of 107 on 500,000 x 256 (k=64), but early iterations, while
+        most rows still move, cost up to 50% more. From k-means|| seeding
+        those fits converged in 2 or 3 iterations, hence "lloyd" by default.
 
     Attributes
     ----------
@@ -181,7 +191,7 @@ or callable, default="k-means||"
                  n_init: int | str = "auto", max_iter: int = 300, tol: float = 1e-4,
                  oversampling_factor: float = 2.0, init_rounds: int = INIT_ROUNDS,
                  random_state: Any = None, verbose: int = 0,
-                 persist: bool | str = "auto") -> None:
+                 persist: bool | str = "auto", algorithm: str = "lloyd") -> None:
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -192,6 +202,7 @@ or callable, default="k-means||"
         self.random_state = random_state
         self.verbose = verbose
         self.persist = persist
+        self.algorithm = algorithm
 
     # ------------------------------------------------------------------ fit
 
@@ -249,7 +260,8 @@ of shape (n_samples, n_features)
         result = fit_kmeans(
             data, self.n_clusters, init=init, n_init=n_init, max_iter=self.max_iter,
             tol=self.tol, seed=seed, oversampling_factor=self.oversampling_factor,
-            init_rounds=self.init_rounds, persist=self.persist, verbose=self.verbose)
+            init_rounds=self.init_rounds, persist=self.persist, verbose=self.verbose,
+            bounds=self.algorithm == "hamerly")
         self.cluster_centers_ = result.centers
         self.labels_ = (compute(result.labels)[0] if data.source == "numpy"
                         else result.labels)

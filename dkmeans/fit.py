@@ -12,9 +12,11 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import dask.array as da
 import numpy as np
+from dask.delayed import Delayed
 from sklearn.exceptions import ConvergenceWarning
 
 from dkmeans import kernels
@@ -53,6 +55,13 @@ class KMeansResult:
     tol: float
     timings: dict = field(default_factory=dict)
     n_seeding_passes: int = 0
+
+
+def _as_block(labels: Any, n: int) -> da.Array:
+    """One block of labels: a graph node on a cluster, an array locally."""
+    if isinstance(labels, Delayed):
+        return da.from_delayed(labels, shape=(n,), dtype=np.int32)
+    return da.from_array(labels, chunks=(n,))
 
 
 def should_persist(data: Dataset, persist: bool | str) -> bool:
@@ -97,7 +106,7 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
                n_init: int = 1, max_iter: int = 300, tol: float = 1e-4, seed: int = 0,
                oversampling_factor: float = 2.0, init_rounds: int | None = None,
                persist: bool | str = "auto", split_every: int = 8,
-               verbose: int = 0) -> KMeansResult:
+               verbose: int = 0, bounds: bool = False) -> KMeansResult:
     """Fit k-means on a dataset: seeding, then Lloyd, best of ``n_init`` runs.
 
     Parameters
@@ -116,6 +125,9 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
     persist : bool or "auto"
     split_every : int
     verbose : int
+    bounds : bool
+        Keep per-row distance bounds between Lloyd iterations (Hamerly); used
+        only when the data is persisted, since the bounds take memory per row.
 
     Returns
     -------
@@ -149,7 +161,7 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
         centers = np.asarray(centers, dtype=data.dtype)
         t2 = time.perf_counter()
         result = lloyd(blocks, centers, max_iter=max_iter, tol=tol_abs, verbose=verbose,
-                       split_every=split_every)
+                       split_every=split_every, keep_bounds=bounds and data.persisted)
         timings["seeding"] += t2 - t1
         timings["lloyd"] += time.perf_counter() - t2
         if verbose:
@@ -165,9 +177,8 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
             f"Number of distinct clusters ({n_distinct}) found smaller than n_clusters "
             f"({n_clusters}). Possibly due to duplicate points in X.",
             ConvergenceWarning, stacklevel=3)
-    labels = da.concatenate([
-        da.from_delayed(s, shape=(b.n,), dtype=np.int32) for s, b in
-        zip(best.labels, blocks, strict=True)])
+    labels = da.concatenate([_as_block(s, b.n) for s, b in
+                             zip(best.labels, blocks, strict=True)])
     return KMeansResult(best.centers, labels, best.inertia, best.n_iter,
                         best.inertia_history, tol_abs, timings, n_passes)
 

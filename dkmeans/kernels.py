@@ -76,36 +76,163 @@ def _nearest_impl(X, centers, c_sqnorm, labels, d2):  # pragma: no cover - compi
 
 
 @numba.njit(**_FAST)
+def _accumulate_block(X, w, labels, d2, start, stop, sums, wsums, far_d2, far_row,
+                      far_min):  # pragma: no cover - compiled
+    """Add rows ``start:stop`` to the sums, weights and inertia, and keep the
+    rows farthest from their center. Returns (inertia, far_min)."""
+    d = X.shape[1]
+    n_far = far_d2.shape[0]
+    unweighted = w.shape[0] == 0
+    inertia = 0.0
+    for row in range(start, stop):
+        c = labels[row]
+        wi = 1.0 if unweighted else np.float64(w[row])
+        dist = d2[row]
+        inertia += wi * dist
+        wsums[c] += wi
+        for f in range(d):
+            sums[c, f] += wi * X[row, f]
+        # Keep the n_far rows (positive weight) farthest from their center,
+        # the candidates for empty-cluster relocation: one compare per row;
+        # ties keep the earlier row, whatever the chunking.
+        if n_far > 0 and dist > far_d2[far_min] and wi > 0.0:
+            far_d2[far_min] = dist
+            far_row[far_min] = row
+            for s in range(n_far):
+                if far_d2[s] < far_d2[far_min] or (
+                    far_d2[s] == far_d2[far_min] and far_row[s] > far_row[far_min]
+                ):
+                    far_min = s
+    return inertia, far_min
+
+
+@numba.njit(**_FAST)
 def _lloyd_impl(X, w, centers, c_sqnorm, labels, d2, sums, wsums,
                 far_d2, far_row):  # pragma: no cover - compiled
-    n, d = X.shape
-    n_far = far_d2.shape[0]
+    n = X.shape[0]
     far_min = 0  # slot holding the smallest of the farthest distances so far
     inertia = 0.0
-    unweighted = w.shape[0] == 0
     for start in range(0, n, BLOCK_ROWS):
         stop = min(start + BLOCK_ROWS, n)
         _assign_block(X, centers, c_sqnorm, start, stop, labels, d2)
         # accumulate while the block is still in cache
-        for row in range(start, stop):
-            c = labels[row]
-            wi = 1.0 if unweighted else np.float64(w[row])
-            dist = d2[row]
-            inertia += wi * dist
-            wsums[c] += wi
-            for f in range(d):
-                sums[c, f] += wi * X[row, f]
-            # Keep the n_far rows (positive weight) farthest from their
-            # center, the candidates for empty-cluster relocation: one compare
-            # per row; ties keep the earlier row, whatever the chunking.
-            if n_far > 0 and dist > far_d2[far_min] and wi > 0.0:
-                far_d2[far_min] = dist
-                far_row[far_min] = row
-                for s in range(n_far):
-                    if far_d2[s] < far_d2[far_min] or (
-                        far_d2[s] == far_d2[far_min] and far_row[s] > far_row[far_min]
-                    ):
-                        far_min = s
+        part, far_min = _accumulate_block(X, w, labels, d2, start, stop, sums, wsums,
+                                          far_d2, far_row, far_min)
+        inertia += part
+    return inertia
+
+
+@numba.njit(**_FAST)
+def _search_rows(src, rows, centers, c_sqnorm, err_scale, cmax2, labels, lower,
+                 d2):  # pragma: no cover - compiled
+    """Nearest center of each row of ``src`` (row ``rows[i]`` of the chunk) by
+    GEMM + argmin, its exact squared distance, and a lower bound on the
+    distance to every other center (the second-best, less rounding error)."""
+    m, d = src.shape
+    k = centers.shape[0]
+    gt = np.dot(centers, src.T)
+    best_v = c_sqnorm[0] - 2 * gt[0]
+    second = np.full(m, np.inf, dtype=best_v.dtype)
+    lab = np.zeros(m, dtype=np.int32)
+    for j in range(1, k):
+        cj = c_sqnorm[j]
+        for i in range(m):
+            v = cj - 2 * gt[j, i]
+            if v < best_v[i]:  # strict: ties keep the lowest index
+                second[i] = best_v[i]
+                best_v[i] = v
+                lab[i] = j
+            elif v < second[i]:
+                second[i] = v
+    for i in range(m):
+        row = rows[i]
+        c = lab[i]
+        labels[row] = c
+        dist = 0.0
+        xx = 0.0
+        for f in range(d):
+            x = np.float64(src[i, f])
+            diff = x - np.float64(centers[c, f])
+            dist += diff * diff
+            xx += x * x
+        d2[row] = dist
+        sec = xx + np.float64(second[i]) - err_scale * (xx + cmax2)
+        lower[row] = np.sqrt(sec) if sec > 0.0 else 0.0
+
+
+@numba.njit(**_FAST)
+def _lloyd_bounded_impl(X, w, centers, c_sqnorm, c_norm, half_sep, drift, search_all,
+                        has_bounds, err_scale, labels, lower, d2, sums, wsums, far_d2,
+                        far_row, counts):  # pragma: no cover - compiled
+    """Lloyd step that skips the distances to all centers for rows whose
+    nearest center provably cannot have changed (Hamerly 2010).
+
+    ``lower[r]`` bounds the distance from row r to every center but its own;
+    it shrinks by ``drift[a]`` (the largest move of any other center). A row
+    keeps its label without the GEMM when ``L = max(2 half_sep[a] - u,
+    lower)`` exceeds its exact distance u by more than the GEMM's rounding
+    could (|x| <= u + |c_a| bounds that error), so the label is the one the
+    full argmin would give.
+    """
+    n, d = X.shape
+    k = centers.shape[0]
+    cmax2 = 0.0
+    for j in range(k):
+        cmax2 = max(cmax2, np.float64(c_sqnorm[j]))
+    far_min = 0
+    inertia = 0.0
+    buf = np.empty((BLOCK_ROWS, d), dtype=X.dtype)
+    idx = np.empty(BLOCK_ROWS, dtype=np.int64)
+    for start in range(0, n, BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, n)
+        if search_all:
+            # every row: the GEMM reads the block in place. With bounds from a
+            # previous step, count the rows they would have spared (same
+            # label, bound held), so the caller knows when to check them.
+            b = stop - start
+            old_lab = labels[start:stop].copy()
+            for i in range(b):
+                lower[start + i] -= drift[old_lab[i]]
+            old_low = lower[start:stop].copy()
+            _search_rows(X[start:stop], np.arange(start, stop), centers, c_sqnorm, err_scale,
+                         cmax2, labels, lower, d2)
+            for i in range(b):
+                a = old_lab[i]
+                dist = d2[start + i]
+                u = np.sqrt(dist)
+                bound = max(2.0 * half_sep[a] - u, old_low[i])
+                xx_max = (u + c_norm[a]) ** 2
+                spared = (has_bounds and labels[start + i] == a and bound > 0.0
+                          and bound * bound - dist > err_scale * (xx_max + cmax2))
+                if not spared:
+                    counts[0] += 1
+        else:
+            m = 0
+            for row in range(start, stop):
+                a = labels[row]
+                dist = 0.0
+                for f in range(d):
+                    diff = np.float64(X[row, f]) - np.float64(centers[a, f])
+                    dist += diff * diff
+                d2[row] = dist
+                lo = lower[row] - drift[a]
+                lower[row] = lo
+                u = np.sqrt(dist)
+                bound = max(2.0 * half_sep[a] - u, lo)
+                xx_max = (u + c_norm[a]) ** 2
+                if bound > 0.0 and bound * bound - dist > err_scale * (xx_max + cmax2):
+                    continue
+                idx[m] = row
+                for f in range(d):
+                    buf[m, f] = X[row, f]
+                m += 1
+            counts[0] += m
+            if m > 0:
+                _search_rows(buf[:m], idx[:m], centers, c_sqnorm, err_scale, cmax2, labels,
+                             lower, d2)
+        part, far_min = _accumulate_block(X, w, labels, d2, start, stop, sums, wsums,
+                                          far_d2, far_row, far_min)
+        inertia += part
     return inertia
 
 
@@ -179,6 +306,104 @@ def lloyd_partials(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_far: int
     inertia = _lloyd_impl(X, w, c, c_sqnorm, labels, d2, sums, wsums, far_d2, far_row)
     kept = far_row >= 0
     return sums, wsums, float(inertia), far_d2[kept], far_row[kept], labels
+
+
+def lloyd_partials_bounded(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_far: int,
+                           state: tuple | None, half_sep: np.ndarray, drift: np.ndarray,
+                           search_all: bool = False):
+    """:func:`lloyd_partials` that reuses per-row bounds from the previous step.
+
+    Gives the labels and partial results of :func:`lloyd_partials` while
+    computing the distances to every center only for rows whose nearest
+    center may have changed.
+
+    Parameters
+    ----------
+    X, w, centers, n_far
+        As for :func:`lloyd_partials`.
+    state : (labels, lower) or None
+        From the previous step on the same rows: ``labels`` (n,) int32 and
+        ``lower`` (n,) float64, a lower bound on each row's distance to every
+        center but its own. None: no previous step, every row is searched.
+    half_sep : ndarray of shape (k,)
+        Half the distance from each center to its closest other center.
+    drift : ndarray of shape (k,)
+        For each center, the largest move of any *other* center since the
+        previous step (zeros when ``state`` is None).
+    search_all : bool
+        Search every row (still recording bounds for the next step): cheaper
+        than checking bounds while most rows would fail them anyway.
+
+    Returns
+    -------
+    The six results of :func:`lloyd_partials`, then
+    state : (labels, lower)
+        For the next step (new arrays: the input state is not modified).
+    n_searched : int
+        Rows that needed the distances to every center: those searched, or
+        with ``search_all``, those the bounds would not have spared.
+    """
+    X = np.ascontiguousarray(X)
+    c, c_sqnorm = _prepare_centers(centers, X.dtype)
+    n, d = X.shape
+    k = c.shape[0]
+    fresh = state is None
+    # new arrays: the persisted state of the previous step stays as it was
+    labels = np.zeros(n, dtype=np.int32) if fresh else state[0].copy()
+    lower = np.zeros(n) if fresh else state[1].copy()
+    d2 = np.empty(n, dtype=np.float64)
+    sums = np.zeros((k, d), dtype=np.float64)
+    wsums = np.zeros(k, dtype=np.float64)
+    m = min(n_far, n)
+    far_d2 = np.full(m, -1.0)
+    far_row = np.full(m, -1, dtype=np.int64)
+    counts = np.zeros(1, dtype=np.int64)
+    # generous bound on the rounding of |c|^2 - 2 x.c in X's dtype, relative
+    # to |x|^2 + max |c|^2, for both the own and the other center
+    err_scale = 4.0 * (d + 2) * float(np.finfo(X.dtype).eps)
+    c_norm = np.sqrt(c_sqnorm.astype(np.float64))
+    inertia = _lloyd_bounded_impl(X, w, c, c_sqnorm, c_norm, np.asarray(half_sep, np.float64),
+                                  np.asarray(drift, np.float64), fresh or search_all,
+                                  not fresh, err_scale, labels, lower, d2, sums, wsums,
+                                  far_d2, far_row, counts)
+    kept = far_row >= 0
+    return (sums, wsums, float(inertia), far_d2[kept], far_row[kept], labels,
+            (labels, lower), int(counts[0]))
+
+
+def center_bounds(centers: np.ndarray, previous: np.ndarray | None):
+    """Half-separation of each center and the drift bound for its rows.
+
+    Parameters
+    ----------
+    centers : ndarray of shape (k, d)
+        The centers of this step.
+    previous : ndarray of shape (k, d) or None
+        The centers of the previous step.
+
+    Returns
+    -------
+    half_sep : ndarray of shape (k,)
+        Half the distance to the closest other center (inf when k == 1).
+    drift : ndarray of shape (k,)
+        For center a, the largest distance any other center moved.
+    """
+    c = centers.astype(np.float64)
+    k = len(c)
+    # exact differences, not the GEMM identity: these bound rows' distances
+    between = np.stack([np.sqrt(((c - c[a]) ** 2).sum(axis=1)) for a in range(k)])
+    np.fill_diagonal(between, np.inf)
+    half_sep = 0.5 * between.min(axis=1) if k > 1 else np.full(1, np.inf)
+    if previous is None:
+        return half_sep, np.zeros(k)
+    moved = np.sqrt(((c - previous.astype(np.float64)) ** 2).sum(axis=1))
+    if k == 1:
+        return half_sep, np.zeros(1)
+    order = np.argsort(moved)
+    largest, runner_up = order[-1], order[-2]
+    drift = np.full(k, moved[largest])
+    drift[largest] = moved[runner_up]
+    return half_sep, drift
 
 
 def pairwise_distances(X: np.ndarray, centers: np.ndarray) -> np.ndarray:

@@ -14,9 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dkmeans import passes
-from dkmeans.passes import ASSIGN, LLOYD
+from dkmeans import kernels, passes
+from dkmeans.passes import ASSIGN, LLOYD, LLOYD_BOUNDED
 from dkmeans.runner import Block, run_pass
+
+#: With bounds kept, an iteration searches every row (without checking bounds)
+#: when the previous one had to search more than this share of rows. On D1 an
+#: iteration checking bounds cost 66 ms with 90% of rows searched against 45
+#: ms for a plain pass, and 35 ms with 5% searched.
+SEARCH_ALL_ABOVE = 0.5
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,8 @@ class LloydResult:
 
 
 def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
-          tol: float = 0.0, verbose: int = 0, split_every: int = 8) -> LloydResult:
+          tol: float = 0.0, verbose: int = 0, split_every: int = 8,
+          keep_bounds: bool = False) -> LloydResult:
     """Run Lloyd's algorithm from ``centers`` until convergence.
 
     Stops when the squared center shift is at most ``tol`` (an absolute
@@ -66,6 +73,12 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
         Absolute tolerance on the sum of squared center shifts.
     verbose : int
     split_every : int
+    keep_bounds : bool
+        Keep per-row distance bounds on the workers between iterations (12
+        bytes per row) so that rows whose nearest center cannot have changed
+        skip the distances to every center (:data:`~dkmeans.passes.LLOYD_BOUNDED`).
+        Same results; worth it when the data is persisted, not when every
+        pass streams it from disk in bounded memory.
 
     Returns
     -------
@@ -75,9 +88,20 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
     history: list[float] = []
     n_relocated = 0
     n_iter = 0
+    states, previous, searched = None, None, 1.0
+    n_rows = max(sum(b.n for b in blocks), 1)
     for n_iter in range(1, max_iter + 1):
         t0 = time.perf_counter()
-        stats = run_pass(LLOYD, blocks, centers, k - 1, split_every=split_every)
+        if keep_bounds:
+            half_sep, drift = kernels.center_bounds(centers, previous)
+            # while most rows fail their bounds, checking them costs more than
+            # it saves: search them all, still recording bounds
+            states, stats = run_pass(LLOYD_BOUNDED, blocks, centers, k - 1, half_sep, drift,
+                                     searched > SEARCH_ALL_ABOVE, states=states,
+                                     split_every=split_every)
+            previous, searched = centers, stats.n_searched / n_rows
+        else:
+            stats = run_pass(LLOYD, blocks, centers, k - 1, split_every=split_every)
         if n_iter > 1:
             history.append(stats.inertia)  # inertia of the previous iteration's centers
         new, moved = passes.lloyd_aggregate(stats, centers)
@@ -86,7 +110,8 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
         centers = new
         if verbose:
             print(f"Iteration {n_iter - 1}, inertia {stats.inertia:.6g}, "
-                  f"center shift {shift:.3g}, {time.perf_counter() - t0:.3f} s")
+                  f"center shift {shift:.3g}, {stats.n_searched / n_rows:.0%} of rows searched, "
+                  f"{time.perf_counter() - t0:.3f} s")
         if shift <= tol:
             break
     states, final = run_pass(ASSIGN, blocks, centers, split_every=split_every)

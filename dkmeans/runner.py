@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import dask
 import numpy as np
-from dask.base import tokenize
+from dask.base import is_dask_collection, tokenize
+from dask.core import flatten
 from dask.delayed import Delayed, delayed
 
 
@@ -43,9 +45,10 @@ class Block:
 
 def _tree_reduce(parts: list, combine: Callable, name: str, split_every: int):
     level = 0
+    combine = delayed(combine, pure=True)
     while len(parts) > 1:
         parts = [
-            delayed(combine, pure=True)(
+            combine(
                 parts[i : i + split_every],
                 dask_key_name=(f"{name}-combine-{level}", i // split_every),
             )
@@ -78,8 +81,7 @@ def _single_threaded_blas(collections: Sequence[Any]):
     ``distributed`` already start with one BLAS thread, so only the local
     threaded scheduler needs this.
     """
-    scheduler = dask.base.get_scheduler(collections=list(collections))
-    if scheduler is not dask.threaded.get:
+    if _scheduler(collections) is not dask.threaded.get:
         yield
         return
     with _blas_controller().limit(limits=1, user_api="blas"):
@@ -107,30 +109,51 @@ def run_pass(spec: Pass, blocks: Sequence[Block], *shared: Any,
     result
         The combined intermediate, for a stateless pass.
     (new_states, result)
-        For a stateful pass: the new per-block states (persisted, still on
-        the workers) and the combined intermediate.
+        For a stateful pass: the new per-block states and the combined
+        intermediate. On a ``distributed`` cluster the states are persisted
+        graph nodes, still on the workers; on a local scheduler, plain values.
     """
     shared_nodes = [_shared(s) for s in shared]
-    token = tokenize(spec.name, [b.x.key for b in blocks], shared, states)
+    # States are graph nodes on a cluster but plain arrays on a local
+    # scheduler, where hashing them each pass would cost more than the pass.
+    state_ids = None if states is None else [getattr(st, "key", None) or uuid.uuid4().hex
+                                            for st in states]
+    token = tokenize(spec.name, [b.x.key for b in blocks], shared, state_ids)
     name = f"{spec.name}-{token}"
     if states is None:
         states = [None] * len(blocks)
     outs, new_states = [], []
+    # wrapped once: wrapping tokenizes the function, and keys are given
+    chunk = delayed(spec.chunk, pure=True, nout=2 if spec.stateful else None)
     for i, (b, state) in enumerate(zip(blocks, states, strict=True)):
         args = (b.x, b.w, b.offset, *((state,) if spec.stateful else ()), *shared_nodes)
+        out = chunk(*args, dask_key_name=(f"{name}-chunk", i))
         if spec.stateful:
-            st, out = delayed(spec.chunk, pure=True, nout=2)(
-                *args, dask_key_name=(f"{name}-chunk", i))
+            st, out = out
             new_states.append(st)
-        else:
-            out = delayed(spec.chunk, pure=True)(*args, dask_key_name=(f"{name}-chunk", i))
         outs.append(out)
     total = _tree_reduce(outs, spec.combine, name, split_every)
     if not spec.stateful:
         return compute(total)[0]
-    with _single_threaded_blas([total]):
-        *new_states, total = dask.persist(*new_states, total)
+    if not _on_cluster([total]):
+        # everything already lives in this process: one call, plain values
+        new_states, total = compute(new_states, total)
+        return list(new_states), total
+    # on a cluster the states stay on the workers that computed them
+    *new_states, total = dask.persist(*new_states, total)
     return new_states, compute(total)[0]
+
+
+def _scheduler(args: Sequence[Any]) -> Any:
+    """The scheduler ``dask.compute(*args)`` would use."""
+    found = [a for a in flatten(args, container=(list, tuple)) if is_dask_collection(a)]
+    return dask.base.get_scheduler(collections=found or None)
+
+
+def _on_cluster(collections: Sequence[Any]) -> bool:
+    """Whether the collections would run on a ``distributed`` cluster."""
+    return _scheduler(collections) not in (dask.threaded.get, dask.local.get_sync,
+                                           dask.multiprocessing.get)
 
 
 def compute(*args: Any) -> tuple:

@@ -131,3 +131,55 @@ def test_kmeans_plusplus_picks_distinct_weighted_points(rng):
     # never the zero-weight row, and one center in each group
     assert 20.0 not in C
     assert sorted(np.round(C[:, 0] / 10)) == [0, 1]
+
+
+def test_center_bounds_by_hand():
+    C = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 10.0]])
+    prev = C - np.array([[0.0, 1.0], [0.0, 0.0], [3.0, 0.0]])
+    half_sep, drift = kernels.center_bounds(C, prev)
+    np.testing.assert_allclose(half_sep, [2.0, 2.0, 5.0])
+    # moves are 1, 0, 3: each center's rows see the largest move of another
+    np.testing.assert_allclose(drift, [3.0, 3.0, 1.0])
+    half_sep, drift = kernels.center_bounds(C[:1], None)
+    assert np.isinf(half_sep[0]) and drift[0] == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(4))
+def test_bounded_lloyd_step_equals_full_step(dtype, seed):
+    # Several Lloyd steps: with bounds, the same labels and partial results as
+    # searching every row, and fewer rows searched once centers settle.
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 9))
+    X = (rng.normal(size=(4000, 5)) + 4 * rng.integers(0, 3, size=(4000, 1))).astype(dtype)
+    X[:50] += 1e3  # far rows and a large offset for part of the data
+    w = rng.uniform(0, 2, 4000) if seed % 2 else np.empty(0)
+    C = X[rng.choice(4000, k, replace=False)].copy()
+    state, previous, searched = None, None, []
+    for _ in range(8):
+        half_sep, drift = kernels.center_bounds(C, previous)
+        full = kernels.lloyd_partials(X, w, C, 3)
+        *bounded, state, n = kernels.lloyd_partials_bounded(X, w, C, 3, state, half_sep, drift)
+        np.testing.assert_array_equal(bounded[5], full[5])  # labels
+        np.testing.assert_allclose(bounded[0], full[0], rtol=1e-12)  # sums
+        np.testing.assert_allclose(bounded[1], full[1], rtol=1e-12)  # weights
+        assert bounded[2] == pytest.approx(full[2], rel=1e-12)  # inertia
+        searched.append(n)
+        previous = C
+        filled = full[1] > 0
+        C = C.copy()
+        C[filled] = (full[0][filled] / full[1][filled, None]).astype(dtype)
+    assert searched[0] == 4000
+    assert min(searched[2:]) < 4000
+
+
+def test_bounded_step_never_trusts_a_near_tie():
+    # Two centers equidistant from a row: the bound proves nothing, so the
+    # row is searched and gets the lowest index, as the full argmin does.
+    X = np.array([[0.0, 0.0], [5.0, 5.0]])
+    C = np.array([[-1.0, 0.0], [1.0, 0.0]])
+    state = (np.array([1, 1], np.int32), np.array([1.0, 7.0]))
+    half_sep, drift = kernels.center_bounds(C, C)
+    *res, _, n = kernels.lloyd_partials_bounded(X, np.empty(0), C, 0, state, half_sep, drift)
+    np.testing.assert_array_equal(res[5], kernels.nearest(X, C)[0])
+    assert n >= 1

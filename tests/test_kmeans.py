@@ -315,3 +315,32 @@ def test_pickle_of_chunked_fit_holds_no_graph(blobs):
     X, _ = blobs
     km = KMeans(6, random_state=0).fit(da.from_array(X, chunks=200))
     assert len(pickle.dumps(km)) < 4096
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_bounds_change_nothing(seed):
+    # Lloyd keeping per-row bounds (persisted data) against searching every
+    # row each iteration (streamed data): the very same run.
+    from dkmeans.data import as_dataset
+    from dkmeans.lloyd import lloyd
+
+    rng = np.random.default_rng(seed)
+    X, _ = make_blobs(3000, centers=int(rng.integers(2, 12)), n_features=int(rng.integers(1, 9)),
+                      cluster_std=float(rng.uniform(0.5, 4)), random_state=seed)
+    X = X.astype(rng.choice([np.float32, np.float64]))
+    blocks = as_dataset(da.from_array(X, chunks=(700, -1))).persist().blocks()
+    init = X[rng.choice(3000, 8, replace=False)]
+    plain = lloyd(blocks, init, tol=0)
+    bounded = lloyd(blocks, init, tol=0, keep_bounds=True)
+    assert bounded.n_iter == plain.n_iter
+    np.testing.assert_array_equal(bounded.centers, plain.centers)
+    np.testing.assert_array_equal(bounded.inertia_history, plain.inertia_history)
+
+
+def test_hamerly_gives_the_same_fit(overlapping):
+    init = overlapping[:8]
+    plain = KMeans(8, init=init, tol=0).fit(overlapping)
+    hamerly = KMeans(8, init=init, tol=0, algorithm="hamerly").fit(overlapping)
+    assert hamerly.n_iter_ == plain.n_iter_ > 10
+    np.testing.assert_array_equal(hamerly.cluster_centers_, plain.cluster_centers_)
+    np.testing.assert_array_equal(hamerly.labels_, plain.labels_)
