@@ -41,13 +41,35 @@ def _no_weights(dtype: np.dtype = np.float64) -> np.ndarray:
 
 
 @numba.njit(**_FAST)
+def _row_sqdist(X, row, centers, c):  # pragma: no cover - compiled
+    """Exact squared distance from ``X[row]`` to ``centers[c]``, in float64."""
+    dist = 0.0
+    for f in range(X.shape[1]):
+        diff = np.float64(X[row, f]) - np.float64(centers[c, f])
+        dist += diff * diff
+    return dist
+
+
+@numba.njit(**_FAST)
+def _bound_holds(dist, half_sep_a, lower, c_norm_a, err_scale, cmax2):  # pragma: no cover
+    """Whether a row at squared distance ``dist`` from its center ``a`` provably
+    keeps it: every other center is at least ``max(2 half_sep_a - u, lower)``
+    away, by more than the GEMM's rounding could hide (|x| <= u + |c_a|)."""
+    u = np.sqrt(dist)
+    bound = max(2.0 * half_sep_a - u, lower)
+    return bound > 0.0 and bound * bound - dist > err_scale * ((u + c_norm_a) ** 2 + cmax2)
+
+
+@numba.njit(**_FAST)
 def _assign_block(X, centers, c_sqnorm, start, stop, labels, d2):  # pragma: no cover
     """Nearest center (GEMM + argmin along rows) and exact squared distance
     for rows ``start:stop``."""
-    k, d = centers.shape
+    k = centers.shape[0]
     b = stop - start
     # (k, b): the argmin then runs along rows, where it vectorises. The
     # buffers are local so the compiler knows nothing else aliases them.
+    # (_search_rows has the same loop plus the second-best center; kept apart
+    # so this hot loop of every Lloyd pass does not pay for it.)
     gt = np.dot(centers, X[start:stop].T)
     best_v = c_sqnorm[0] - 2 * gt[0]
     lab = np.zeros(b, dtype=np.int32)
@@ -60,12 +82,7 @@ def _assign_block(X, centers, c_sqnorm, start, stop, labels, d2):  # pragma: no 
                 lab[i] = j
     labels[start:stop] = lab
     for row in range(start, stop):
-        c = labels[row]
-        dist = 0.0
-        for f in range(d):
-            diff = np.float64(X[row, f]) - np.float64(centers[c, f])
-            dist += diff * diff
-        d2[row] = dist
+        d2[row] = _row_sqdist(X, row, centers, labels[row])
 
 
 @numba.njit(**_FAST)
@@ -146,16 +163,11 @@ def _search_rows(src, rows, centers, c_sqnorm, err_scale, cmax2, labels, lower,
                 second[i] = v
     for i in range(m):
         row = rows[i]
-        c = lab[i]
-        labels[row] = c
-        dist = 0.0
+        labels[row] = lab[i]
+        d2[row] = _row_sqdist(src, i, centers, lab[i])
         xx = 0.0
         for f in range(d):
-            x = np.float64(src[i, f])
-            diff = x - np.float64(centers[c, f])
-            dist += diff * diff
-            xx += x * x
-        d2[row] = dist
+            xx += np.float64(src[i, f]) * np.float64(src[i, f])
         sec = xx + np.float64(second[i]) - err_scale * (xx + cmax2)
         lower[row] = np.sqrt(sec) if sec > 0.0 else 0.0
 
@@ -169,10 +181,8 @@ def _lloyd_bounded_impl(X, w, centers, c_sqnorm, c_norm, half_sep, drift, search
 
     ``lower[r]`` bounds the distance from row r to every center but its own;
     it shrinks by ``drift[a]`` (the largest move of any other center). A row
-    keeps its label without the GEMM when ``L = max(2 half_sep[a] - u,
-    lower)`` exceeds its exact distance u by more than the GEMM's rounding
-    could (|x| <= u + |c_a| bounds that error), so the label is the one the
-    full argmin would give.
+    keeps its label without the GEMM when :func:`_bound_holds`, so the label
+    is the one the full argmin would give.
     """
     n, d = X.shape
     k = centers.shape[0]
@@ -198,29 +208,17 @@ def _lloyd_bounded_impl(X, w, centers, c_sqnorm, c_norm, half_sep, drift, search
                          cmax2, labels, lower, d2)
             for i in range(b):
                 a = old_lab[i]
-                dist = d2[start + i]
-                u = np.sqrt(dist)
-                bound = max(2.0 * half_sep[a] - u, old_low[i])
-                xx_max = (u + c_norm[a]) ** 2
-                spared = (has_bounds and labels[start + i] == a and bound > 0.0
-                          and bound * bound - dist > err_scale * (xx_max + cmax2))
+                spared = has_bounds and labels[start + i] == a and _bound_holds(
+                    d2[start + i], half_sep[a], old_low[i], c_norm[a], err_scale, cmax2)
                 if not spared:
                     counts[0] += 1
         else:
             m = 0
             for row in range(start, stop):
                 a = labels[row]
-                dist = 0.0
-                for f in range(d):
-                    diff = np.float64(X[row, f]) - np.float64(centers[a, f])
-                    dist += diff * diff
-                d2[row] = dist
-                lo = lower[row] - drift[a]
-                lower[row] = lo
-                u = np.sqrt(dist)
-                bound = max(2.0 * half_sep[a] - u, lo)
-                xx_max = (u + c_norm[a]) ** 2
-                if bound > 0.0 and bound * bound - dist > err_scale * (xx_max + cmax2):
+                d2[row] = _row_sqdist(X, row, centers, a)
+                lower[row] -= drift[a]
+                if _bound_holds(d2[row], half_sep[a], lower[row], c_norm[a], err_scale, cmax2):
                     continue
                 idx[m] = row
                 for f in range(d):
