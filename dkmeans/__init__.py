@@ -8,8 +8,8 @@ Where things live, one layer calling only the ones above it in this list:
 - :mod:`dkmeans.lloyd` (the Lloyd step: :func:`lloyd`), :mod:`dkmeans.seeding`
   (k-means||, k-means++, random) and :mod:`dkmeans.fit` (the whole fit);
 - :mod:`dkmeans.estimator`: the scikit-learn compatible :class:`KMeans`;
-- :mod:`dkmeans.data` (input handling), :mod:`dkmeans.cli` (the ``dkmeans``
-  command).
+- :mod:`dkmeans.data` (input handling), :mod:`dkmeans.io` (model files
+  without pickle), :mod:`dkmeans.cli` (the ``dkmeans`` command).
 """
 
 from dkmeans.errors import (
@@ -21,6 +21,7 @@ from dkmeans.errors import (
 )
 from dkmeans.estimator import KMeans
 from dkmeans.fit import KMeansResult, fit_kmeans
+from dkmeans.io import load
 from dkmeans.lloyd import LloydResult, lloyd
 from dkmeans.seeding import INIT_METHODS
 
@@ -38,4 +39,5 @@ __all__ = [
     "LloydResult",
     "fit_kmeans",
     "lloyd",
+    "load",
 ]

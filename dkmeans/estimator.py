@@ -322,6 +322,18 @@ of shape (n_samples, n_features)
             d2 = d2 * as_weights(sample_weight, arr, "dask")
         return -float(compute(d2.sum())[0])
 
+    def save(self, path: Any) -> Any:
+        """Write the fitted model to the directory ``path`` (JSON and .npy, no
+        pickle); :func:`dkmeans.load` reads it back. See :mod:`dkmeans.io`.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        from dkmeans.io import save_model
+
+        return save_model(self, path)
+
     # -------------------------------------------------- sklearn plumbing
 
     @property

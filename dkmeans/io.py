@@ -1,0 +1,198 @@
+"""Model files: a directory of JSON metadata and ``.npy`` arrays, never pickle.
+
+Layout of a model directory::
+
+    model.json                 format name and version, dkmeans version,
+                               parameters, fitted scalars
+    cluster_centers.npy        (n_clusters, n_features), X's dtype
+    inertia_history.npy        (n_iter,)
+    init.npy                   only when ``init`` was an array
+
+Loading reads the JSON and the arrays with ``allow_pickle=False``: nothing in
+a model file can run code. A save writes a temporary sibling directory and
+renames it into place, so a failed or interrupted save never leaves a
+half-written model, and an existing model is replaced only by a complete one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dkmeans.errors import InputNotFoundError, InvalidInputError
+
+FORMAT = "dkmeans-model"
+#: Version of the model directory layout this dkmeans writes and reads.
+FORMAT_VERSION = 1
+_META = "model.json"
+
+
+def save_model(model: Any, path: str | os.PathLike) -> Path:
+    """Write a fitted :class:`~dkmeans.KMeans` to the directory ``path``.
+
+    Parameters
+    ----------
+    model : KMeans
+        Fitted.
+    path : str or PathLike
+        The model directory; an existing one is replaced only once the new
+        one is complete.
+
+    Returns
+    -------
+    Path
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    from dkmeans import __version__
+
+    check_is_fitted(model)
+    path = Path(path)
+    params = model.get_params()
+    arrays = {"cluster_centers": model.cluster_centers_,
+              "inertia_history": np.asarray(model.inertia_history_)}
+    init = params["init"]
+    if callable(init):
+        name = f"{getattr(init, '__module__', '?')}.{getattr(init, '__qualname__', '?')}"
+        warnings.warn(f"init={name} is a callable: saved by name only; a loaded model "
+                      "refits with init='k-means||'.", UserWarning, stacklevel=2)
+        params["init"] = {"callable": name}
+    elif not isinstance(init, str):
+        arrays["init"] = np.asarray(init)
+        params["init"] = {"array": "init.npy"}
+    if isinstance(params["random_state"], np.random.RandomState):
+        warnings.warn("random_state is a RandomState instance: saved as None.", UserWarning,
+                      stacklevel=2)
+        params["random_state"] = None
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "dkmeans_version": __version__,
+        "estimator": type(model).__name__,
+        "params": params,
+        "fitted": {"n_features_in": int(model.n_features_in_), "inertia": float(model.inertia_),
+                   "n_iter": int(model.n_iter_), "dtype": str(model.cluster_centers_.dtype),
+                   "timings": {k: float(v) for k, v in getattr(model, "timings_", {}).items()}},
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+    tmp.mkdir(parents=True)
+    try:
+        for name, arr in arrays.items():
+            np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
+        with open(tmp / _META, "w") as f:
+            json.dump(meta, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        _replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Put the complete directory ``new`` at ``target``: the old one is moved
+    aside first and removed only once the new one is in place."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex}")
+        os.rename(target, old)
+    os.rename(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Load a model saved by :meth:`KMeans.save`, without unpickling anything.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The model directory.
+
+    Returns
+    -------
+    KMeans
+        Fitted: ``cluster_centers_``, ``inertia_``, ``n_iter_``,
+        ``inertia_history_``, ``n_features_in_`` (``labels_``, one per
+        training row, is not part of a model file).
+
+    Raises
+    ------
+    InputNotFoundError
+        No model directory, or no metadata in it.
+    InvalidInputError
+        Not a dkmeans model, a newer format version, or arrays that do not
+        match the metadata.
+    """
+    from dkmeans.estimator import KMeans
+
+    path = Path(path)
+    if not path.is_dir():
+        raise InputNotFoundError(f"No model directory at {os.fspath(path)!r}.")
+    if not (path / _META).is_file():
+        raise InputNotFoundError(f"{os.fspath(path)!r} has no {_META}: not a dkmeans model "
+                                 "directory.")
+    try:
+        meta = json.loads((path / _META).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InvalidInputError(f"{os.fspath(path / _META)!r} is not valid JSON (truncated or "
+                                f"corrupt?): {err}") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        named = meta.get("format") if isinstance(meta, dict) else None
+        raise InvalidInputError(f"{os.fspath(path)!r} is not a dkmeans model: its {_META} "
+                                f"names format {named!r}, expected {FORMAT!r}.")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise InvalidInputError(
+            f"{os.fspath(path)!r} has model format version {version!r}; this dkmeans reads "
+            f"versions up to {FORMAT_VERSION}. Upgrade dkmeans to load it.")
+    if meta.get("estimator") != "KMeans":
+        raise InvalidInputError(f"{os.fspath(path)!r} holds a {meta.get('estimator')!r}; "
+                                "this dkmeans loads KMeans models.")
+    try:
+        params, fitted = dict(meta["params"]), meta["fitted"]
+        centers = _load_array(path, "cluster_centers")
+        history = _load_array(path, "inertia_history")
+        init = params["init"]
+        if isinstance(init, dict) and "array" in init:
+            params["init"] = _load_array(path, "init")
+        elif isinstance(init, dict):
+            params["init"] = "k-means||"
+        model = KMeans(**params)
+        expected = (params["n_clusters"], fitted["n_features_in"])
+        if centers.shape != expected or str(centers.dtype) != fitted["dtype"]:
+            raise InvalidInputError(
+                f"cluster_centers.npy has shape {centers.shape} and dtype {centers.dtype}; "
+                f"{_META} says {expected} and {fitted['dtype']}.")
+        if history.shape != (fitted["n_iter"],):
+            raise InvalidInputError(f"inertia_history.npy has shape {history.shape}; "
+                                    f"{_META} says ({fitted['n_iter']},).")
+        model.cluster_centers_ = centers
+        model.inertia_history_ = history
+        model.inertia_ = float(fitted["inertia"])
+        model.n_iter_ = int(fitted["n_iter"])
+        model.n_features_in_ = int(fitted["n_features_in"])
+        model.timings_ = dict(fitted.get("timings", {}))
+    except (KeyError, TypeError) as err:
+        raise InvalidInputError(f"{os.fspath(path / _META)!r} lacks or mistypes a field: "
+                                f"{err!r}.") from err
+    return model
+
+
+def _load_array(path: Path, name: str) -> np.ndarray:
+    file = path / f"{name}.npy"
+    if not file.is_file():
+        raise InvalidInputError(f"Model directory {os.fspath(path)!r} lacks {name}.npy.")
+    try:
+        return np.load(file, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as err:  # ValueError too for pickled objects
+        raise InvalidInputError(f"{os.fspath(file)!r} is not a plain numeric array (truncated "
+                                f"or holding objects): {err}") from err

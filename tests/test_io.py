@@ -1,0 +1,132 @@
+"""Model files: exact round trips, no pickle, and clear refusals."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+
+import dkmeans
+from dkmeans import InputNotFoundError, InvalidInputError, KMeans
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, _ = make_blobs(2000, centers=5, n_features=3, random_state=0)
+    X = X.astype(np.float32)
+    return X, KMeans(5, random_state=0, tol=1e-3).fit(X)
+
+
+def test_round_trip_is_exact(fitted, tmp_path):
+    X, km = fitted
+    km.save(tmp_path / "m")
+    back = dkmeans.load(tmp_path / "m")
+    assert back.get_params() == km.get_params()
+    np.testing.assert_array_equal(back.cluster_centers_, km.cluster_centers_)
+    assert back.cluster_centers_.dtype == np.float32
+    np.testing.assert_array_equal(back.inertia_history_, km.inertia_history_)
+    assert (back.inertia_, back.n_iter_, back.n_features_in_) == (
+        km.inertia_, km.n_iter_, km.n_features_in_)
+    np.testing.assert_array_equal(back.predict(X), km.predict(X))
+    assert back.score(X) == km.score(X)
+
+
+def test_array_init_round_trips(fitted, tmp_path):
+    X, _ = fitted
+    km = KMeans(5, init=X[:5]).fit(X)
+    back = dkmeans.load(km.save(tmp_path / "m"))
+    np.testing.assert_array_equal(back.init, X[:5])
+    np.testing.assert_array_equal(back.fit(X).cluster_centers_, km.cluster_centers_)
+
+
+def test_files_hold_no_pickle(fitted, tmp_path):
+    _, km = fitted
+    km.save(tmp_path / "m")
+    names = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert names == ["cluster_centers.npy", "inertia_history.npy", "model.json"]
+    for p in (tmp_path / "m").glob("*.npy"):
+        np.load(p, allow_pickle=False)  # raises if any holds objects
+
+
+def test_resave_replaces_and_failed_save_keeps_the_old(fitted, tmp_path, monkeypatch):
+    X, km = fitted
+    km.save(tmp_path / "m")
+    other = KMeans(3, random_state=0).fit(X)
+    other.save(tmp_path / "m")
+    assert dkmeans.load(tmp_path / "m").n_clusters == 3
+
+    def broken(file, arr, allow_pickle=False):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "save", broken)
+    with pytest.raises(OSError, match="disk full"):
+        km.save(tmp_path / "m")
+    monkeypatch.undo()
+    assert dkmeans.load(tmp_path / "m").n_clusters == 3  # the old model, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporaries left
+
+
+def test_unfitted_model_is_not_saved(tmp_path):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        KMeans(2).save(tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
+def _corrupt(path, what):
+    meta = json.loads((path / "model.json").read_text())
+    if what == "truncated-json":
+        (path / "model.json").write_text((path / "model.json").read_text()[:40])
+    elif what == "newer":
+        meta["format_version"] = 99
+        (path / "model.json").write_text(json.dumps(meta))
+    elif what == "other-format":
+        meta["format"] = "something-else"
+        (path / "model.json").write_text(json.dumps(meta))
+    elif what == "missing-field":
+        del meta["fitted"]
+        (path / "model.json").write_text(json.dumps(meta))
+    elif what == "truncated-npy":
+        data = (path / "cluster_centers.npy").read_bytes()
+        (path / "cluster_centers.npy").write_bytes(data[: len(data) - 7])
+    elif what == "pickled-npy":
+        np.save(path / "cluster_centers.npy", np.array([{"a": 1}], dtype=object),
+                allow_pickle=True)
+    elif what == "wrong-shape":
+        np.save(path / "cluster_centers.npy", np.zeros((2, 2), np.float32))
+    elif what == "no-centers":
+        (path / "cluster_centers.npy").unlink()
+
+
+@pytest.mark.parametrize("what,match", [
+    ("truncated-json", "not valid JSON"),
+    ("newer", "format version 99; this dkmeans reads versions up to 1"),
+    ("other-format", "not a dkmeans model"),
+    ("missing-field", "lacks or mistypes a field"),
+    ("truncated-npy", "not a plain numeric array"),
+    ("pickled-npy", "not a plain numeric array"),
+    ("wrong-shape", r"shape \(2, 2\)"),
+    ("no-centers", r"lacks cluster_centers\.npy"),
+])
+def test_bad_model_directories_are_refused(fitted, tmp_path, what, match):
+    _, km = fitted
+    km.save(tmp_path / "m")
+    _corrupt(tmp_path / "m", what)
+    with pytest.raises(InvalidInputError, match=match):
+        dkmeans.load(tmp_path / "m")
+
+
+def test_missing_model_directory(tmp_path):
+    with pytest.raises(InputNotFoundError, match="No model directory"):
+        dkmeans.load(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputNotFoundError, match=r"no model\.json"):
+        dkmeans.load(tmp_path / "empty")
+
+
+def test_loaded_model_pickles_like_a_fitted_one(fitted, tmp_path):
+    X, km = fitted
+    back = pickle.loads(pickle.dumps(dkmeans.load(km.save(tmp_path / "m"))))
+    np.testing.assert_array_equal(back.predict(X), km.predict(X))
