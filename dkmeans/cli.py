@@ -1,14 +1,27 @@
-"""The ``dkmeans`` command line."""
+"""The ``dkmeans`` command line, for people and for schedulers (cron, Airflow, SLURM).
+
+Exit codes: 0 success; 2 bad usage or bad input, with a one-line reason on
+stderr; 1 anything else. Progress goes to stderr; ``--json`` prints one
+machine-readable summary line on stdout.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+log = logging.getLogger("dkmeans")
+
+
+# ---------------------------------------------------------------- commands
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -50,32 +63,242 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Progress:
+    """Per-iteration lines on stderr, and checkpoints every N iterations."""
+
+    def __init__(self, args: argparse.Namespace, params: dict, fingerprint: dict):
+        self.args, self.params, self.fingerprint = args, params, fingerprint
+        self.previous: float | None = None
+
+    def __call__(self, p: Any) -> None:
+        from dkmeans.io import save_checkpoint
+
+        change = (float("nan") if self.previous is None
+                  else (p.inertia - self.previous) / self.previous)
+        self.previous = p.inertia
+        log.info("iteration %d  inertia %.6g  change %+.2e  shift %.3g  %.3f s",
+                 p.n_iter, p.inertia, change, p.shift, p.seconds)
+        every = self.args.checkpoint_every
+        if every and p.n_iter % every == 0 and not p.converged:
+            save_checkpoint(self.args.output, self.params, p, self.fingerprint)
+            log.info("checkpoint: iteration %d written to %s", p.n_iter, self.args.output)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from dkmeans import KMeans
+    from dkmeans.cluster import connect
+    from dkmeans.errors import InvalidInputError
+    from dkmeans.io import fingerprint, read_checkpoint, read_meta, save_model
+
+    if args.mode != "lloyd":
+        raise InvalidInputError(f"--mode {args.mode}: mini-batch k-means is not available "
+                                "yet; use --mode lloyd.")
+    model = KMeans(args.n_clusters, init=args.init, max_iter=args.max_iter, tol=args.tol,
+                   random_state=args.random_state, algorithm=args.algorithm)
+    params = model.get_params()
+    out = Path(args.output)
+    start, resumed_from = None, None
+    fp = fingerprint(args.input)  # checks the input before a cluster starts
+    with connect(args.cluster, n_workers=args.workers):
+        if args.resume and out.exists():
+            if read_meta(out).get("state") == "complete":
+                log.info("%s already holds a finished model: nothing to do", out)
+                return _summary(args, read_meta(out), resumed_from=None, seconds=0.0)
+            saved_params, start, saved_fp = read_checkpoint(out)
+            if saved_fp != fp:
+                raise InvalidInputError(
+                    f"Refusing to resume: {args.input!r} is not the input the checkpoint in "
+                    f"{out} was made from (shape, dtype or content differ).")
+            for key in ("n_clusters", "init", "tol", "random_state", "algorithm"):
+                if saved_params.get(key) != params[key]:
+                    raise InvalidInputError(
+                        f"Refusing to resume: --{key.replace('_', '-')} is {params[key]!r} "
+                        f"but the checkpoint was made with {saved_params.get(key)!r}.")
+            resumed_from = start.n_iter
+            log.info("resuming from iteration %d", start.n_iter)
+        t0 = time.perf_counter()
+        model._fit(args.input, start=start, on_iteration=_Progress(args, params, fp))
+        seconds = time.perf_counter() - t0
+    save_model(model, out, fingerprint=fp)
+    log.info("model written to %s", out)
+    return _summary(args, read_meta(out), resumed_from=resumed_from, seconds=seconds)
+
+
+def _summary(args: argparse.Namespace, meta: dict, **extra: Any) -> int:
+    fitted = meta["fitted"]
+    summary = {"model": str(args.output), "state": meta.get("state"),
+               "n_clusters": meta["params"]["n_clusters"], "n_iter": fitted["n_iter"],
+               "inertia": fitted["inertia"], **extra}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{summary['model']}: k={summary['n_clusters']}, {summary['n_iter']} "
+              f"iterations, inertia {summary['inertia']:.6g}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import dask.array as da
+
+    from dkmeans import load
+    from dkmeans.cluster import connect
+    from dkmeans.data import as_chunked
+    from dkmeans.io import replace_dir
+
+    model = load(args.model)
+    out = Path(args.output)
+    with connect(args.cluster, n_workers=args.workers):
+        X, _ = as_chunked(args.input)
+        labels = model.predict(X)
+        tmp = out.with_name(f".{out.name}.tmp-{time.time_ns()}")
+        try:
+            da.to_zarr(labels, str(tmp))  # chunk by chunk, on the workers
+            replace_dir(tmp, out)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    summary = {"labels": str(out), "n_samples": int(X.shape[0])}
+    print(json.dumps(summary) if args.json else f"{out}: {X.shape[0]:,} labels")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from dkmeans import load
+    from dkmeans.cluster import connect
+
+    model = load(args.model)
+    with connect(args.cluster, n_workers=args.workers):
+        inertia = -model.score(args.input)
+    from dkmeans.data import as_chunked
+
+    n = as_chunked(args.input)[0].shape[0]
+    summary = {"inertia": inertia, "n_samples": int(n), "mean_sq_distance": inertia / n}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"inertia {inertia:.6g} over {n:,} rows ({inertia / n:.6g} per row)")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from dkmeans.io import read_meta
+
+    meta = read_meta(args.model)
+    if args.json:
+        print(json.dumps(meta))
+        return 0
+    fitted, params = meta["fitted"], meta["params"]
+    print(f"{args.model}: {meta.get('state', 'complete')} KMeans, dkmeans "
+          f"{meta['dkmeans_version']}, format {meta['format_version']}")
+    print(f"  k={params['n_clusters']}, {fitted['n_features_in']} features "
+          f"({fitted['dtype']}), {fitted['n_iter']} iterations, inertia {fitted['inertia']:.6g}")
+    fp = meta.get("input_fingerprint") or {}
+    if fp:
+        print(f"  trained on shape {tuple(fp['shape'])} {fp['dtype']}, sample sha256 "
+              f"{fp['sample_sha256'][:16]}")
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", metavar="CONFIG.yaml", default=None,
+                   help="cluster configuration (cluster_configs/); default: a local cluster")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="worker processes of the local cluster")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    p.add_argument("--log-level", default="INFO",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="progress detail")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dkmeans", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="dkmeans", description="k-means on Dask, for data larger than memory.")
     sub = parser.add_subparsers(dest="command", required=True)
+
     demo = sub.add_parser(
         "demo", help="generate a Zarr dataset, cluster it on an embedded local Dask cluster")
-    demo.add_argument("--rows", type=int, default=4_000_000, help="rows (default 4,000,000)")
-    demo.add_argument("--features", type=int, default=16, help="features (default 16)")
-    demo.add_argument("--clusters", type=int, default=12, help="blobs and k (default 12)")
-    demo.add_argument("--workers", type=int, default=None, help="worker processes")
+    demo.add_argument("--rows", type=_positive_int, default=4_000_000)
+    demo.add_argument("--features", type=_positive_int, default=16)
+    demo.add_argument("--clusters", type=_positive_int, default=12, help="blobs and k")
+    demo.add_argument("--workers", type=_positive_int, default=None)
     demo.add_argument("--cluster", default=None, help="cluster YAML (cluster_configs/)")
     demo.add_argument("--path", default=None, help="folder for the Zarr data (default: temp)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--verbose", "-v", action="count", default=0)
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(run=_demo, quiet=False, log_level="INFO")
+
+    fit = sub.add_parser("fit", help="fit k-means on a Zarr array or .npy file")
+    fit.add_argument("input", help="Zarr path or URL, or a .npy file")
+    fit.add_argument("--n-clusters", "-k", type=_positive_int, required=True)
+    fit.add_argument("--output", "-o", required=True, metavar="MODEL_DIR")
+    fit.add_argument("--mode", choices=["lloyd", "minibatch"], default="lloyd")
+    fit.add_argument("--init", choices=["k-means||", "k-means++", "random"],
+                     default="k-means||")
+    fit.add_argument("--max-iter", type=_positive_int, default=300)
+    fit.add_argument("--tol", type=float, default=1e-4)
+    fit.add_argument("--random-state", type=int, default=0)
+    fit.add_argument("--algorithm", choices=["lloyd", "hamerly"], default="lloyd")
+    fit.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",
+                     help="write the state to MODEL_DIR every N iterations (atomically)")
+    fit.add_argument("--resume", action="store_true",
+                     help="continue from the checkpoint in MODEL_DIR, if any")
+    _cluster_options(fit)
+    fit.set_defaults(run=_fit)
+
+    predict = sub.add_parser("predict", help="write the label of every row to Zarr")
+    predict.add_argument("model", metavar="MODEL_DIR")
+    predict.add_argument("input")
+    predict.add_argument("--output", "-o", required=True, metavar="LABELS.zarr")
+    _cluster_options(predict)
+    predict.set_defaults(run=_predict)
+
+    evaluate = sub.add_parser("evaluate", help="inertia of a model on an input")
+    evaluate.add_argument("model", metavar="MODEL_DIR")
+    evaluate.add_argument("input")
+    _cluster_options(evaluate)
+    evaluate.set_defaults(run=_evaluate)
+
+    info = sub.add_parser("info", help="describe a model directory or checkpoint")
+    info.add_argument("model", metavar="MODEL_DIR")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(run=_info, quiet=False, log_level="INFO")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)  # bad usage: argparse exits with 2
+    # our own logger only: the cluster's chatter stays out of the job's log
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING if args.quiet else args.log_level)
+    log.propagate = False
     from dkmeans.errors import DKMeansError
 
     try:
         return args.run(args)
-    except DKMeansError as err:
+    except (DKMeansError, FileNotFoundError) as err:
         print(f"dkmeans: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # anything else: one line, traceback at DEBUG
+        log.debug("traceback", exc_info=True)
+        print(f"dkmeans: error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ far. Unknown keys and wrong types are errors naming the key.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -60,5 +61,6 @@ def connect(path: str | os.PathLike | None = None, **overrides: Any) -> Iterator
                       threads_per_worker=config["threads_per_worker"],
                       memory_limit=config["memory_limit"],
                       dashboard_address=config["dashboard_address"],
-                      processes=True) as cluster, Client(cluster) as client:
+                      processes=True, silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
         yield client

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import dask
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
 
 from dkmeans.errors import InputNotFoundError, InputTypeError, InvalidInputError
 from dkmeans.runner import Block
@@ -196,6 +197,29 @@ def _open_zarr(path: str | os.PathLike) -> Any:
             f"Could not open {os.fspath(path)!r} as a Zarr array: {err}") from err
 
 
+def _npy_block(path: str, block_info: dict | None = None) -> np.ndarray:
+    (start, stop), _ = block_info[None]["array-location"]
+    return np.array(np.load(path, mmap_mode="r")[start:stop])
+
+
+def open_npy(path: str | os.PathLike) -> da.Array:
+    """A ``.npy`` file as a row-chunked dask array, read by memory map inside
+    each task (the graph holds the path, not the data)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputNotFoundError(f"No .npy file at {path!r}.")
+    try:
+        header = np.load(path, mmap_mode="r")
+    except ValueError as err:
+        raise InvalidInputError(f"{path!r} is not a plain .npy array: {err}") from err
+    _check_shape(header.shape, path)
+    rows = _row_chunks_for(header.shape[0], header.shape[1] * header.itemsize)
+    name = f"dkmeans-npy-{tokenize(path, os.path.getmtime(path))}"
+    return da.map_blocks(_npy_block, path, dtype=header.dtype, name=name,
+                         chunks=(da.core.normalize_chunks(rows, (header.shape[0],))[0],
+                                 (header.shape[1],)))
+
+
 def as_chunked(X: Any, what: str = "X") -> tuple[da.Array, Source]:
     """Wrap any supported input as a row-chunked float dask array.
 
@@ -211,7 +235,7 @@ def as_chunked(X: Any, what: str = "X") -> tuple[da.Array, Source]:
     source : {"numpy", "dask", "zarr"}
     """
     if isinstance(X, (str, os.PathLike)):
-        X = _open_zarr(X)
+        X = open_npy(X) if os.fspath(X).endswith(".npy") else _open_zarr(X)
     source: Source
     if type(X).__module__.startswith("zarr"):
         _check_shape(tuple(X.shape), what)

@@ -238,6 +238,12 @@ of shape (n_samples, n_features)
         -------
         self : KMeans
         """
+        return self._fit(X, sample_weight)
+
+    def _fit(self, X: Any, sample_weight: Any = None, start: Any = None,
+             on_iteration: Any = None) -> KMeans:
+        """:meth:`fit`, optionally resuming from a checkpoint and reporting
+        every iteration (the command line's scheduled jobs use these)."""
         self._check_params()
         data = as_dataset(X, sample_weight)
         if data.n_samples < self.n_clusters:
@@ -261,7 +267,7 @@ of shape (n_samples, n_features)
             data, self.n_clusters, init=init, n_init=n_init, max_iter=self.max_iter,
             tol=self.tol, seed=seed, oversampling_factor=self.oversampling_factor,
             init_rounds=self.init_rounds, persist=self.persist, verbose=self.verbose,
-            bounds=self.algorithm == "hamerly")
+            bounds=self.algorithm == "hamerly", start=start, on_iteration=on_iteration)
         self.cluster_centers_ = result.centers
         self.labels_ = (compute(result.labels)[0] if data.source == "numpy"
                         else result.labels)

@@ -21,8 +21,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 from dkmeans import kernels
 from dkmeans.data import Dataset, memory_budget
-from dkmeans.errors import InvalidInputError
-from dkmeans.lloyd import LloydResult, lloyd
+from dkmeans.errors import InvalidInputError, InvalidParameterError
+from dkmeans.lloyd import LloydProgress, LloydResult, lloyd
 from dkmeans.passes import SCAN, ScanStats
 from dkmeans.runner import Block, run_pass
 from dkmeans.seeding import INIT_METHODS, INIT_ROUNDS, stream_key
@@ -106,7 +106,8 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
                n_init: int = 1, max_iter: int = 300, tol: float = 1e-4, seed: int = 0,
                oversampling_factor: float = 2.0, init_rounds: int | None = None,
                persist: bool | str = "auto", split_every: int = 8,
-               verbose: int = 0, bounds: bool = False) -> KMeansResult:
+               verbose: int = 0, bounds: bool = False, start: LloydProgress | None = None,
+               on_iteration: Callable[[LloydProgress], None] | None = None) -> KMeansResult:
     """Fit k-means on a dataset: seeding, then Lloyd, best of ``n_init`` runs.
 
     Parameters
@@ -128,6 +129,11 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
     bounds : bool
         Keep per-row distance bounds between Lloyd iterations (Hamerly); used
         only when the data is persisted, since the bounds take memory per row.
+    start : LloydProgress, optional
+        Resume from a checkpoint (``n_init`` must be 1): no seeding, Lloyd
+        continues from the checkpoint's centers and history.
+    on_iteration : callable, optional
+        Passed to :func:`~dkmeans.lloyd.lloyd` (progress, checkpoints).
 
     Returns
     -------
@@ -148,7 +154,12 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
     timings["seeding"] = timings["lloyd"] = 0.0
     for run in range(n_init):
         t1 = time.perf_counter()
-        if isinstance(init, str):
+        if start is not None:
+            if n_init != 1:
+                raise InvalidParameterError("Resuming needs n_init=1: a checkpoint holds "
+                                            f"one run, and n_init={n_init}.")
+            centers = start.centers
+        elif isinstance(init, str):
             seeding = INIT_METHODS[init](
                 blocks, n_clusters, seed, run, first=stats.draw if run == 0 else None,
                 oversampling_factor=oversampling_factor,
@@ -161,7 +172,8 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
         centers = np.asarray(centers, dtype=data.dtype)
         t2 = time.perf_counter()
         result = lloyd(blocks, centers, max_iter=max_iter, tol=tol_abs, verbose=verbose,
-                       split_every=split_every, keep_bounds=bounds and data.persisted)
+                       split_every=split_every, keep_bounds=bounds and data.persisted,
+                       start=start, on_iteration=on_iteration)
         timings["seeding"] += t2 - t1
         timings["lloyd"] += time.perf_counter() - t2
         if verbose:

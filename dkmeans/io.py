@@ -34,7 +34,7 @@ FORMAT_VERSION = 1
 _META = "model.json"
 
 
-def save_model(model: Any, path: str | os.PathLike) -> Path:
+def save_model(model: Any, path: str | os.PathLike, fingerprint: dict | None = None) -> Path:
     """Write a fitted :class:`~dkmeans.KMeans` to the directory ``path``.
 
     Parameters
@@ -44,6 +44,8 @@ def save_model(model: Any, path: str | os.PathLike) -> Path:
     path : str or PathLike
         The model directory; an existing one is replaced only once the new
         one is complete.
+    fingerprint : dict, optional
+        The training input's :func:`fingerprint`, kept in the metadata.
 
     Returns
     -------
@@ -81,6 +83,13 @@ def save_model(model: Any, path: str | os.PathLike) -> Path:
                    "n_iter": int(model.n_iter_), "dtype": str(model.cluster_centers_.dtype),
                    "timings": {k: float(v) for k, v in getattr(model, "timings_", {}).items()}},
     }
+    meta["state"] = "complete"
+    meta["input_fingerprint"] = fingerprint
+    return _write_dir(path, meta, arrays)
+
+
+def _write_dir(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> Path:
+    """Write a model directory completely beside ``path``, then rename it in."""
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
     tmp.mkdir(parents=True)
     try:
@@ -90,14 +99,75 @@ def save_model(model: Any, path: str | os.PathLike) -> Path:
             json.dump(meta, f, indent=2)
             f.flush()
             os.fsync(f.fileno())
-        _replace_dir(tmp, path)
+        replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 
 
-def _replace_dir(new: Path, target: Path) -> None:
+def save_checkpoint(path: str | os.PathLike, params: dict, progress: Any,
+                    fingerprint: dict) -> Path:
+    """Write a Lloyd run's progress as a model directory in state "checkpoint".
+
+    Parameters
+    ----------
+    path : str or PathLike
+    params : dict
+        The estimator's parameters (JSON-serialisable values).
+    progress : dkmeans.lloyd.LloydProgress
+    fingerprint : dict
+        The input's :func:`fingerprint`, checked when resuming.
+    """
+    from dkmeans import __version__
+
+    centers = np.asarray(progress.centers)
+    meta = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "dkmeans_version": __version__,
+        "estimator": "KMeans", "state": "checkpoint", "input_fingerprint": fingerprint,
+        "params": params,
+        "fitted": {"n_features_in": int(centers.shape[1]), "inertia": float(progress.inertia),
+                   "n_iter": int(progress.n_iter), "dtype": str(centers.dtype), "timings": {}},
+    }
+    return _write_dir(Path(path), meta, {
+        "cluster_centers": centers,
+        "inertia_history": np.asarray(progress.history, dtype=np.float64)})
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict, Any, dict]:
+    """The parameters, :class:`~dkmeans.lloyd.LloydProgress` and input
+    fingerprint of a checkpoint written by :func:`save_checkpoint`."""
+    from dkmeans.lloyd import LloydProgress
+
+    path = Path(path)
+    meta = _read_meta(path)
+    if meta.get("state") != "checkpoint":
+        raise InvalidInputError(f"{os.fspath(path)!r} holds a finished model, not a "
+                                "checkpoint: nothing to resume.")
+    centers = _load_array(path, "cluster_centers")
+    history = _load_array(path, "inertia_history")
+    progress = LloydProgress(int(meta["fitted"]["n_iter"]), centers,
+                             tuple(float(v) for v in history))
+    return dict(meta["params"]), progress, dict(meta.get("input_fingerprint") or {})
+
+
+def fingerprint(X: Any) -> dict:
+    """What identifies an input, so a resumed job refuses different data:
+    shape, dtype and a hash of its first and last 1,024 rows."""
+    import hashlib
+
+    from dkmeans.data import as_chunked
+    from dkmeans.runner import compute
+
+    arr, _ = as_chunked(X)
+    head, tail = compute(arr[:1024], arr[-1024:])
+    digest = hashlib.sha256(np.ascontiguousarray(head).tobytes()
+                            + np.ascontiguousarray(tail).tobytes()).hexdigest()
+    return {"shape": [int(v) for v in arr.shape], "dtype": str(arr.dtype),
+            "sample_sha256": digest}
+
+
+def replace_dir(new: Path, target: Path) -> None:
     """Put the complete directory ``new`` at ``target``: the old one is moved
     aside first and removed only once the new one is in place."""
     old = None
@@ -135,28 +205,11 @@ def load(path: str | os.PathLike) -> Any:
     from dkmeans.estimator import KMeans
 
     path = Path(path)
-    if not path.is_dir():
-        raise InputNotFoundError(f"No model directory at {os.fspath(path)!r}.")
-    if not (path / _META).is_file():
-        raise InputNotFoundError(f"{os.fspath(path)!r} has no {_META}: not a dkmeans model "
-                                 "directory.")
-    try:
-        meta = json.loads((path / _META).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InvalidInputError(f"{os.fspath(path / _META)!r} is not valid JSON (truncated or "
-                                f"corrupt?): {err}") from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        named = meta.get("format") if isinstance(meta, dict) else None
-        raise InvalidInputError(f"{os.fspath(path)!r} is not a dkmeans model: its {_META} "
-                                f"names format {named!r}, expected {FORMAT!r}.")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    meta = _read_meta(path)
+    if meta.get("state", "complete") != "complete":
         raise InvalidInputError(
-            f"{os.fspath(path)!r} has model format version {version!r}; this dkmeans reads "
-            f"versions up to {FORMAT_VERSION}. Upgrade dkmeans to load it.")
-    if meta.get("estimator") != "KMeans":
-        raise InvalidInputError(f"{os.fspath(path)!r} holds a {meta.get('estimator')!r}; "
-                                "this dkmeans loads KMeans models.")
+            f"{os.fspath(path)!r} is a checkpoint at iteration {meta['fitted']['n_iter']}, "
+            "not a finished model: finish it with `dkmeans fit ... --resume`.")
     try:
         params, fitted = dict(meta["params"]), meta["fitted"]
         centers = _load_array(path, "cluster_centers")
@@ -185,6 +238,38 @@ def load(path: str | os.PathLike) -> Any:
         raise InvalidInputError(f"{os.fspath(path / _META)!r} lacks or mistypes a field: "
                                 f"{err!r}.") from err
     return model
+
+
+def _read_meta(path: Path) -> dict:
+    """The checked metadata of a model directory."""
+    if not path.is_dir():
+        raise InputNotFoundError(f"No model directory at {os.fspath(path)!r}.")
+    if not (path / _META).is_file():
+        raise InputNotFoundError(f"{os.fspath(path)!r} has no {_META}: not a dkmeans model "
+                                 "directory.")
+    try:
+        meta = json.loads((path / _META).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InvalidInputError(f"{os.fspath(path / _META)!r} is not valid JSON (truncated or "
+                                f"corrupt?): {err}") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        named = meta.get("format") if isinstance(meta, dict) else None
+        raise InvalidInputError(f"{os.fspath(path)!r} is not a dkmeans model: its {_META} "
+                                f"names format {named!r}, expected {FORMAT!r}.")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise InvalidInputError(
+            f"{os.fspath(path)!r} has model format version {version!r}; this dkmeans reads "
+            f"versions up to {FORMAT_VERSION}. Upgrade dkmeans to load it.")
+    if meta.get("estimator") != "KMeans":
+        raise InvalidInputError(f"{os.fspath(path)!r} holds a {meta.get('estimator')!r}; "
+                                "this dkmeans loads KMeans models.")
+    return meta
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """The metadata of a model directory or checkpoint (``dkmeans info``)."""
+    return _read_meta(Path(path))
 
 
 def _load_array(path: Path, name: str) -> np.ndarray:

@@ -9,7 +9,7 @@ client (:func:`dkmeans.passes.lloyd_aggregate`).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +23,38 @@ from dkmeans.runner import Block, run_pass
 #: iteration checking bounds cost 66 ms with 90% of rows searched against 45
 #: ms for a plain pass, and 35 ms with 5% searched.
 SEARCH_ALL_ABOVE = 0.5
+
+
+@dataclass(frozen=True)
+class LloydProgress:
+    """Where a Lloyd run stands after an iteration: enough to resume it exactly.
+
+    Attributes
+    ----------
+    n_iter : int
+        Iterations done.
+    centers : ndarray of shape (k, d)
+        The centers after ``n_iter`` iterations.
+    history : tuple of float
+        Inertia of the centers after iterations 1 .. n_iter - 1 (that of the
+        current centers is known only after the next pass).
+    inertia : float
+        Inertia of the centers this iteration assigned to.
+    shift : float
+        Sum of squared center moves in this iteration.
+    seconds : float
+        Wall time of this iteration.
+    converged : bool
+        Whether the run stops here.
+    """
+
+    n_iter: int
+    centers: np.ndarray
+    history: tuple[float, ...]
+    inertia: float = float("nan")
+    shift: float = float("nan")
+    seconds: float = 0.0
+    converged: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,7 +88,8 @@ class LloydResult:
 
 def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
           tol: float = 0.0, verbose: int = 0, split_every: int = 8,
-          keep_bounds: bool = False) -> LloydResult:
+          keep_bounds: bool = False, start: LloydProgress | None = None,
+          on_iteration: Callable[[LloydProgress], None] | None = None) -> LloydResult:
     """Run Lloyd's algorithm from ``centers`` until convergence.
 
     Stops when the squared center shift is at most ``tol`` (an absolute
@@ -79,18 +112,27 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
         skip the distances to every center (:data:`~dkmeans.passes.LLOYD_BOUNDED`).
         Same results; worth it when the data is persisted, not when every
         pass streams it from disk in bounded memory.
+    start : LloydProgress, optional
+        Resume a run from a checkpoint: its centers, iteration count and
+        history. The result equals the uninterrupted run's.
+    on_iteration : callable, optional
+        Called with a :class:`LloydProgress` after every iteration (progress
+        reports, checkpoints).
 
     Returns
     -------
     LloydResult
     """
     k = centers.shape[0]
-    history: list[float] = []
+    history: list[float] = [] if start is None else list(start.history)
     n_relocated = 0
-    n_iter = 0
+    done = 0 if start is None else start.n_iter
+    n_iter = done
+    if start is not None:
+        centers = start.centers
     states, previous, searched = None, None, 1.0
     n_rows = max(sum(b.n for b in blocks), 1)
-    for n_iter in range(1, max_iter + 1):
+    for n_iter in range(done + 1, max_iter + 1):
         t0 = time.perf_counter()
         if keep_bounds:
             half_sep, drift = kernels.center_bounds(centers, previous)
@@ -108,10 +150,14 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
         n_relocated += moved
         shift = float(((new.astype(np.float64) - centers) ** 2).sum())
         centers = new
+        seconds = time.perf_counter() - t0
         if verbose:
             print(f"Iteration {n_iter - 1}, inertia {stats.inertia:.6g}, "
                   f"center shift {shift:.3g}, {stats.n_searched / n_rows:.0%} of rows searched, "
-                  f"{time.perf_counter() - t0:.3f} s")
+                  f"{seconds:.3f} s")
+        if on_iteration is not None:
+            on_iteration(LloydProgress(n_iter, centers, tuple(history), stats.inertia, shift,
+                                       seconds, converged=shift <= tol or n_iter == max_iter))
         if shift <= tol:
             break
     states, final = run_pass(ASSIGN, blocks, centers, split_every=split_every)

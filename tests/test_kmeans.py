@@ -344,3 +344,19 @@ def test_hamerly_gives_the_same_fit(overlapping):
     assert hamerly.n_iter_ == plain.n_iter_ > 10
     np.testing.assert_array_equal(hamerly.cluster_centers_, plain.cluster_centers_)
     np.testing.assert_array_equal(hamerly.labels_, plain.labels_)
+
+
+@pytest.mark.parametrize("stop_after", [1, 4, 9])
+def test_resume_from_any_iteration_equals_uninterrupted(overlapping, stop_after):
+    from dkmeans.data import as_dataset
+    from dkmeans.fit import fit_kmeans
+
+    seen = []
+    whole = fit_kmeans(as_dataset(overlapping), 8, init="k-means||", seed=3, tol=0,
+                       on_iteration=seen.append)
+    assert whole.n_iter > 9 and [p.n_iter for p in seen] == list(range(1, whole.n_iter + 1))
+    resumed = fit_kmeans(as_dataset(overlapping), 8, init="k-means||", seed=3, tol=0,
+                         start=seen[stop_after - 1])
+    np.testing.assert_array_equal(resumed.centers, whole.centers)
+    assert resumed.n_iter == whole.n_iter
+    np.testing.assert_array_equal(resumed.inertia_history, whole.inertia_history)

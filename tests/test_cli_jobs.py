@@ -1,0 +1,126 @@
+"""The command line as a scheduler runs it: subprocesses, exit codes, kill and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import zarr
+from sklearn.datasets import make_blobs
+
+import dkmeans
+
+pytestmark = pytest.mark.cluster
+
+
+def run(*args, check=True, timeout=300):
+    proc = subprocess.run([sys.executable, "-m", "dkmeans", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}: {proc.stderr[-2000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("jobs")
+    X, _ = make_blobs(300_000, centers=30, n_features=8, cluster_std=6.0, random_state=1)
+    np.save(d / "X.npy", X.astype(np.float32))
+    return d
+
+
+def test_fit_info_predict_evaluate(data, tmp_path):
+    out = json.loads(run("fit", data / "X.npy", "-k", 5, "-o", tmp_path / "m", "--workers", 1,
+                         "--json", "-q").stdout)
+    assert out["state"] == "complete" and out["n_clusters"] == 5
+    model = dkmeans.load(tmp_path / "m")
+    info = json.loads(run("info", tmp_path / "m", "--json").stdout)
+    assert info["input_fingerprint"]["shape"] == [300_000, 8]
+    run("predict", tmp_path / "m", data / "X.npy", "-o", tmp_path / "labels.zarr",
+        "--workers", 1, "-q")
+    X = np.load(data / "X.npy")
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "labels.zarr"))[:],
+                                  model.predict(X))
+    ev = json.loads(run("evaluate", tmp_path / "m", data / "X.npy", "--workers", 1, "-q",
+                        "--json").stdout)
+    assert ev["inertia"] == pytest.approx(-model.score(X), rel=1e-9)
+
+
+def test_killed_fit_resumes_to_the_same_centers(data, tmp_path):
+    args = ["fit", data / "X.npy", "-k", 30, "--tol", 0, "--max-iter", 60, "--workers", 1]
+    run(*args, "-o", tmp_path / "whole", "-q")
+    whole = dkmeans.load(tmp_path / "whole")
+
+    job = subprocess.Popen([sys.executable, "-m", "dkmeans", *map(str, args), "-o",
+                            str(tmp_path / "m"), "--checkpoint-every", "1", "-q"],
+                           start_new_session=True)
+    meta, deadline = {}, time.monotonic() + 240
+    while time.monotonic() < deadline and job.poll() is None:
+        try:
+            meta = json.loads((tmp_path / "m" / "model.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            meta = {}
+        if meta.get("state") == "checkpoint" and meta["fitted"]["n_iter"] >= 3:
+            break
+        time.sleep(0.02)
+    assert job.poll() is None, "the fit ended before it could be killed"
+    os.killpg(job.pid, signal.SIGKILL)  # the job and its cluster, at once
+    job.wait()
+    killed_at = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert killed_at["state"] == "checkpoint"
+    with pytest.raises(dkmeans.InvalidInputError, match="is a checkpoint at iteration"):
+        dkmeans.load(tmp_path / "m")
+
+    out = json.loads(run(*args, "-o", tmp_path / "m", "--resume", "--json", "-q").stdout)
+    assert out["resumed_from"] >= 3
+    resumed = dkmeans.load(tmp_path / "m")
+    np.testing.assert_array_equal(resumed.cluster_centers_, whole.cluster_centers_)
+    assert resumed.n_iter_ == whole.n_iter_
+    np.testing.assert_array_equal(resumed.inertia_history_, whole.inertia_history_)
+    # rerunning a finished job is a no-op
+    again = json.loads(run(*args, "-o", tmp_path / "m", "--resume", "--json", "-q").stdout)
+    assert again["state"] == "complete" and again["resumed_from"] is None
+
+
+def test_resume_refuses_another_input(data, tmp_path):
+    from dkmeans.io import fingerprint, save_checkpoint
+    from dkmeans.lloyd import LloydProgress
+
+    X = np.load(data / "X.npy")
+    params = dkmeans.KMeans(5, random_state=0).get_params()
+    save_checkpoint(tmp_path / "m", params, LloydProgress(2, X[:5], (1.0,)),
+                    fingerprint(data / "X.npy"))
+    np.save(tmp_path / "other.npy", X[:1000])
+    proc = run("fit", tmp_path / "other.npy", "-k", 5, "-o", tmp_path / "m", "--resume",
+               "--workers", 1, check=False)
+    assert proc.returncode == 2
+    assert "Refusing to resume" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run("fit", data / "X.npy", "-k", 6, "-o", tmp_path / "m", "--resume",
+               "--workers", 1, check=False)
+    assert proc.returncode == 2 and "--n-clusters is 6" in proc.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["fit", "X.npy", "-o", "m"], "required: --n-clusters"),
+    (["fit", "X.npy", "-k", "0", "-o", "m"], "expected an integer >= 1"),
+    (["fit", "X.npy", "-k", "3", "-o", "m", "--checkpoint-every", "0"], "integer >= 1"),
+    (["fit", "missing.npy", "-k", "3", "-o", "m"], "No .npy file"),
+    (["fit", "missing.zarr", "-k", "3", "-o", "m"], "No Zarr array"),
+    (["fit", "X.npy", "-k", "3", "-o", "m", "--mode", "minibatch"], "not available yet"),
+    (["fit", "X.npy", "-k", "3", "-o", "m", "--cluster", "bad.yaml"], "Unknown key 'wrkers'"),
+    (["info", "nowhere"], "No model directory"),
+    (["predict", "nowhere", "X.npy", "-o", "l.zarr"], "No model directory"),
+    (["bogus"], "invalid choice"),
+])
+def test_bad_usage_exits_2_with_one_line(data, tmp_path, args, message):
+    (tmp_path / "bad.yaml").write_text("wrkers: 2\n")
+    os.symlink(data / "X.npy", tmp_path / "X.npy")
+    proc = subprocess.run([sys.executable, "-m", "dkmeans", *args], capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
