@@ -286,10 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     log.addHandler(handler)
     log.setLevel(logging.WARNING if args.quiet else args.log_level)
     log.propagate = False
+    from dkmeans.cluster import ClusterUnavailableError
     from dkmeans.errors import DKMeansError
 
     try:
         return args.run(args)
+    except ClusterUnavailableError as err:  # not the caller's input: exit 1
+        print(f"dkmeans: error: {err}", file=sys.stderr)
+        return 1
     except (DKMeansError, FileNotFoundError) as err:
         print(f"dkmeans: error: {err}", file=sys.stderr)
         return 2

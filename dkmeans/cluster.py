@@ -1,7 +1,18 @@
 """Connecting to a Dask cluster from a YAML file in ``cluster_configs/``.
 
-Only ``type: local`` (an embedded :class:`distributed.LocalCluster`) exists so
-far. Unknown keys and wrong types are errors naming the key.
+One function, :func:`connect`, turns a configuration into a
+:class:`distributed.Client`, so the same job runs on a laptop or a cluster by
+changing one argument. Types:
+
+- ``local``: an embedded :class:`distributed.LocalCluster` (the default);
+- ``scheduler``: an existing scheduler's address, optionally over TLS;
+- ``slurm``: a ``dask_jobqueue.SLURMCluster`` (package imported only then);
+- ``kubernetes``: a ``dask_kubernetes`` ``KubeCluster`` (likewise).
+
+Values come from the defaults, then the file, then environment variables
+``DKMEANS_CLUSTER__<KEY>`` (parsed as YAML, as dask parses its own), then
+explicit overrides (command-line flags). Unknown keys and wrong types are
+errors naming the key.
 """
 
 from __future__ import annotations
@@ -14,53 +25,174 @@ from typing import Any
 
 import yaml
 
-from dkmeans.errors import InvalidParameterError
+from dkmeans.errors import DKMeansError, InvalidParameterError
 
-LOCAL_DEFAULTS: dict[str, Any] = {
-    "type": "local",
-    "n_workers": 2,
-    "threads_per_worker": 1,
-    "memory_limit": "auto",
-    "dashboard_address": ":8787",
+ENV_PREFIX = "DKMEANS_CLUSTER__"
+
+_ANY_NUMBER = (int, float)
+# type -> key -> (accepted types, default); "required" marks a key with no default
+_SCHEMAS: dict[str, dict[str, tuple[Any, Any]]] = {
+    "local": {
+        "n_workers": (int, 2),
+        "threads_per_worker": (int, 1),
+        "memory_limit": ((str, int), "auto"),
+        "dashboard_address": ((str, type(None)), ":8787"),
+    },
+    "scheduler": {
+        "address": (str, "required"),
+        "timeout": ((str, *_ANY_NUMBER), "10s"),
+        "tls": ((dict, type(None)), None),
+    },
+    "slurm": {
+        "jobs": (int, 1),
+        "cores": (int, "required"),
+        "memory": (str, "required"),
+        "processes": (int, 1),
+        "queue": ((str, type(None)), None),
+        "account": ((str, type(None)), None),
+        "walltime": ((str, type(None)), None),
+        "job_extra_directives": (list, []),
+    },
+    "kubernetes": {
+        "name": (str, "dkmeans"),
+        "image": (str, "ghcr.io/dask/dask:latest"),
+        "n_workers": (int, 2),
+        "resources": ((dict, type(None)), None),
+    },
 }
-_TYPES = {"type": str, "n_workers": int, "threads_per_worker": int,
-          "memory_limit": (str, int), "dashboard_address": (str, type(None))}
+_TLS_KEYS = {"ca_file", "cert", "key"}
+
+
+class ClusterUnavailableError(DKMeansError, ConnectionError):
+    """The configured cluster could not be reached or started."""
 
 
 def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> dict[str, Any]:
-    """Read a cluster configuration, fill in defaults and check every key."""
-    config = dict(LOCAL_DEFAULTS)
+    """Read a cluster configuration, apply environment overrides, check every key.
+
+    Parameters
+    ----------
+    path : str or PathLike, optional
+        A YAML file; none means ``type: local`` with its defaults.
+    **overrides
+        Values that win over the file and the environment; None is ignored.
+
+    Returns
+    -------
+    dict
+        Every key of the configuration's type, with its value.
+    """
+    loaded: dict[str, Any] = {}
+    where = "the cluster configuration"
     if path is not None:
-        with open(path) as f:
-            loaded = yaml.safe_load(f) or {}
+        where = os.fspath(path)
+        try:
+            with open(path) as f:
+                loaded = yaml.safe_load(f) or {}
+        except FileNotFoundError as err:
+            raise InvalidParameterError(f"No cluster configuration file at {where!r}.") from err
+        except yaml.YAMLError as err:
+            raise InvalidParameterError(f"{where} is not valid YAML: {err}") from err
         if not isinstance(loaded, dict):
-            raise InvalidParameterError(f"{os.fspath(path)}: expected a mapping of keys.")
-        config.update(loaded)
-    config.update({k: v for k, v in overrides.items() if v is not None})
-    for key, value in config.items():
-        if key not in _TYPES:
-            raise InvalidParameterError(
-                f"Unknown key {key!r} in the cluster configuration; known keys: "
-                f"{sorted(_TYPES)}.")
-        if not isinstance(value, _TYPES[key]) or isinstance(value, bool):
-            raise InvalidParameterError(
-                f"Cluster configuration key {key!r} has the wrong type: {value!r}.")
-    if config["type"] != "local":
+            raise InvalidParameterError(f"{where}: expected a mapping of keys.")
+    for name, text in os.environ.items():
+        if name.startswith(ENV_PREFIX):
+            loaded[name[len(ENV_PREFIX):].lower()] = yaml.safe_load(text)
+    loaded.update({k: v for k, v in overrides.items() if v is not None})
+    kind = loaded.pop("type", "local")
+    if kind not in _SCHEMAS:
         raise InvalidParameterError(
-            f"Cluster type {config['type']!r} is not supported yet; use 'local'.")
+            f"Unknown cluster type {kind!r} in {where}; expected one of {sorted(_SCHEMAS)}.")
+    schema = _SCHEMAS[kind]
+    config: dict[str, Any] = {"type": kind}
+    for key in loaded:
+        if key not in schema:
+            raise InvalidParameterError(
+                f"Unknown key {key!r} for a {kind!r} cluster in {where}; known keys: "
+                f"{sorted(schema)}.")
+    for key, (types, default) in schema.items():
+        if key not in loaded:
+            if default == "required":
+                raise InvalidParameterError(f"A {kind!r} cluster needs the key {key!r} "
+                                            f"({where}).")
+            config[key] = default
+            continue
+        value = loaded[key]
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise InvalidParameterError(
+                f"Cluster configuration key {key!r} has the wrong type: {value!r} "
+                f"({where}).")
+        config[key] = value
+    if config.get("tls"):
+        unknown = set(config["tls"]) - _TLS_KEYS
+        if unknown:
+            raise InvalidParameterError(f"Unknown key(s) {sorted(unknown)} under 'tls' in "
+                                        f"{where}; known keys: {sorted(_TLS_KEYS)}.")
     return config
+
+
+def _security(tls: dict[str, str] | None) -> Any:
+    if not tls:
+        return None
+    from distributed.security import Security
+
+    for key in _TLS_KEYS & set(tls):
+        if not os.path.isfile(tls[key]):
+            raise InvalidParameterError(f"TLS file for {key!r} not found: {tls[key]!r}.")
+    return Security(tls_ca_file=tls.get("ca_file"), tls_client_cert=tls.get("cert"),
+                    tls_client_key=tls.get("key"), require_encryption=True)
+
+
+def _import(module: str, package: str, kind: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise InvalidParameterError(
+            f"A {kind!r} cluster needs the {package} package: pip install {package}") from err
 
 
 @contextlib.contextmanager
 def connect(path: str | os.PathLike | None = None, **overrides: Any) -> Iterator[Any]:
-    """A :class:`distributed.Client` for the configured cluster, closed on exit."""
+    """A :class:`distributed.Client` for the configured cluster, closed on exit.
+
+    Raises
+    ------
+    InvalidParameterError
+        A bad configuration, or a missing optional package (named).
+    ClusterUnavailableError
+        A scheduler that cannot be reached within the configured timeout.
+    """
     from distributed import Client, LocalCluster
 
     config = load_config(path, **overrides)
-    with LocalCluster(n_workers=config["n_workers"],
-                      threads_per_worker=config["threads_per_worker"],
-                      memory_limit=config["memory_limit"],
-                      dashboard_address=config["dashboard_address"],
-                      processes=True, silence_logs=logging.ERROR) as cluster, \
-            Client(cluster) as client:
+    kind = config["type"]
+    if kind == "scheduler":
+        try:
+            client = Client(config["address"], timeout=config["timeout"],
+                            security=_security(config["tls"]))
+        except (OSError, TimeoutError) as err:
+            raise ClusterUnavailableError(
+                f"Could not reach the Dask scheduler at {config['address']} within "
+                f"{config['timeout']}: {err}") from err
+        with client:
+            yield client
+        return
+    if kind == "local":
+        cluster_cm = LocalCluster(
+            n_workers=config["n_workers"], threads_per_worker=config["threads_per_worker"],
+            memory_limit=config["memory_limit"], dashboard_address=config["dashboard_address"],
+            processes=True, silence_logs=logging.ERROR)
+    elif kind == "slurm":
+        jobqueue = _import("dask_jobqueue", "dask-jobqueue", kind)
+        kwargs = {k: v for k, v in config.items() if k not in ("type", "jobs")}
+        cluster_cm = jobqueue.SLURMCluster(**kwargs)
+        cluster_cm.scale(jobs=config["jobs"])
+    else:
+        operator = _import("dask_kubernetes.operator", "dask-kubernetes", kind)
+        cluster_cm = operator.KubeCluster(name=config["name"], image=config["image"],
+                                          n_workers=config["n_workers"],
+                                          resources=config["resources"])
+    with cluster_cm as cluster, Client(cluster) as client:
         yield client

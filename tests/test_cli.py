@@ -21,19 +21,26 @@ def test_demo_runs_and_recovers_the_blobs(tmp_path):
     assert (tmp_path / "X.zarr").is_dir()
 
 
-def test_config_defaults_and_file(tmp_path):
+def test_config_defaults_file_env_and_flags(tmp_path, monkeypatch):
     assert load_config()["n_workers"] == 2
     f = tmp_path / "c.yaml"
     f.write_text("type: local\nn_workers: 3\n")
     assert load_config(f)["n_workers"] == 3
-    assert load_config(f, n_workers=1)["n_workers"] == 1
+    monkeypatch.setenv("DKMEANS_CLUSTER__N_WORKERS", "5")
+    assert load_config(f)["n_workers"] == 5  # environment over file
+    assert load_config(f, n_workers=1)["n_workers"] == 1  # flags over environment
 
 
 @pytest.mark.parametrize("text,match", [
     ("n_wrkers: 2\n", "Unknown key 'n_wrkers'"),
     ("n_workers: two\n", "'n_workers' has the wrong type"),
-    ("type: slurm\n", "'slurm' is not supported"),
+    ("n_workers: true\n", "'n_workers' has the wrong type"),
+    ("type: yarn\n", "Unknown cluster type 'yarn'"),
+    ("type: scheduler\n", "needs the key 'address'"),
+    ("type: scheduler\naddress: tcp://x:1\ntls: {ca: a}\n", "under 'tls'"),
+    ("type: slurm\ncores: 4\n", "needs the key 'memory'"),
     ("- 1\n", "expected a mapping"),
+    ("a: [\n", "not valid YAML"),
 ])
 def test_bad_config_names_the_key(tmp_path, text, match):
     f = tmp_path / "c.yaml"
@@ -42,7 +49,25 @@ def test_bad_config_names_the_key(tmp_path, text, match):
         load_config(f)
 
 
-def test_shipped_local_config_is_valid():
+@pytest.mark.parametrize("name", ["local", "scheduler", "slurm", "kubernetes"])
+def test_shipped_configs_are_valid(name):
     from pathlib import Path
 
-    assert load_config(Path(__file__).parents[1] / "cluster_configs" / "local.yaml")
+    config = load_config(Path(__file__).parents[1] / "cluster_configs" / f"{name}.yaml")
+    assert config["type"] == name
+
+
+@pytest.mark.parametrize("name,package", [("slurm", "dask-jobqueue"),
+                                          ("kubernetes", "dask-kubernetes")])
+def test_missing_cluster_package_is_named(name, package):
+    import importlib.util
+    from pathlib import Path
+
+    from dkmeans.cluster import connect
+
+    module = {"slurm": "dask_jobqueue", "kubernetes": "dask_kubernetes"}[name]
+    if importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{package} is installed")
+    with pytest.raises(InvalidParameterError, match=f"pip install {package}"), \
+            connect(Path(__file__).parents[1] / "cluster_configs" / f"{name}.yaml"):
+        pass

@@ -124,3 +124,54 @@ def test_bad_usage_exits_2_with_one_line(data, tmp_path, args, message):
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A real `dask scheduler` and two `dask worker` processes on loopback."""
+    sched_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen(["dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--dashboard-address", ":0", "--scheduler-file",
+                               str(sched_file)], stderr=subprocess.DEVNULL,
+                              start_new_session=True)]
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        address = json.loads(sched_file.read_text())["address"]
+        procs += [subprocess.Popen(["dask", "worker", address, "--nthreads", "1",
+                                    "--host", "127.0.0.1"], stderr=subprocess.DEVNULL,
+                                   start_new_session=True) for _ in range(2)]
+        from distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=30)
+
+
+def test_fit_on_an_existing_scheduler(data, tmp_path, dask_cluster):
+    config = tmp_path / "scheduler.yaml"
+    config.write_text(f"type: scheduler\naddress: {dask_cluster}\ntimeout: 20s\n")
+    args = ["fit", data / "X.npy", "-k", 6, "--tol", 0, "--max-iter", 20, "-q"]
+    remote = json.loads(run(*args, "-o", tmp_path / "r", "--cluster", config, "--json").stdout)
+    run(*args, "-o", tmp_path / "l", "--workers", 1)
+    assert remote["state"] == "complete"
+    np.testing.assert_allclose(dkmeans.load(tmp_path / "r").cluster_centers_,
+                               dkmeans.load(tmp_path / "l").cluster_centers_, rtol=1e-6)
+
+
+def test_unreachable_scheduler_fails_within_its_timeout(data, tmp_path):
+    config = tmp_path / "scheduler.yaml"
+    config.write_text("type: scheduler\naddress: tcp://127.0.0.1:1\ntimeout: 2s\n")
+    t0 = time.monotonic()
+    proc = run("fit", data / "X.npy", "-k", 3, "-o", tmp_path / "m", "--cluster", config,
+               check=False, timeout=60)
+    assert proc.returncode == 1
+    assert "Could not reach the Dask scheduler at tcp://127.0.0.1:1 within 2s" in proc.stderr
+    assert time.monotonic() - t0 < 30
+    assert not (tmp_path / "m").exists()
