@@ -63,6 +63,14 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_input(args: argparse.Namespace) -> Any:
+    """The INPUT argument as a chunked array (Zarr, .npy, Parquet or CSV)."""
+    from dkmeans.data import as_chunked
+
+    columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
+    return as_chunked(args.input, columns=columns)[0]
+
+
 class _Progress:
     """Per-iteration lines on stderr, and checkpoints every N iterations."""
 
@@ -98,7 +106,8 @@ def _fit(args: argparse.Namespace) -> int:
     params = model.get_params()
     out = Path(args.output)
     start, resumed_from = None, None
-    fp = fingerprint(args.input)  # checks the input before a cluster starts
+    X = _open_input(args)
+    fp = fingerprint(X)  # checks the input before a cluster starts
     with connect(args.cluster, n_workers=args.workers):
         if args.resume and out.exists():
             if read_meta(out).get("state") == "complete":
@@ -117,7 +126,7 @@ def _fit(args: argparse.Namespace) -> int:
             resumed_from = start.n_iter
             log.info("resuming from iteration %d", start.n_iter)
         t0 = time.perf_counter()
-        model._fit(args.input, start=start, on_iteration=_Progress(args, params, fp))
+        model._fit(X, start=start, on_iteration=_Progress(args, params, fp))
         seconds = time.perf_counter() - t0
     save_model(model, out, fingerprint=fp)
     log.info("model written to %s", out)
@@ -142,13 +151,12 @@ def _predict(args: argparse.Namespace) -> int:
 
     from dkmeans import load
     from dkmeans.cluster import connect
-    from dkmeans.data import as_chunked
     from dkmeans.io import replace_dir
 
     model = load(args.model)
     out = Path(args.output)
+    X = _open_input(args)
     with connect(args.cluster, n_workers=args.workers):
-        X, _ = as_chunked(args.input)
         labels = model.predict(X)
         tmp = out.with_name(f".{out.name}.tmp-{time.time_ns()}")
         try:
@@ -169,11 +177,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from dkmeans.cluster import connect
 
     model = load(args.model)
+    X = _open_input(args)
     with connect(args.cluster, n_workers=args.workers):
-        inertia = -model.score(args.input)
-    from dkmeans.data import as_chunked
-
-    n = as_chunked(args.input)[0].shape[0]
+        inertia = -model.score(X)
+    n = X.shape[0]
     summary = {"inertia": inertia, "n_samples": int(n), "mean_sq_distance": inertia / n}
     if args.json:
         print(json.dumps(summary))
@@ -212,6 +219,8 @@ def _positive_int(text: str) -> int:
 
 
 def _cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--columns", default=None, metavar="A,B,...",
+                   help="Parquet / CSV input: the feature columns, in order")
     p.add_argument("--cluster", metavar="CONFIG.yaml", default=None,
                    help="cluster configuration (cluster_configs/); default: a local cluster")
     p.add_argument("--workers", type=_positive_int, default=None,
@@ -240,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo, quiet=False, log_level="INFO")
 
     fit = sub.add_parser("fit", help="fit k-means on a Zarr array or .npy file")
-    fit.add_argument("input", help="Zarr path or URL, or a .npy file")
+    fit.add_argument("input", help="Zarr path or URL, a .npy file, or Parquet / CSV "
+                                   "(a file or a folder of files; see --columns)")
     fit.add_argument("--n-clusters", "-k", type=_positive_int, required=True)
     fit.add_argument("--output", "-o", required=True, metavar="MODEL_DIR")
     fit.add_argument("--mode", choices=["lloyd", "minibatch"], default="lloyd")

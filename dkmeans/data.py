@@ -220,14 +220,71 @@ def open_npy(path: str | os.PathLike) -> da.Array:
                                  (header.shape[1],)))
 
 
-def as_chunked(X: Any, what: str = "X") -> tuple[da.Array, Source]:
+_TABLE_SUFFIXES = (".parquet", ".csv")
+
+
+def _table_files(path: str) -> tuple[str, list[str]] | None:
+    """("parquet" | "csv", files) when ``path`` is such a file or a folder of them."""
+    if os.path.isdir(path):
+        names = sorted(os.listdir(path))
+        for kind in ("parquet", "csv"):
+            files = [os.path.join(path, n) for n in names if n.endswith(f".{kind}")]
+            if files:
+                return kind, files
+        return None
+    for kind in ("parquet", "csv"):
+        if path.endswith(f".{kind}"):
+            return kind, [path]
+    return None
+
+
+def open_table(path: str | os.PathLike, columns: list[str] | None = None) -> da.Array:
+    """Parquet or CSV (a file or a folder of files) as a row-chunked float array.
+
+    Read through ``dask.dataframe`` (pandas and pyarrow: ``pip install
+    dkmeans[dataframe]``), one partition per block. ``columns`` picks and
+    orders the features; every one must be numeric.
+    """
+    path = os.fspath(path)
+    found = _table_files(path)
+    if found is None:
+        raise InputNotFoundError(f"No Parquet or CSV files at {path!r}.")
+    kind, files = found
+    try:
+        import dask.dataframe as dd
+    except ImportError as err:
+        raise InputTypeError("Reading Parquet or CSV needs pandas and pyarrow: pip install "
+                             "'dkmeans[dataframe]'.") from err
+    df = dd.read_parquet(files) if kind == "parquet" else dd.read_csv(files)
+    if columns:
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise InvalidInputError(f"Columns {missing} are not in {path!r}; it has "
+                                    f"{list(df.columns)}.")
+        df = df[list(columns)]
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    bad = [c for c, t in df.dtypes.items() if not (is_numeric_dtype(t) or is_bool_dtype(t))]
+    if bad:
+        raise InputTypeError(f"Columns {bad} of {path!r} are not numeric; choose numeric "
+                             "features with columns=[...] (--columns).")
+    # chunk sizes from the array itself: to_dask_array(lengths=True) can
+    # disagree with dask-expr's merged partitions (seen with Parquet)
+    return df.to_dask_array().compute_chunk_sizes()
+
+
+def as_chunked(X: Any, what: str = "X", columns: list[str] | None = None,
+               ) -> tuple[da.Array, Source]:
     """Wrap any supported input as a row-chunked float dask array.
 
     Parameters
     ----------
-    X : array-like, dask array, zarr.Array, or str / PathLike of a Zarr array
+    X : array-like, dask array, zarr.Array, or a path: Zarr array, ``.npy``
+        file, or Parquet / CSV file or folder
     what : str
         Name used in error messages.
+    columns : list of str, optional
+        For Parquet / CSV input: the feature columns, in order.
 
     Returns
     -------
@@ -235,7 +292,13 @@ def as_chunked(X: Any, what: str = "X") -> tuple[da.Array, Source]:
     source : {"numpy", "dask", "zarr"}
     """
     if isinstance(X, (str, os.PathLike)):
-        X = open_npy(X) if os.fspath(X).endswith(".npy") else _open_zarr(X)
+        path = os.fspath(X)
+        if path.endswith(".npy"):
+            X = open_npy(path)
+        elif _table_files(path) is not None:
+            X = open_table(path, columns)
+        else:
+            X = _open_zarr(path)
     source: Source
     if type(X).__module__.startswith("zarr"):
         _check_shape(tuple(X.shape), what)

@@ -175,3 +175,23 @@ def test_unreachable_scheduler_fails_within_its_timeout(data, tmp_path):
     assert "Could not reach the Dask scheduler at tcp://127.0.0.1:1 within 2s" in proc.stderr
     assert time.monotonic() - t0 < 30
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_fit_from_a_folder_of_tables(data, tmp_path, kind):
+    pd = pytest.importorskip("pandas")
+    X = np.load(data / "X.npy")[:6000].astype(np.float64)
+    folder = tmp_path / "table"
+    folder.mkdir()
+    for i in range(3):
+        part = pd.DataFrame(X[i * 2000:(i + 1) * 2000], columns=list("abcdefgh"))
+        part["label"] = "text"
+        getattr(part, f"to_{kind}")(folder / f"part{i}.{kind}", index=False)
+    out = json.loads(run("fit", folder, "-k", 4, "--columns", "h,a,c", "-o", tmp_path / "m",
+                         "--workers", 1, "--json", "-q").stdout)
+    assert out["state"] == "complete"
+    ref = dkmeans.KMeans(4, random_state=0).fit(X[:, [7, 0, 2]])
+    np.testing.assert_allclose(dkmeans.load(tmp_path / "m").cluster_centers_,
+                               ref.cluster_centers_, rtol=1e-6)
+    proc = run("fit", folder, "-k", 4, "-o", tmp_path / "m2", "--workers", 1, check=False)
+    assert proc.returncode == 2 and "['label'] of" in proc.stderr and "not numeric" in proc.stderr
