@@ -169,6 +169,10 @@ def connect(path: str | os.PathLike | None = None, **overrides: Any) -> Iterator
     config = load_config(path, **overrides)
     kind = config["type"]
     if kind == "scheduler":
+        if config["address"].startswith("tls://") and not config["tls"]:
+            raise InvalidParameterError(
+                f"The scheduler address {config['address']} is tls:// but the configuration "
+                "names no certificates: add a 'tls' section (ca_file, cert, key).")
         try:
             client = Client(config["address"], timeout=config["timeout"],
                             security=_security(config["tls"]))

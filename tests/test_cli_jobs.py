@@ -195,3 +195,81 @@ def test_fit_from_a_folder_of_tables(data, tmp_path, kind):
                                ref.cluster_centers_, rtol=1e-6)
     proc = run("fit", folder, "-k", 4, "-o", tmp_path / "m2", "--workers", 1, check=False)
     assert proc.returncode == 2 and "['label'] of" in proc.stderr and "not numeric" in proc.stderr
+
+
+def make_certificates(folder):
+    """A CA and one certificate it signed for 127.0.0.1, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+
+    def name(common):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("dkmeans test CA"))
+          .issuer_name(name("dkmeans test CA")).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - day)
+          .not_valid_after(now + day)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - day).not_valid_after(now + day)
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                 x509.DNSName("localhost")]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    files = {"ca_file": folder / "ca.pem", "cert": folder / "cert.pem", "key": folder / "key.pem"}
+    files["ca_file"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    return files
+
+
+def test_fit_on_a_tls_scheduler(data, tmp_path):
+    pytest.importorskip("cryptography")
+    tls = make_certificates(tmp_path)
+    flags = ["--tls-ca-file", str(tls["ca_file"]), "--tls-cert", str(tls["cert"]),
+             "--tls-key", str(tls["key"])]
+    sched_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen(["dask", "scheduler", "--protocol", "tls", "--host", "127.0.0.1",
+                               "--port", "0", "--dashboard-address", ":0",
+                               "--scheduler-file", str(sched_file), *flags],
+                              stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        address = json.loads(sched_file.read_text())["address"]
+        assert address.startswith("tls://")
+        procs.append(subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host",
+                                       "127.0.0.1", *flags], stderr=subprocess.DEVNULL,
+                                      start_new_session=True))
+        config = tmp_path / "scheduler.yaml"
+        config.write_text(f"type: scheduler\naddress: {address}\ntimeout: 30s\ntls:\n"
+                          + "".join(f"  {k}: {v}\n" for k, v in tls.items()))
+        out = json.loads(run("fit", data / "X.npy", "-k", 4, "--max-iter", 5, "-o",
+                             tmp_path / "m", "--cluster", config, "--json", "-q").stdout)
+        assert out["state"] == "complete"
+        # without the certificates the scheduler refuses the connection
+        config.write_text(f"type: scheduler\naddress: {address}\ntimeout: 3s\n")
+        proc = run("fit", data / "X.npy", "-k", 4, "-o", tmp_path / "m2", "--cluster", config,
+                   check=False, timeout=120)
+        assert proc.returncode == 2 and not (tmp_path / "m2").exists()
+        assert "is tls:// but the configuration names no certificates" in proc.stderr
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=30)
