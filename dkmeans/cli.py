@@ -60,7 +60,24 @@ def _demo(args: argparse.Namespace) -> int:
     with np.printoptions(precision=2, suppress=True, linewidth=120):
         print(f"centers (first {min(6, args.features)} features):")
         print(found[:, :6])
+    _demo_plot(km, path, args.plot or str(workdir / "dkmeans-demo.png"))
     return 0
+
+
+def _demo_plot(model: Any, data_path: str, out: str) -> None:
+    import zarr
+
+    from dkmeans.errors import InputTypeError
+    from dkmeans.plots import plot_fit
+
+    z = zarr.open_array(data_path, mode="r")
+    step = max(1, z.shape[0] // 20_000)
+    try:
+        written = plot_fit(model, z[: 20_000 * step : step], out)
+    except InputTypeError as err:  # matplotlib missing: the demo still succeeds
+        print(f"no plot: {err}")
+        return
+    print(f"plot: {written}")
 
 
 def _open_input(args: argparse.Namespace) -> Any:
@@ -245,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--cluster", default=None, help="cluster YAML (cluster_configs/)")
     demo.add_argument("--path", default=None, help="folder for the Zarr data (default: temp)")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--plot", default=None, metavar="FILE.png",
+                      help="where to write the plot (default: beside the data)")
     demo.add_argument("--verbose", "-v", action="count", default=0)
     demo.set_defaults(run=_demo, quiet=False, log_level="INFO")
 

@@ -19,6 +19,8 @@ def test_demo_runs_and_recovers_the_blobs(tmp_path):
     gap = float(out.split("farthest true blob center from a found center:")[1].split()[0])
     assert gap < 0.1  # every true center was found
     assert (tmp_path / "X.zarr").is_dir()
+    if "plot: " in out:  # matplotlib installed (the 'plot' extra)
+        assert (tmp_path / "dkmeans-demo.png").stat().st_size > 10_000
 
 
 def test_config_defaults_file_env_and_flags(tmp_path, monkeypatch):
