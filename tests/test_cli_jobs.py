@@ -1,5 +1,6 @@
 """The command line as a scheduler runs it: subprocesses, exit codes, kill and resume."""
 
+import contextlib
 import json
 import os
 import signal
@@ -126,32 +127,40 @@ def test_bad_usage_exits_2_with_one_line(data, tmp_path, args, message):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.fixture
-def dask_cluster(tmp_path):
-    """A real `dask scheduler` and two `dask worker` processes on loopback."""
-    sched_file = tmp_path / "scheduler.json"
-    procs = [subprocess.Popen(["dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--dashboard-address", ":0", "--scheduler-file",
-                               str(sched_file)], stderr=subprocess.DEVNULL,
-                              start_new_session=True)]
+@contextlib.contextmanager
+def dask_processes(folder, n_workers, flags=(), protocol="tcp"):
+    """A real `dask scheduler` and `dask worker` processes on loopback; yields
+    the scheduler's address and stops them all on exit."""
+    sched_file = folder / "scheduler.json"
+    procs = [subprocess.Popen(["dask", "scheduler", "--protocol", protocol, "--host",
+                               "127.0.0.1", "--port", "0", "--dashboard-address", ":0",
+                               "--scheduler-file", str(sched_file), *flags],
+                              stderr=subprocess.DEVNULL, start_new_session=True)]
     try:
         deadline = time.monotonic() + 60
         while not sched_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         address = json.loads(sched_file.read_text())["address"]
-        procs += [subprocess.Popen(["dask", "worker", address, "--nthreads", "1",
-                                    "--host", "127.0.0.1"], stderr=subprocess.DEVNULL,
-                                   start_new_session=True) for _ in range(2)]
-        from distributed import Client
-
-        with Client(address, timeout="30s") as client:
-            client.wait_for_workers(2, timeout=60)
+        procs += [subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host",
+                                    "127.0.0.1", *flags], stderr=subprocess.DEVNULL,
+                                   start_new_session=True) for _ in range(n_workers)]
         yield address
     finally:
         for p in procs:
             os.killpg(p.pid, signal.SIGTERM)
         for p in procs:
             p.wait(timeout=30)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A scheduler and two workers, all started."""
+    with dask_processes(tmp_path, 2) as address:
+        from distributed import Client
+
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
 
 
 def test_fit_on_an_existing_scheduler(data, tmp_path, dask_cluster):
@@ -242,34 +251,17 @@ def test_fit_on_a_tls_scheduler(data, tmp_path):
     tls = make_certificates(tmp_path)
     flags = ["--tls-ca-file", str(tls["ca_file"]), "--tls-cert", str(tls["cert"]),
              "--tls-key", str(tls["key"])]
-    sched_file = tmp_path / "scheduler.json"
-    procs = [subprocess.Popen(["dask", "scheduler", "--protocol", "tls", "--host", "127.0.0.1",
-                               "--port", "0", "--dashboard-address", ":0",
-                               "--scheduler-file", str(sched_file), *flags],
-                              stderr=subprocess.DEVNULL, start_new_session=True)]
-    try:
-        deadline = time.monotonic() + 60
-        while not sched_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(sched_file.read_text())["address"]
+    with dask_processes(tmp_path, 1, flags, protocol="tls") as address:
         assert address.startswith("tls://")
-        procs.append(subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host",
-                                       "127.0.0.1", *flags], stderr=subprocess.DEVNULL,
-                                      start_new_session=True))
         config = tmp_path / "scheduler.yaml"
         config.write_text(f"type: scheduler\naddress: {address}\ntimeout: 30s\ntls:\n"
                           + "".join(f"  {k}: {v}\n" for k, v in tls.items()))
         out = json.loads(run("fit", data / "X.npy", "-k", 4, "--max-iter", 5, "-o",
                              tmp_path / "m", "--cluster", config, "--json", "-q").stdout)
         assert out["state"] == "complete"
-        # without the certificates the scheduler refuses the connection
+        # a tls:// address without certificates is a configuration error
         config.write_text(f"type: scheduler\naddress: {address}\ntimeout: 3s\n")
         proc = run("fit", data / "X.npy", "-k", 4, "-o", tmp_path / "m2", "--cluster", config,
                    check=False, timeout=120)
         assert proc.returncode == 2 and not (tmp_path / "m2").exists()
         assert "is tls:// but the configuration names no certificates" in proc.stderr
-    finally:
-        for p in procs:
-            os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            p.wait(timeout=30)
