@@ -52,6 +52,10 @@ def plot_fit(model: Any, sample: np.ndarray, path: str | os.PathLike) -> str:
     left.plot(np.arange(1, len(history) + 1), history, marker="o")
     left.set(xlabel="Lloyd iteration", ylabel="inertia", title="Inertia per iteration")
     left.ticklabel_format(axis="y", useOffset=False, style="sci", scilimits=(-3, 4))
+    low, high = float(history.min()), float(history.max())
+    if high - low <= 1e-6 * abs(high):  # converged at once: show a flat line, not noise
+        pad = 0.01 * abs(high) or 1.0
+        left.set_ylim(low - pad, high + pad)
     left.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     right.scatter(xy[:, 0], xy[:, 1], c=labels, s=2, cmap="tab20", alpha=0.5)
     right.scatter(cxy[:, 0], cxy[:, 1], c="black", marker="x", s=60, label="centers")
