@@ -8,6 +8,7 @@ machine-readable summary line on stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -88,6 +89,30 @@ def _open_input(args: argparse.Namespace) -> Any:
     return as_chunked(args.input, columns=columns)[0]
 
 
+class ProgressBar:
+    """A one-line bar per pass on a terminal: ``lloyd [#####.....] 8/16``."""
+
+    def __init__(self, stream: Any, width: int = 30):
+        self.stream, self.width = stream, width
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        label = name.removeprefix("dkmeans-")
+        filled = self.width * done // max(total, 1)
+        bar = "#" * filled + "." * (self.width - filled)
+        end = "\n" if done >= total else ""
+        self.stream.write(f"\r  {label:<16} [{bar}] {done}/{total}{end}")
+        self.stream.flush()
+
+
+def _progress_bar(args: argparse.Namespace) -> Any:
+    """A bar on stderr when it is a terminal and progress is wanted."""
+    from dkmeans.runner import report_progress
+
+    if args.quiet or not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    return report_progress(ProgressBar(sys.stderr))
+
+
 class _Progress:
     """Per-iteration lines on stderr, and checkpoints every N iterations."""
 
@@ -143,7 +168,8 @@ def _fit(args: argparse.Namespace) -> int:
             resumed_from = start.n_iter
             log.info("resuming from iteration %d", start.n_iter)
         t0 = time.perf_counter()
-        model._fit(X, start=start, on_iteration=_Progress(args, params, fp))
+        with _progress_bar(args):
+            model._fit(X, start=start, on_iteration=_Progress(args, params, fp))
         seconds = time.perf_counter() - t0
     save_model(model, out, fingerprint=fp)
     log.info("model written to %s", out)

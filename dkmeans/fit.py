@@ -16,7 +16,7 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
-from dask.delayed import Delayed
+from dask.delayed import delayed
 from sklearn.exceptions import ConvergenceWarning
 
 from dkmeans import kernels
@@ -58,10 +58,12 @@ class KMeansResult:
 
 
 def _as_block(labels: Any, n: int) -> da.Array:
-    """One block of labels: a graph node on a cluster, an array locally."""
-    if isinstance(labels, Delayed):
-        return da.from_delayed(labels, shape=(n,), dtype=np.int32)
-    return da.from_array(labels, chunks=(n,))
+    """One block of labels: a future on a cluster, an array locally."""
+    if isinstance(labels, np.ndarray):
+        return da.from_array(labels, chunks=(n,))
+    # a distributed Future: the task depends on it, so it stays alive with labels_
+    return da.from_delayed(delayed(np.asarray, pure=True)(labels), shape=(n,),
+                           dtype=np.int32)
 
 
 def should_persist(data: Dataset, persist: bool | str) -> bool:

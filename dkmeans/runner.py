@@ -10,7 +10,9 @@ persisted where they were computed.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
+import operator
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -122,26 +124,88 @@ def run_pass(spec: Pass, blocks: Sequence[Block], *shared: Any,
     name = f"{spec.name}-{token}"
     if states is None:
         states = [None] * len(blocks)
-    outs, new_states = [], []
     # wrapped once: wrapping tokenizes the function, and keys are given
-    chunk = delayed(spec.chunk, pure=True, nout=2 if spec.stateful else None)
-    for i, (b, state) in enumerate(zip(blocks, states, strict=True)):
-        args = (b.x, b.w, b.offset, *((state,) if spec.stateful else ()), *shared_nodes)
-        out = chunk(*args, dask_key_name=(f"{name}-chunk", i))
-        if spec.stateful:
-            st, out = out
-            new_states.append(st)
-        outs.append(out)
+    chunk = delayed(spec.chunk, pure=True)
+    raw = [chunk(b.x, b.w, b.offset, *((state,) if spec.stateful else ()), *shared_nodes,
+                 dask_key_name=(f"{name}-chunk", i))
+           for i, (b, state) in enumerate(zip(blocks, states, strict=True))]
+    if _on_cluster(raw):
+        return _run_on_cluster(spec, raw, split_every)
+    # a local scheduler: everything lives in this process, one call, plain values
+    if spec.stateful:
+        new_states, outs = [r[0] for r in raw], [r[1] for r in raw]
+    else:
+        new_states, outs = [], raw
     total = _tree_reduce(outs, spec.combine, name, split_every)
-    if not spec.stateful:
-        return compute(total)[0]
-    if not _on_cluster([total]):
-        # everything already lives in this process: one call, plain values
+    reporter = _reporter.get()
+    with _count_chunks(reporter, spec.name, f"{name}-chunk", len(raw)):
         new_states, total = compute(new_states, total)
-        return list(new_states), total
-    # on a cluster the states stay on the workers that computed them
-    *new_states, total = dask.persist(*new_states, total)
-    return new_states, compute(total)[0]
+    return (list(new_states), total) if spec.stateful else total
+
+
+def _run_on_cluster(spec: Pass, raw: list, split_every: int):
+    """A pass on a ``distributed`` cluster, over futures.
+
+    The chunk calls are computed where their blocks live; their results stay
+    there as futures (states for the next pass included), and the reduction
+    tree is submitted over them, so only the combined result comes back.
+    """
+    from distributed import as_completed, default_client
+
+    client = default_client()
+    futures = client.compute(raw)
+    reporter = _reporter.get()
+    if reporter is not None:
+        for done, _ in enumerate(as_completed(futures), 1):
+            reporter(spec.name, done, len(futures))
+    if spec.stateful:
+        new_states = [client.submit(operator.getitem, f, 0) for f in futures]
+        outs = [client.submit(operator.getitem, f, 1) for f in futures]
+    else:
+        new_states, outs = [], futures
+    while len(outs) > 1:
+        outs = [client.submit(spec.combine, outs[i : i + split_every])
+                for i in range(0, len(outs), split_every)]
+    total = outs[0].result()
+    return (new_states, total) if spec.stateful else total
+
+
+# --------------------------------------------------------------------------
+# Progress reports
+
+
+_reporter: contextvars.ContextVar[Callable[[str, int, int], None] | None] = \
+    contextvars.ContextVar("dkmeans_progress", default=None)
+
+
+@contextlib.contextmanager
+def report_progress(callback: Callable[[str, int, int], None]):
+    """Call ``callback(pass_name, blocks_done, blocks)`` as each block of every
+    pass run in this context finishes (the command line's progress bar)."""
+    token = _reporter.set(callback)
+    try:
+        yield
+    finally:
+        _reporter.reset(token)
+
+
+@contextlib.contextmanager
+def _count_chunks(reporter, pass_name: str, prefix: str, n: int):
+    """Count finished chunk tasks on a local scheduler, through dask's callbacks."""
+    if reporter is None:
+        yield
+        return
+    from dask.callbacks import Callback
+
+    done = [0]
+
+    def posttask(key, result, dsk, state, worker_id):
+        if isinstance(key, tuple) and key[0] == prefix:
+            done[0] += 1
+            reporter(pass_name, done[0], n)
+
+    with Callback(posttask=posttask):
+        yield
 
 
 def _scheduler(args: Sequence[Any]) -> Any:

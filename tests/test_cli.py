@@ -73,3 +73,57 @@ def test_missing_cluster_package_is_named(name, package):
     with pytest.raises(InvalidParameterError, match=f"pip install {package}"), \
             connect(Path(__file__).parents[1] / "cluster_configs" / f"{name}.yaml"):
         pass
+
+
+def test_progress_reports_every_block_of_every_pass():
+    import io
+
+    import dask.array as da
+    import numpy as np
+
+    from dkmeans import KMeans
+    from dkmeans.cli import ProgressBar
+    from dkmeans.runner import report_progress
+
+    X = da.from_array(np.random.default_rng(0).normal(size=(4000, 3)), chunks=(500, 3))
+    seen = []
+    with report_progress(lambda name, done, total: seen.append((name, done, total))):
+        km = KMeans(3, random_state=0, max_iter=3).fit(X)
+    per_pass = {}
+    for name, done, total in seen:
+        per_pass.setdefault(name, []).append(done)
+        assert total == 8
+    assert set(per_pass) >= {"dkmeans-scan", "dkmeans-seed-round", "dkmeans-lloyd",
+                             "dkmeans-assign"}
+    # every pass counted 1..8, once per block
+    lloyd = per_pass["dkmeans-lloyd"]
+    assert lloyd == list(range(1, 9)) * km.n_iter_
+    out = io.StringIO()
+    bar = ProgressBar(out, width=10)
+    bar("dkmeans-lloyd", 4, 8)
+    bar("dkmeans-lloyd", 8, 8)
+    assert out.getvalue() == ("\r  lloyd            [#####.....] 4/8"
+                              "\r  lloyd            [##########] 8/8\n")
+
+
+@pytest.mark.cluster
+def test_progress_on_a_cluster():
+    import dask.array as da
+    import distributed
+    import numpy as np
+
+    from dkmeans import KMeans
+    from dkmeans.runner import report_progress
+
+    X = da.from_array(np.random.default_rng(0).normal(size=(4000, 3)), chunks=(1000, 3))
+    seen = []
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=50) as cluster, \
+            distributed.Client(cluster), \
+            report_progress(lambda name, done, total: seen.append((name, done, total))):
+        KMeans(3, random_state=0, max_iter=2).fit(X)
+    lloyd = [(d, t) for n, d, t in seen if n == "dkmeans-lloyd"]
+    (blocks,) = {t for _, t in lloyd}
+    dones = [d for d, _ in lloyd]
+    assert len(dones) == 2 * blocks  # two iterations, every block reported once each
+    assert dones == list(range(1, blocks + 1)) * 2
