@@ -2,11 +2,13 @@
 
 Layout of a model directory::
 
-    model.json                 format name and version, dkmeans version,
-                               parameters, fitted scalars
+    model.json                 format name and version, dkmeans version, state
+                               ("complete" or "checkpoint"), input fingerprint,
+                               parameters, iteration, inertia and its history
     cluster_centers.npy        (n_clusters, n_features), X's dtype
-    inertia_history.npy        (n_iter,)
     init.npy                   only when ``init`` was an array
+
+(JSON floats round-trip exactly: Python writes the shortest repr.)
 
 Loading reads the JSON and the arrays with ``allow_pickle=False``: nothing in
 a model file can run code. A save writes a temporary sibling directory and
@@ -58,8 +60,7 @@ def save_model(model: Any, path: str | os.PathLike, fingerprint: dict | None = N
     check_is_fitted(model)
     path = Path(path)
     params = model.get_params()
-    arrays = {"cluster_centers": model.cluster_centers_,
-              "inertia_history": np.asarray(model.inertia_history_)}
+    arrays = {"cluster_centers": model.cluster_centers_}
     init = params["init"]
     if callable(init):
         name = f"{getattr(init, '__module__', '?')}.{getattr(init, '__qualname__', '?')}"
@@ -81,6 +82,7 @@ def save_model(model: Any, path: str | os.PathLike, fingerprint: dict | None = N
         "params": params,
         "fitted": {"n_features_in": int(model.n_features_in_), "inertia": float(model.inertia_),
                    "n_iter": int(model.n_iter_), "dtype": str(model.cluster_centers_.dtype),
+                   "inertia_history": [float(v) for v in model.inertia_history_],
                    "timings": {k: float(v) for k, v in getattr(model, "timings_", {}).items()}},
     }
     meta["state"] = "complete"
@@ -127,11 +129,10 @@ def save_checkpoint(path: str | os.PathLike, params: dict, progress: Any,
         "estimator": "KMeans", "state": "checkpoint", "input_fingerprint": fingerprint,
         "params": params,
         "fitted": {"n_features_in": int(centers.shape[1]), "inertia": float(progress.inertia),
-                   "n_iter": int(progress.n_iter), "dtype": str(centers.dtype), "timings": {}},
+                   "n_iter": int(progress.n_iter), "dtype": str(centers.dtype),
+                   "inertia_history": [float(v) for v in progress.history], "timings": {}},
     }
-    return _write_dir(Path(path), meta, {
-        "cluster_centers": centers,
-        "inertia_history": np.asarray(progress.history, dtype=np.float64)})
+    return _write_dir(Path(path), meta, {"cluster_centers": centers})
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict, Any, dict]:
@@ -145,9 +146,12 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict, Any, dict]:
         raise InvalidInputError(f"{os.fspath(path)!r} holds a finished model, not a "
                                 "checkpoint: nothing to resume.")
     centers = _load_array(path, "cluster_centers")
-    history = _load_array(path, "inertia_history")
-    progress = LloydProgress(int(meta["fitted"]["n_iter"]), centers,
-                             tuple(float(v) for v in history))
+    try:
+        progress = LloydProgress(int(meta["fitted"]["n_iter"]), centers,
+                                 tuple(float(v) for v in meta["fitted"]["inertia_history"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise InvalidInputError(f"{os.fspath(path / _META)!r} lacks or mistypes a field: "
+                                f"{err!r}.") from err
     return dict(meta["params"]), progress, dict(meta.get("input_fingerprint") or {})
 
 
@@ -213,7 +217,7 @@ def load(path: str | os.PathLike) -> Any:
     try:
         params, fitted = dict(meta["params"]), meta["fitted"]
         centers = _load_array(path, "cluster_centers")
-        history = _load_array(path, "inertia_history")
+        history = np.asarray(fitted["inertia_history"], dtype=np.float64)
         init = params["init"]
         if isinstance(init, dict) and "array" in init:
             params["init"] = _load_array(path, "init")
@@ -226,15 +230,17 @@ def load(path: str | os.PathLike) -> Any:
                 f"cluster_centers.npy has shape {centers.shape} and dtype {centers.dtype}; "
                 f"{_META} says {expected} and {fitted['dtype']}.")
         if history.shape != (fitted["n_iter"],):
-            raise InvalidInputError(f"inertia_history.npy has shape {history.shape}; "
-                                    f"{_META} says ({fitted['n_iter']},).")
+            raise InvalidInputError(f"inertia_history has {history.size} values in {_META}, "
+                                    f"for {fitted['n_iter']} iterations.")
         model.cluster_centers_ = centers
         model.inertia_history_ = history
         model.inertia_ = float(fitted["inertia"])
         model.n_iter_ = int(fitted["n_iter"])
         model.n_features_in_ = int(fitted["n_features_in"])
         model.timings_ = dict(fitted.get("timings", {}))
-    except (KeyError, TypeError) as err:
+    except (KeyError, TypeError, ValueError) as err:
+        if isinstance(err, InvalidInputError):
+            raise
         raise InvalidInputError(f"{os.fspath(path / _META)!r} lacks or mistypes a field: "
                                 f"{err!r}.") from err
     return model

@@ -44,7 +44,9 @@ def test_files_hold_no_pickle(fitted, tmp_path):
     _, km = fitted
     km.save(tmp_path / "m")
     names = sorted(p.name for p in (tmp_path / "m").iterdir())
-    assert names == ["cluster_centers.npy", "inertia_history.npy", "model.json"]
+    assert names == ["cluster_centers.npy", "model.json"]
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["fitted"]["inertia_history"] == km.inertia_history_.tolist()
     for p in (tmp_path / "m").glob("*.npy"):
         np.load(p, allow_pickle=False)  # raises if any holds objects
 
@@ -88,6 +90,9 @@ def _corrupt(path, what):
     elif what == "missing-field":
         del meta["fitted"]
         (path / "model.json").write_text(json.dumps(meta))
+    elif what == "short-history":
+        meta["fitted"]["inertia_history"] = meta["fitted"]["inertia_history"][:-1]
+        (path / "model.json").write_text(json.dumps(meta))
     elif what == "truncated-npy":
         data = (path / "cluster_centers.npy").read_bytes()
         (path / "cluster_centers.npy").write_bytes(data[: len(data) - 7])
@@ -108,6 +113,7 @@ def _corrupt(path, what):
     ("truncated-npy", "not a plain numeric array"),
     ("pickled-npy", "not a plain numeric array"),
     ("wrong-shape", r"shape \(2, 2\)"),
+    ("short-history", "inertia_history has"),
     ("no-centers", r"lacks cluster_centers\.npy"),
 ])
 def test_bad_model_directories_are_refused(fitted, tmp_path, what, match):
