@@ -36,10 +36,6 @@ _JIT = {"nogil": True, "cache": True}
 _FAST = {**_JIT, "fastmath": {"reassoc", "contract", "nsz"}}
 
 
-def _no_weights(dtype: np.dtype = np.float64) -> np.ndarray:
-    return np.empty(0, dtype=dtype)
-
-
 @numba.njit(**_FAST)
 def _row_sqdist(X, row, centers, c):  # pragma: no cover - compiled
     """Exact squared distance from ``X[row]`` to ``centers[c]``, in float64."""
