@@ -194,22 +194,15 @@ def _predict(args: argparse.Namespace) -> int:
 
     from dkmeans import load
     from dkmeans.cluster import connect
-    from dkmeans.io import replace_dir
+    from dkmeans.io import atomic_dir
 
     model = load(args.model)
     out = Path(args.output)
     X = _open_input(args)
     with connect(args.cluster, n_workers=args.workers):
         labels = model.predict(X)
-        tmp = out.with_name(f".{out.name}.tmp-{time.time_ns()}")
-        try:
+        with atomic_dir(out) as tmp:
             da.to_zarr(labels, str(tmp))  # chunk by chunk, on the workers
-            replace_dir(tmp, out)
-        except BaseException:
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     summary = {"labels": str(out), "n_samples": int(X.shape[0])}
     print(json.dumps(summary) if args.json else f"{out}: {X.shape[0]:,} labels")
     return 0

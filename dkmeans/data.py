@@ -329,7 +329,7 @@ def as_chunked(X: Any, what: str = "X", columns: list[str] | None = None,
     return arr, source
 
 
-def as_weights(sample_weight: Any, X: da.Array, source: Source) -> da.Array | None:
+def as_weights(sample_weight: Any, X: da.Array) -> da.Array | None:
     """Check sample weights against X and chunk them like X's rows.
 
     Values (negative, NaN) of chunked weights are checked in the first pass;
@@ -367,7 +367,7 @@ def as_weights(sample_weight: Any, X: da.Array, source: Source) -> da.Array | No
 def as_dataset(X: Any, sample_weight: Any = None) -> Dataset:
     """Validate ``X`` and ``sample_weight`` and wrap them as a :class:`Dataset`."""
     arr, source = as_chunked(X)
-    weights = as_weights(sample_weight, arr, source)
+    weights = as_weights(sample_weight, arr)
     return Dataset(arr, weights, source)
 
 

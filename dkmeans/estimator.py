@@ -325,7 +325,7 @@ of shape (n_samples, n_features)
         arr, _ = self._chunked(X)
         d2 = nearest_sq_distances(arr, self.cluster_centers_)
         if sample_weight is not None:
-            d2 = d2 * as_weights(sample_weight, arr, "dask")
+            d2 = d2 * as_weights(sample_weight, arr)
         return -float(compute(d2.sum())[0])
 
     def save(self, path: Any) -> Any:

@@ -18,11 +18,13 @@ half-written model, and an existing model is replaced only by a complete one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import uuid
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,21 +92,30 @@ def save_model(model: Any, path: str | os.PathLike, fingerprint: dict | None = N
     return _write_dir(path, meta, arrays)
 
 
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to fill; on success it replaces
+    ``path`` whole, on failure it is removed and ``path`` is left as it was."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+    try:
+        yield tmp
+        replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def _write_dir(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> Path:
     """Write a model directory completely beside ``path``, then rename it in."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(path) as tmp:
+        tmp.mkdir(parents=True)
         for name, arr in arrays.items():
             np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
         with open(tmp / _META, "w") as f:
             json.dump(meta, f, indent=2)
             f.flush()
             os.fsync(f.fileno())
-        replace_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
