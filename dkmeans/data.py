@@ -69,8 +69,9 @@ class Dataset:
         ws = [None] * len(xs) if self.weights is None else list(self.weights.to_delayed())
         sizes = self.X.chunks[0]
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
-        return [Block(x, w, int(o), int(s)) for x, w, o, s in zip(xs, ws, offsets, sizes,
-                                                                   strict=True)]
+        keep = (self.X, self.weights)  # persisted futures live as long as the blocks
+        return [Block(x, w, int(o), int(s), keep) for x, w, o, s in zip(xs, ws, offsets, sizes,
+                                                                         strict=True)]
 
     def persist(self) -> Dataset:
         """Load the data into (cluster) memory once, for many passes.

@@ -24,6 +24,13 @@ from dkmeans.runner import Block, run_pass
 #: ms for a plain pass, and 35 ms with 5% searched.
 SEARCH_ALL_ABOVE = 0.5
 
+#: With bounds kept, every this many iterations the bounds are dropped and
+#: rebuilt by a full search. Each iteration's bounds derive from the previous
+#: ones, and a distributed scheduler keeps that whole lineage (released task
+#: specs, for recomputation): 600 tasks after 150 iterations of 4 blocks,
+#: growing without end. Restarting caps it, at one full search in 20.
+BOUNDS_RESTART = 20
+
 
 @dataclass(frozen=True)
 class LloydProgress:
@@ -135,6 +142,8 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
     for n_iter in range(done + 1, max_iter + 1):
         t0 = time.perf_counter()
         if keep_bounds:
+            if n_iter % BOUNDS_RESTART == 0:
+                states, previous, searched = None, None, 1.0
             half_sep, drift = kernels.center_bounds(centers, previous)
             # while most rows fail their bounds, checking them costs more than
             # it saves: search them all, still recording bounds

@@ -15,12 +15,12 @@ import functools
 import operator
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import dask
 import numpy as np
-from dask.base import is_dask_collection, tokenize
+from dask.base import is_dask_collection
 from dask.core import flatten
 from dask.delayed import Delayed, delayed
 
@@ -37,12 +37,17 @@ class Pass:
 
 @dataclass(frozen=True)
 class Block:
-    """One block of rows as graph nodes: data, weights (or None), first row."""
+    """One block of rows as graph nodes: data, weights (or None), first row.
+
+    ``keep`` holds the collections the nodes come from: for persisted data on
+    a cluster they own the futures, which must live as long as the blocks.
+    """
 
     x: Delayed
     w: Delayed | None
     offset: int
     n: int
+    keep: tuple = field(default=(), repr=False, compare=False)
 
 
 def _tree_reduce(parts: list, combine: Callable, name: str, split_every: int):
@@ -61,9 +66,10 @@ def _tree_reduce(parts: list, combine: Callable, name: str, split_every: int):
 
 
 def _shared(value: Any) -> Any:
-    """One graph key for an argument every block needs (centers, keys)."""
+    """One graph node for an argument every block needs (centers, keys); a
+    random key, for the same reason as each pass's own token."""
     if isinstance(value, np.ndarray) and value.size > 16:
-        return delayed(value, pure=True)
+        return delayed(value, pure=False)
     return value
 
 
@@ -116,11 +122,11 @@ def run_pass(spec: Pass, blocks: Sequence[Block], *shared: Any,
         graph nodes, still on the workers; on a local scheduler, plain values.
     """
     shared_nodes = [_shared(s) for s in shared]
-    # States are graph nodes on a cluster but plain arrays on a local
-    # scheduler, where hashing them each pass would cost more than the pass.
-    state_ids = None if states is None else [getattr(st, "key", None) or uuid.uuid4().hex
-                                            for st in states]
-    token = tokenize(spec.name, [b.x.key for b in blocks], shared, state_ids)
+    # A fresh token per call, not one derived from the inputs: a pass repeated
+    # with identical inputs (same centers after convergence) would otherwise
+    # reuse the keys of the previous pass while the cluster is still releasing
+    # them, and distributed cancels such tasks ("lost dependencies").
+    token = uuid.uuid4().hex
     name = f"{spec.name}-{token}"
     if states is None:
         states = [None] * len(blocks)

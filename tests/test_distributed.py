@@ -69,3 +69,32 @@ def test_same_centers_on_threads_and_worker_processes(data, threaded_models, n_w
 
 def n_tasks(dask_scheduler):
     return len(dask_scheduler.tasks)
+
+
+def test_long_run_keeps_scheduler_and_client_flat():
+    # 300 Lloyd iterations with tol=0: no task, graph or future may pile up
+    # from one iteration to the next, on the scheduler or in the client.
+    from dkmeans.data import as_dataset
+    from dkmeans.lloyd import lloyd
+
+    X, _ = make_blobs(20_000, centers=8, n_features=4, cluster_std=3.0, random_state=0)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=50) as cluster, \
+            distributed.Client(cluster) as client:
+        blocks = as_dataset(da.from_array(X, chunks=(2500, 4))).persist().blocks()
+        counts = {}
+
+        def sample(progress):
+            # the same phase of the bounds' restart cycle (every 20 iterations)
+            if progress.n_iter in (40, 160, 300):
+                counts[progress.n_iter] = (client.run_on_scheduler(n_tasks),
+                                           len(client.futures))
+
+        for keep_bounds in (False, True):
+            counts.clear()
+            # tol=-1: no shift meets it, so exactly 300 passes even once the
+            # labels stop changing (tol=0 would stop there)
+            result = lloyd(blocks, X[:8].copy(), max_iter=300, tol=-1.0,
+                           keep_bounds=keep_bounds, on_iteration=sample)
+            assert result.n_iter == 300
+            assert counts[160] == counts[40] and counts[300] == counts[40], counts
