@@ -25,7 +25,7 @@ from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.lloyd import LloydProgress, LloydResult, lloyd
 from dkmeans.passes import SCAN, ScanStats
 from dkmeans.runner import Block, run_pass
-from dkmeans.seeding import INIT_METHODS, INIT_ROUNDS, stream_key
+from dkmeans.seeding import INIT_METHODS, INIT_ROUNDS, draw_key
 
 
 @dataclass(frozen=True)
@@ -141,13 +141,16 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
     -------
     KMeansResult
     """
+    if start is not None and n_init != 1:
+        raise InvalidParameterError("Resuming needs n_init=1: a checkpoint holds one run, "
+                                    f"and n_init={n_init}.")
     timings = {}
     t0 = time.perf_counter()
     if should_persist(data, persist):
         data = data.persist()
     blocks = data.blocks()
     draw_m = n_clusters if isinstance(init, str) and init == "random" else 1
-    stats = scan(blocks, stream_key(seed, 0, 0), draw_m, split_every)
+    stats = scan(blocks, draw_key(seed, 0), draw_m, split_every)
     tol_abs = tol * stats.mean_variance
     timings["scan"] = time.perf_counter() - t0
 
@@ -157,9 +160,6 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
     for run in range(n_init):
         t1 = time.perf_counter()
         if start is not None:
-            if n_init != 1:
-                raise InvalidParameterError("Resuming needs n_init=1: a checkpoint holds "
-                                            f"one run, and n_init={n_init}.")
             centers = start.centers
         elif isinstance(init, str):
             seeding = INIT_METHODS[init](

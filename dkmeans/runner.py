@@ -118,8 +118,8 @@ def run_pass(spec: Pass, blocks: Sequence[Block], *shared: Any,
         The combined intermediate, for a stateless pass.
     (new_states, result)
         For a stateful pass: the new per-block states and the combined
-        intermediate. On a ``distributed`` cluster the states are persisted
-        graph nodes, still on the workers; on a local scheduler, plain values.
+        intermediate. On a ``distributed`` cluster the states are futures,
+        still on the workers; on a local scheduler, plain values.
     """
     shared_nodes = [_shared(s) for s in shared]
     # A fresh token per call, not one derived from the inputs: a pass repeated

@@ -63,9 +63,14 @@ class Seeding:
     n_candidates: int
 
 
+def draw_key(seed: int, run: int) -> np.ndarray:
+    """The stream of a run's first draw ~ weight (the scan makes run 0's)."""
+    return stream_key(seed, run, _DRAW)
+
+
 def draw_rows(blocks: Sequence[Block], seed: int, run: int, m: int) -> TopRows:
     """Draw ``m`` rows without replacement with probability ~ weight (one pass)."""
-    return run_pass(DRAW, blocks, stream_key(seed, run, _DRAW), m)
+    return run_pass(DRAW, blocks, draw_key(seed, run), m)
 
 
 def init_random(blocks: Sequence[Block], k: int, seed: int, run: int,
