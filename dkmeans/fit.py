@@ -36,7 +36,8 @@ class KMeansResult:
     ----------
     centers : ndarray of shape (k, d)
     labels : dask.array.Array of shape (n,), int32
-        Labels of the best run, persisted where the data was.
+        Labels of the best run, persisted where the data was; for streamed
+        data, a lazy assignment computed from the source when asked for.
     inertia : float
     n_iter : int
     inertia_history : ndarray of shape (n_iter,)
@@ -149,6 +150,7 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
     if should_persist(data, persist):
         data = data.persist()
     blocks = data.blocks()
+    stream = not data.persisted
     draw_m = n_clusters if isinstance(init, str) and init == "random" else 1
     stats = scan(blocks, draw_key(seed, 0), draw_m, split_every)
     tol_abs = tol * stats.mean_variance
@@ -165,7 +167,8 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
             seeding = INIT_METHODS[init](
                 blocks, n_clusters, seed, run, first=stats.draw if run == 0 else None,
                 oversampling_factor=oversampling_factor,
-                init_rounds=INIT_ROUNDS if init_rounds is None else init_rounds)
+                init_rounds=INIT_ROUNDS if init_rounds is None else init_rounds,
+                stream=stream)
             centers, n_passes = seeding.centers, n_passes + seeding.n_passes
         elif callable(init):
             centers = init(blocks, n_clusters, run)
@@ -174,8 +177,8 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
         centers = np.asarray(centers, dtype=data.dtype)
         t2 = time.perf_counter()
         result = lloyd(blocks, centers, max_iter=max_iter, tol=tol_abs, verbose=verbose,
-                       split_every=split_every, keep_bounds=bounds and data.persisted,
-                       start=start, on_iteration=on_iteration)
+                       split_every=split_every, keep_bounds=bounds and not stream,
+                       keep_labels=not stream, start=start, on_iteration=on_iteration)
         timings["seeding"] += t2 - t1
         timings["lloyd"] += time.perf_counter() - t2
         if verbose:
@@ -191,8 +194,11 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
             f"Number of distinct clusters ({n_distinct}) found smaller than n_clusters "
             f"({n_clusters}). Possibly due to duplicate points in X.",
             ConvergenceWarning, stacklevel=3)
-    labels = da.concatenate([_as_block(s, b.n) for s, b in
-                             zip(best.labels, blocks, strict=True)])
+    if stream:  # nothing per row is kept: labels are read again when asked for
+        labels = predict_labels(data.X, best.centers)
+    else:
+        labels = da.concatenate([_as_block(s, b.n) for s, b in
+                                 zip(best.labels, blocks, strict=True)])
     return KMeansResult(best.centers, labels, best.inertia, best.n_iter,
                         best.inertia_history, tol_abs, timings, n_passes)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dkmeans import kernels, passes
-from dkmeans.passes import ASSIGN, LLOYD, LLOYD_BOUNDED
+from dkmeans.passes import ASSIGN, ASSIGN_STREAM, LLOYD, LLOYD_BOUNDED
 from dkmeans.runner import Block, run_pass
 
 #: With bounds kept, an iteration searches every row (without checking bounds)
@@ -76,8 +76,9 @@ class LloydResult:
     n_iter : int
     inertia_history : ndarray of shape (n_iter,)
         Inertia of the centers after each iteration; the last is ``inertia``.
-    labels : list
-        Per-block labels of the final assignment, still on the workers.
+    labels : list or None
+        Per-block labels of the final assignment, still on the workers
+        (None unless ``keep_labels``).
     counts : ndarray of shape (k,)
         Weight assigned to each center in the final assignment.
     n_relocated : int
@@ -88,14 +89,15 @@ class LloydResult:
     inertia: float
     n_iter: int
     inertia_history: np.ndarray
-    labels: list
+    labels: list | None
     counts: np.ndarray
     n_relocated: int
 
 
 def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
           tol: float = 0.0, verbose: int = 0, split_every: int = 8,
-          keep_bounds: bool = False, start: LloydProgress | None = None,
+          keep_bounds: bool = False, keep_labels: bool = True,
+          start: LloydProgress | None = None,
           on_iteration: Callable[[LloydProgress], None] | None = None) -> LloydResult:
     """Run Lloyd's algorithm from ``centers`` until convergence.
 
@@ -119,6 +121,10 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
         skip the distances to every center (:data:`~dkmeans.passes.LLOYD_BOUNDED`).
         Same results; worth it when the data is persisted, not when every
         pass streams it from disk in bounded memory.
+    keep_labels : bool
+        Keep the final assignment's labels on the workers (4 bytes per row).
+        Without, ``labels`` is None: streamed data's labels are recomputed
+        from the source when asked for.
     start : LloydProgress, optional
         Resume a run from a checkpoint: its centers, iteration count and
         history. The result equals the uninterrupted run's.
@@ -169,7 +175,11 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
                                        seconds, converged=shift <= tol or n_iter == max_iter))
         if shift <= tol:
             break
-    states, final = run_pass(ASSIGN, blocks, centers, split_every=split_every)
+    if keep_labels:
+        states, final = run_pass(ASSIGN, blocks, centers, split_every=split_every)
+    else:
+        states, final = None, run_pass(ASSIGN_STREAM, blocks, centers,
+                                       split_every=split_every)
     history.append(final.inertia)
     return LloydResult(centers, final.inertia, n_iter, np.asarray(history), states,
                        final.counts, n_relocated)

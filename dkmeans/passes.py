@@ -286,6 +286,36 @@ POTENTIAL = Pass("dkmeans-potential", potential_chunk, totals_combine, stateful=
 
 
 # --------------------------------------------------------------------------
+# Streaming versions: no per-row state, for data read from its source each
+# pass. They compare each row with every center so far instead of keeping a
+# running minimum (12 bytes a row) on the workers, so memory stays bounded by
+# the chunks in flight, whatever the number of rows.
+
+
+def _without_state(chunk, x, w, offset: int, *args):
+    """Run a stateful chunk function from no state; keep only its result."""
+    return chunk(x, w, offset, None, *args)[1]
+
+
+def streaming(spec: Pass) -> Pass:
+    """The stateless version of a stateful pass whose chunk function, given
+    no state, computes from scratch what the state would have held."""
+    return Pass(f"{spec.name}-stream", functools.partial(_without_state, spec.chunk),
+                spec.combine)
+
+
+def potential_stream_chunk(x, w, offset: int, centers: np.ndarray,
+                           trials: np.ndarray) -> Totals:
+    """:func:`potential_chunk` with the minimum distance recomputed from ``centers``."""
+    return potential_chunk(x, w, offset, _update_nearest(x, None, centers, 0), trials)[1]
+
+
+SEED_ROUND_STREAM = streaming(SEED_ROUND)
+CANDIDATE_MASS_STREAM = streaming(CANDIDATE_MASS)
+POTENTIAL_STREAM = Pass("dkmeans-potential-stream", potential_stream_chunk, totals_combine)
+
+
+# --------------------------------------------------------------------------
 # Lloyd iteration and final assignment
 
 
@@ -392,3 +422,6 @@ def assignment_combine(parts: Sequence[Assignment]) -> Assignment:
 
 
 ASSIGN = Pass("dkmeans-assign", assign_chunk, assignment_combine, stateful=True)
+ASSIGN_STREAM = streaming(ASSIGN)
+"""The final assignment without keeping labels: streamed data's labels are
+computed again from the source when asked for."""

@@ -20,7 +20,17 @@ import numpy as np
 
 from dkmeans import kernels
 from dkmeans.lloyd import lloyd_in_memory
-from dkmeans.passes import CANDIDATE_MASS, DRAW, POTENTIAL, SEED_ROUND, TopRows, lloyd_chunk
+from dkmeans.passes import (
+    CANDIDATE_MASS,
+    CANDIDATE_MASS_STREAM,
+    DRAW,
+    POTENTIAL,
+    POTENTIAL_STREAM,
+    SEED_ROUND,
+    SEED_ROUND_STREAM,
+    TopRows,
+    lloyd_chunk,
+)
 from dkmeans.runner import Block, run_pass
 
 #: Default number of k-means|| sampling rounds after the first center. Bahmani
@@ -82,23 +92,30 @@ def init_random(blocks: Sequence[Block], k: int, seed: int, run: int,
 
 def init_kmeans_parallel(blocks: Sequence[Block], k: int, seed: int, run: int,
                          first: TopRows | None = None, oversampling_factor: float = 2.0,
-                         init_rounds: int = INIT_ROUNDS, **_: object) -> Seeding:
+                         init_rounds: int = INIT_ROUNDS, stream: bool = False,
+                         **_: object) -> Seeding:
     """k-means|| (Bahmani et al. 2012), one pass per round.
 
-    After a first center drawn ~ weight, each round compares every row only
-    with the previous round's candidates (the running minimum distance and
-    nearest candidate stay on the workers) and draws ``oversampling_factor x
-    k`` new candidates ~ weight x D^2. A last pass weighs each candidate by the
-    mass of the rows nearest to it; the weighted candidates are then reduced
-    to ``k`` centers on the client by weighted k-means++ and weighted Lloyd.
+    After a first center drawn ~ weight, each round draws ``oversampling_factor
+    x k`` new candidates ~ weight x D^2. On persisted data each round compares
+    every row only with the previous round's candidates (the running minimum
+    distance and nearest candidate stay on the workers); with ``stream`` no
+    per-row state is kept and rows are compared with every candidate so far.
+    A last pass weighs each candidate by the mass of the rows nearest to it;
+    the weighted candidates are then reduced to ``k`` centers on the client by
+    weighted k-means++ and weighted Lloyd.
     """
     first = first if first is not None else draw_rows(blocks, seed, run, 1)
     ell = max(1, math.ceil(oversampling_factor * k))
     candidates = [first.rows[:1]]
     n_seen, states, n_passes = 0, None, 0
     for r in range(init_rounds):
-        states, step = run_pass(SEED_ROUND, blocks, candidates[-1], n_seen,
-                                stream_key(seed, run, _ROUND, r), ell, states=states)
+        key = stream_key(seed, run, _ROUND, r)
+        if stream:
+            step = run_pass(SEED_ROUND_STREAM, blocks, np.concatenate(candidates), 0, key, ell)
+        else:
+            states, step = run_pass(SEED_ROUND, blocks, candidates[-1], n_seen, key, ell,
+                                    states=states)
         n_seen += len(candidates[-1])
         n_passes += 1
         if step.cost <= 0 or not len(step.draw.rows):
@@ -106,8 +123,12 @@ def init_kmeans_parallel(blocks: Sequence[Block], k: int, seed: int, run: int,
             break  # every row already coincides with a candidate
         candidates.append(step.draw.rows)
     n_cand = n_seen + len(candidates[-1])
-    _, mass = run_pass(CANDIDATE_MASS, blocks, candidates[-1], n_seen, n_cand, states=states)
     C = np.concatenate(candidates)
+    if stream:
+        mass = run_pass(CANDIDATE_MASS_STREAM, blocks, C, 0, n_cand)
+    else:
+        _, mass = run_pass(CANDIDATE_MASS, blocks, candidates[-1], n_seen, n_cand,
+                           states=states)
     return Seeding(recluster(C, mass.values, k, seed, run), n_passes + 1, n_cand)
 
 
@@ -134,26 +155,35 @@ def recluster(C: np.ndarray, mass: np.ndarray, k: int, seed: int, run: int,
 
 def init_kmeans_plusplus(blocks: Sequence[Block], k: int, seed: int, run: int,
                          first: TopRows | None = None, n_trials: int | None = None,
-                         **_: object) -> Seeding:
+                         stream: bool = False, **_: object) -> Seeding:
     """Greedy k-means++ over the chunks: two passes per center.
 
     The first pass folds the last chosen center into each block's running
-    minimum distance and draws ``n_trials`` trial rows ~ weight x D^2; the
-    second computes the potential each trial would leave, and the best trial
-    becomes the next center.
+    minimum distance (with ``stream``, recomputes it from every center so
+    far, keeping no per-row state) and draws ``n_trials`` trial rows ~ weight
+    x D^2; the second computes the potential each trial would leave, and the
+    best trial becomes the next center.
     """
     first = first if first is not None else draw_rows(blocks, seed, run, 1)
     n_trials = n_trials or 2 + int(np.log(k))
     centers = [first.rows[:1]]
     states, n_passes = None, 0
     for i in range(1, k):
-        states, step = run_pass(SEED_ROUND, blocks, centers[-1], i - 1,
-                                stream_key(seed, run, _PLUSPLUS, i), n_trials, states=states)
+        key = stream_key(seed, run, _PLUSPLUS, i)
+        if stream:
+            chosen = np.concatenate(centers)
+            step = run_pass(SEED_ROUND_STREAM, blocks, chosen, 0, key, n_trials)
+        else:
+            states, step = run_pass(SEED_ROUND, blocks, centers[-1], i - 1, key, n_trials,
+                                    states=states)
         n_passes += 1
         if step.cost <= 0 or not len(step.draw.rows):
             break  # fewer distinct points than k
         trials = step.draw.rows
-        states, potential = run_pass(POTENTIAL, blocks, trials, states=states)
+        if stream:
+            potential = run_pass(POTENTIAL_STREAM, blocks, chosen, trials)
+        else:
+            states, potential = run_pass(POTENTIAL, blocks, trials, states=states)
         n_passes += 1
         best = int(np.argmin(potential.values))
         centers.append(trials[best : best + 1])

@@ -1,0 +1,44 @@
+"""Data larger than the workers' memory: streamed passes in bounded memory,
+labels written to Zarr chunk by chunk."""
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+
+from dkmeans import KMeans
+from dkmeans.cluster import watch_worker_memory
+from dkmeans.datasets import make_blobs
+
+distributed = pytest.importorskip("distributed")
+
+WORKER_LIMIT = 600 * 2**20
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_streaming_fit_stays_under_a_small_worker_memory_limit(tmp_path):
+    # 1.28 GB of data on 2 workers of 600 MiB each: persisting is impossible,
+    # so every pass reads the chunks from the Zarr array on disk.
+    path = str(tmp_path / "X.zarr")
+    X, true_centers = make_blobs(5_000_000, 64, 8, chunk_rows=62_500, seed=3)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  memory_limit=WORKER_LIMIT, dashboard_address=None,
+                                  silence_logs=50) as cluster, \
+            distributed.Client(cluster) as client:
+        # uncompressed: the test is about memory, not decompression speed
+        X.to_zarr(path, compressors=None)
+        assert X.nbytes > 2 * WORKER_LIMIT
+        with watch_worker_memory(client) as memory:
+            km = KMeans(8, random_state=0, max_iter=10).fit(path)
+        assert len(memory) == 2
+        for report in memory.values():
+            # under the 70% of its limit where a worker starts spilling to disk
+            # (an idle worker with dkmeans loaded takes ~310 MiB of the 600)
+            assert report["peak_rss"] < 0.7 * report["memory_limit"]
+            assert report["spilled_bytes"] == 0
+        # the model is right: every true blob center has a found center nearby
+        gaps = np.linalg.norm(true_centers[:, None] - km.cluster_centers_[None], axis=2)
+        assert gaps.min(axis=1).max() < 0.05
+        assert isinstance(km.labels_, da.Array)  # computed from the source when asked
