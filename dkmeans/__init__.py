@@ -6,12 +6,18 @@ Where things live, one layer calling only the ones above it in this list:
 - :mod:`dkmeans.passes`: each distributed pass as a chunk/combine triple, run
   by :func:`dkmeans.runner.run_pass`;
 - :mod:`dkmeans.lloyd` (the Lloyd step: :func:`lloyd`), :mod:`dkmeans.seeding`
-  (k-means||, k-means++, random) and :mod:`dkmeans.fit` (the whole fit);
-- :mod:`dkmeans.estimator`: the scikit-learn compatible :class:`KMeans`;
-- :mod:`dkmeans.data` (input handling), :mod:`dkmeans.io` (model files
-  without pickle), :mod:`dkmeans.cli` (the ``dkmeans`` command).
+  (k-means||, k-means++, random), :mod:`dkmeans.minibatch` (mini-batch
+  steps: :func:`minibatch`) and :mod:`dkmeans.fit` (whole fits);
+- :mod:`dkmeans.estimator` and :mod:`dkmeans.estimator_minibatch`: the
+  scikit-learn compatible :class:`KMeans` and :class:`MiniBatchKMeans`;
+- :mod:`dkmeans.data` (input handling), :mod:`dkmeans.preprocessing`
+  (streaming scaler, imputation, unit rows), :mod:`dkmeans.io` (model files
+  without pickle), :mod:`dkmeans.cli` (the ``dkmeans`` command),
+  :mod:`dkmeans.metrics` and :mod:`dkmeans.sweep` (evaluating and choosing k;
+  their passes are in :mod:`dkmeans.scoring`), :mod:`dkmeans.plots`.
 """
 
+from dkmeans import metrics
 from dkmeans.errors import (
     DKMeansError,
     InputNotFoundError,
@@ -20,10 +26,13 @@ from dkmeans.errors import (
     InvalidParameterError,
 )
 from dkmeans.estimator import KMeans
-from dkmeans.fit import KMeansResult, fit_kmeans
+from dkmeans.estimator_minibatch import MiniBatchKMeans
+from dkmeans.fit import KMeansResult, fit_kmeans, fit_minibatch_kmeans
 from dkmeans.io import load
 from dkmeans.lloyd import LloydResult, lloyd
+from dkmeans.minibatch import minibatch
 from dkmeans.seeding import INIT_METHODS
+from dkmeans.sweep import sweep
 
 __version__ = "0.1.0"
 
@@ -37,7 +46,12 @@ __all__ = [
     "KMeans",
     "KMeansResult",
     "LloydResult",
+    "MiniBatchKMeans",
     "fit_kmeans",
+    "fit_minibatch_kmeans",
     "lloyd",
     "load",
+    "metrics",
+    "minibatch",
+    "sweep",
 ]

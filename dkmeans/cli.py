@@ -66,15 +66,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _demo_plot(model: Any, data_path: str, out: str) -> None:
-    import zarr
-
     from dkmeans.errors import InputTypeError
     from dkmeans.plots import plot_fit
 
-    z = zarr.open_array(data_path, mode="r")
-    step = max(1, z.shape[0] // 20_000)
     try:
-        written = plot_fit(model, z[: 20_000 * step : step], out)
+        written = plot_fit(model, data_path, out)
     except InputTypeError as err:  # matplotlib missing: the demo still succeeds
         print(f"no plot: {err}")
         return
@@ -140,10 +136,10 @@ def _fit(args: argparse.Namespace) -> int:
     from dkmeans.errors import InvalidInputError
     from dkmeans.io import fingerprint, read_checkpoint, read_meta, save_model
 
-    if args.mode != "lloyd":
-        raise InvalidInputError(f"--mode {args.mode}: mini-batch k-means is not available "
-                                "yet; use --mode lloyd.")
-    model = KMeans(args.n_clusters, init=args.init, max_iter=args.max_iter, tol=args.tol,
+    if args.mode == "minibatch":
+        return _fit_minibatch(args)
+    model = KMeans(args.n_clusters, init=args.init or "k-means||", max_iter=args.max_iter or 300,
+                   tol=1e-4 if args.tol is None else args.tol,
                    random_state=args.random_state, algorithm=args.algorithm)
     params = model.get_params()
     out = Path(args.output)
@@ -176,6 +172,37 @@ def _fit(args: argparse.Namespace) -> int:
     return _summary(args, read_meta(out), resumed_from=resumed_from, seconds=seconds)
 
 
+def _fit_minibatch(args: argparse.Namespace) -> int:
+    from dkmeans import MiniBatchKMeans
+    from dkmeans.cluster import connect
+    from dkmeans.errors import InvalidInputError
+    from dkmeans.io import fingerprint, read_meta, save_model
+
+    if args.checkpoint_every:
+        raise InvalidInputError("--checkpoint-every: checkpoints are written by --mode lloyd "
+                                "only; a mini-batch fit reads at most a few passes.")
+    out = Path(args.output)
+    if args.resume and out.exists() and read_meta(out).get("state") == "complete":
+        log.info("%s already holds a finished model: nothing to do", out)
+        return _summary(args, read_meta(out), resumed_from=None, seconds=0.0)
+    model = MiniBatchKMeans(args.n_clusters, init=args.init or "k-means++",
+                            max_iter=args.max_iter or 100, batch_size=args.batch_size,
+                            tol=args.tol or 0.0, random_state=args.random_state)
+    X = _open_input(args)
+    fp = fingerprint(X)
+    with connect(args.cluster, n_workers=args.workers):
+        t0 = time.perf_counter()
+        with _progress_bar(args):
+            model.fit(X)
+        seconds = time.perf_counter() - t0
+    log.info("%d epochs, %d batches, %.2f passes read, inertia %.6g", model.n_iter_,
+             model.n_steps_, model.n_passes_read_, model.inertia_)
+    save_model(model, out, fingerprint=fp)
+    log.info("model written to %s", out)
+    return _summary(args, read_meta(out), resumed_from=None, seconds=seconds,
+                    n_passes_read=model.n_passes_read_)
+
+
 def _summary(args: argparse.Namespace, meta: dict, **extra: Any) -> int:
     fitted = meta["fitted"]
     summary = {"model": str(args.output), "state": meta.get("state"),
@@ -190,19 +217,14 @@ def _summary(args: argparse.Namespace, meta: dict, **extra: Any) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    import dask.array as da
-
     from dkmeans import load
     from dkmeans.cluster import connect
-    from dkmeans.io import atomic_dir
 
     model = load(args.model)
     out = Path(args.output)
     X = _open_input(args)
     with connect(args.cluster, n_workers=args.workers):
-        labels = model.predict(X)
-        with atomic_dir(out) as tmp:
-            da.to_zarr(labels, str(tmp))  # chunk by chunk, on the workers
+        model.predict_to_zarr(X, out)  # chunk by chunk, on the workers
     summary = {"labels": str(out), "n_samples": int(X.shape[0])}
     print(json.dumps(summary) if args.json else f"{out}: {X.shape[0]:,} labels")
     return 0
@@ -292,10 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--n-clusters", "-k", type=_positive_int, required=True)
     fit.add_argument("--output", "-o", required=True, metavar="MODEL_DIR")
     fit.add_argument("--mode", choices=["lloyd", "minibatch"], default="lloyd")
-    fit.add_argument("--init", choices=["k-means||", "k-means++", "random"],
-                     default="k-means||")
-    fit.add_argument("--max-iter", type=_positive_int, default=300)
-    fit.add_argument("--tol", type=float, default=1e-4)
+    fit.add_argument("--init", choices=["k-means||", "k-means++", "random"], default=None,
+                     help="default k-means||; with --mode minibatch k-means++ on a sample")
+    fit.add_argument("--max-iter", type=_positive_int, default=None,
+                     help="Lloyd iterations (default 300), or epochs with --mode minibatch "
+                          "(default 100)")
+    fit.add_argument("--tol", type=float, default=None,
+                     help="relative tolerance (default 1e-4; 0 with --mode minibatch)")
+    fit.add_argument("--batch-size", type=_positive_int, default=65536,
+                     help="rows per batch with --mode minibatch")
     fit.add_argument("--random-state", type=int, default=0)
     fit.add_argument("--algorithm", choices=["lloyd", "hamerly"], default="lloyd")
     fit.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",

@@ -274,6 +274,14 @@ def open_table(path: str | os.PathLike, columns: list[str] | None = None) -> da.
     return df.to_dask_array().compute_chunk_sizes()
 
 
+def as_block(X: Any, what: str = "X") -> np.ndarray:
+    """Validate in-memory input as a C-contiguous float32 / float64 array of
+    shape (n, d): shape and dtype only, not the values."""
+    X = _numpy_array(X, what)
+    _check_shape(X.shape, what)
+    return np.ascontiguousarray(X, dtype=_float_dtype(X.dtype, what))
+
+
 def as_chunked(X: Any, what: str = "X", columns: list[str] | None = None,
                ) -> tuple[da.Array, Source]:
     """Wrap any supported input as a row-chunked float dask array.
@@ -319,15 +327,46 @@ def as_chunked(X: Any, what: str = "X", columns: list[str] | None = None,
         arr = X.rechunk({1: -1}) if len(X.chunks[1]) > 1 else X
     else:
         source = "numpy"
-        X = _numpy_array(X, what)
-        _check_shape(X.shape, what)
-        dtype = _float_dtype(X.dtype, what)
-        X = np.ascontiguousarray(X, dtype=dtype)
+        X = as_block(X, what)
+        dtype = X.dtype
         rows = _row_chunks_for(X.shape[0], X.shape[1] * X.itemsize)
         arr = da.from_array(X, chunks=(rows, X.shape[1]))
     if arr.dtype != dtype:
         arr = arr.astype(dtype)
     return arr, source
+
+
+def _weights_shape(w: Any, n: int) -> None:
+    if w.ndim != 1 or w.shape[0] != n:
+        raise InvalidInputError(
+            f"sample_weight has shape {tuple(w.shape)}; expected ({n},), one weight per "
+            "row of X.")
+    if np.dtype(w.dtype).kind not in "biuf":
+        raise InputTypeError(f"sample_weight has dtype {w.dtype}; expected real numbers.")
+
+
+def as_block_weights(sample_weight: Any, n: int) -> np.ndarray | None:
+    """Check in-memory sample weights for ``n`` rows: shape, dtype and values.
+
+    Returns
+    -------
+    ndarray of shape (n,), float64, or None for unit weights
+    """
+    if sample_weight is None:
+        return None
+    w = _numpy_array(sample_weight, "sample_weight")
+    if w.ndim == 0:  # a scalar weight applies to every row
+        w = np.full(n, float(w))
+    _weights_shape(w, n)
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InvalidInputError(
+            f"sample_weight must be finite and non-negative; found {w[i]} at index {i}.")
+    if not w.sum() > 0:
+        raise InvalidInputError("sample_weight sums to zero; at least one row must have a "
+                                "positive weight.")
+    return w.astype(np.float64)
 
 
 def as_weights(sample_weight: Any, X: da.Array) -> da.Array | None:
@@ -338,31 +377,11 @@ def as_weights(sample_weight: Any, X: da.Array) -> da.Array | None:
     """
     if sample_weight is None:
         return None
-    n = X.shape[0]
     if isinstance(sample_weight, da.Array):
-        w = sample_weight
-    else:
-        w = _numpy_array(sample_weight, "sample_weight")
-        if w.ndim == 0:  # a scalar weight applies to every row
-            w = np.full(n, float(w))
-    if w.ndim != 1 or w.shape[0] != n:
-        raise InvalidInputError(
-            f"sample_weight has shape {tuple(w.shape)}; expected ({n},), one weight per "
-            "row of X.")
-    if np.dtype(w.dtype).kind not in "biuf":
-        raise InputTypeError(f"sample_weight has dtype {w.dtype}; expected real numbers.")
-    if isinstance(w, np.ndarray):
-        bad = ~np.isfinite(w) | (w < 0)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise InvalidInputError(
-                f"sample_weight must be finite and non-negative; found {w[i]} at "
-                f"index {i}.")
-        if not w.sum() > 0:
-            raise InvalidInputError("sample_weight sums to zero; at least one row must "
-                                    "have a positive weight.")
-        return da.from_array(w.astype(np.float64), chunks=(X.chunks[0],))
-    return w.astype(np.float64).rechunk((X.chunks[0],))
+        _weights_shape(sample_weight, X.shape[0])
+        return sample_weight.astype(np.float64).rechunk((X.chunks[0],))
+    w = as_block_weights(sample_weight, X.shape[0])
+    return da.from_array(w, chunks=(X.chunks[0],))
 
 
 def as_dataset(X: Any, sample_weight: Any = None) -> Dataset:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numbers
 import warnings
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import dask.array as da
 import numpy as np
@@ -26,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 from dkmeans.data import Dataset, as_chunked, as_dataset, as_weights
 from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.fit import distances, fit_kmeans, nearest_sq_distances, predict_labels
+from dkmeans.preprocessing import Preprocessing
 from dkmeans.runner import compute
 from dkmeans.seeding import INIT_METHODS, INIT_ROUNDS
 
@@ -59,6 +61,9 @@ _PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
                 "an integer >= 0"),
     "persist": (lambda v: isinstance(v, bool) or v == "auto", "True, False or 'auto'"),
     "algorithm": (lambda v: v in ("lloyd", "hamerly"), "'lloyd' or 'hamerly'"),
+    "scale": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+    "missing": (lambda v: v in ("error", "impute"), "'error' or 'impute'"),
+    "metric": (lambda v: v in ("euclidean", "cosine"), "'euclidean' or 'cosine'"),
 }
 
 
@@ -94,7 +99,197 @@ def _wrap_callable(user_init: Callable, X_user: Any, data: Dataset, seed: int):
     return init
 
 
-class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseEstimator):
+@dataclass(frozen=True)
+class FarthestRows:
+    """Rows farthest from their nearest center, farthest first.
+
+    Attributes
+    ----------
+    index : ndarray of shape (n,), int64
+        Global row indices.
+    rows : ndarray of shape (n, d)
+    distance : ndarray of shape (n,), float64
+    labels : ndarray of shape (n,), int32
+    """
+
+    index: np.ndarray
+    rows: np.ndarray
+    distance: np.ndarray
+    labels: np.ndarray
+
+
+class _BaseKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
+                  BaseEstimator):
+    """What every dkmeans estimator does once fitted: predict, transform,
+    score, write labels to Zarr, save; and parameter checks from a table."""
+
+    #: name -> (test, what is expected), checked at fit time, in this order
+    _parameters: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {}
+
+    def _check_params(self) -> None:
+        for name, (test, expected) in self._parameters.items():
+            value = getattr(self, name)
+            if not test(value):
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(self).__name__} must be {expected}; "
+                    f"got {value!r}.")
+
+    def _seed(self) -> int:
+        rs = check_random_state(self.random_state)
+        return int(rs.randint(np.iinfo(np.int32).max))
+
+    def _chunked(self, X: Any) -> tuple[da.Array, bool]:
+        """X checked against the fit and preprocessed as the fit's data was."""
+        check_is_fitted(self)
+        arr, source = as_chunked(X)
+        if arr.shape[1] != self.n_features_in_:
+            raise InvalidInputError(
+                f"X has {arr.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input.")
+        return self._prep().apply(arr), source == "numpy"
+
+    def _prep(self) -> Preprocessing:
+        return getattr(self, "_preprocessing", None) or Preprocessing()
+
+    def _model_centers(self) -> np.ndarray:
+        """The centers in the space the rows are compared in (scaled features)."""
+        return self._prep().to_model(self.cluster_centers_)
+
+    def predict(self, X: Any) -> np.ndarray | da.Array:
+        """Index of the nearest center of each row.
+
+        Parameters
+        ----------
+        X : array-like, dask array, zarr.Array or Zarr path, of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray (for in-memory X) or lazy dask array, shape (n_samples,), int32
+        """
+        arr, in_memory = self._chunked(X)
+        labels = predict_labels(arr, self._model_centers())
+        return compute(labels)[0] if in_memory else labels
+
+    def predict_to_zarr(self, X: Any, path: Any) -> Any:
+        """Write the index of each row's nearest center to a Zarr array.
+
+        For data larger than memory: the labels are computed and written
+        chunk by chunk on the workers (one Zarr chunk per block of X), never
+        gathered. They are written beside ``path`` and renamed into place
+        only once complete, so an existing array at ``path`` is replaced
+        whole or not at all.
+
+        Parameters
+        ----------
+        X : array-like, dask array, zarr.Array or Zarr path, of shape (n_samples, n_features)
+        path : str or path-like
+            A directory for the Zarr array.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        from dkmeans.io import write_labels
+
+        arr, _ = self._chunked(X)
+        return write_labels(predict_labels(arr, self._model_centers()), path)
+
+    def anomaly_score(self, X: Any) -> np.ndarray | da.Array:
+        """Distance from each row to its nearest center: large means unusual.
+
+        Returns
+        -------
+        ndarray (for in-memory X) or lazy dask array of shape (n_samples,), float64
+        """
+        arr, in_memory = self._chunked(X)
+        out = da.sqrt(nearest_sq_distances(arr, self._model_centers()))
+        return compute(out)[0] if in_memory else out
+
+    def farthest(self, X: Any, n: int = 10) -> FarthestRows:
+        """The ``n`` rows farthest from their nearest center, in one pass.
+
+        Each block keeps only its own ``n`` farthest rows (a partial
+        selection), merged across blocks: the data is never sorted, and only
+        ``n`` rows per block reach the client.
+
+        Returns
+        -------
+        FarthestRows
+            Global row indices, the rows (as given, in original units),
+            their distances and labels, farthest first.
+        """
+        from dkmeans.data import Dataset
+        from dkmeans.runner import run_pass
+        from dkmeans.scoring import FARTHEST
+
+        if not (isinstance(n, numbers.Integral) and n >= 1):
+            raise InvalidParameterError(f"n must be an integer >= 1; got {n!r}.")
+        arr, _ = self._chunked(X)
+        top = run_pass(FARTHEST, Dataset(arr, None, "dask").blocks(), self._model_centers(),
+                       int(n))
+        rows = top.rows
+        if not self._prep().is_identity:  # the rows as given, not as preprocessed
+            raw, _ = as_chunked(X)
+            rows = compute(raw[np.sort(top.index)])[0][np.argsort(np.argsort(top.index))]
+        return FarthestRows(top.index, rows, np.sqrt(top.keys), top.labels)
+
+    def transform(self, X: Any) -> np.ndarray | da.Array:
+        """Euclidean distance from each row to each center.
+
+        Returns
+        -------
+        ndarray or lazy dask array of shape (n_samples, n_clusters), X's dtype
+        """
+        arr, in_memory = self._chunked(X)
+        out = distances(arr, self._model_centers())
+        return compute(out)[0] if in_memory else out
+
+    def score(self, X: Any, y: None = None, sample_weight: Any = None) -> float:
+        """Opposite of the (weighted) inertia of X under the fitted centers.
+
+        Returns
+        -------
+        float
+        """
+        arr, _ = self._chunked(X)
+        d2 = nearest_sq_distances(arr, self._model_centers())
+        if sample_weight is not None:
+            d2 = d2 * as_weights(sample_weight, arr)
+        return -float(compute(d2.sum())[0])
+
+    def save(self, path: Any) -> Any:
+        """Write the fitted model to the directory ``path`` (JSON and .npy, no
+        pickle); :func:`dkmeans.load` reads it back. See :mod:`dkmeans.io`.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        from dkmeans.io import save_model
+
+        return save_model(self, path)
+
+    # -------------------------------------------------- sklearn plumbing
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.cluster_centers_.shape[0]
+
+    def __getstate__(self) -> dict:
+        # labels_ has one entry per training row (and may hold futures): a
+        # pickled model carries only what predicts, a few KB for k x d centers.
+        state = super().__getstate__()
+        state.pop("labels_", None)
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+class KMeans(_BaseKMeans):
     """K-means clustering of chunked data, distributed with Dask.
 
     Each Lloyd iteration is one pass over the data: every chunk is assigned
@@ -148,6 +343,18 @@ or callable, default="k-means||"
         instead of 107 on 500,000 x 256 (k=64), but early iterations, while
         most rows still move, cost up to 50% more. From k-means|| seeding
         those fits converged in 2 or 3 iterations, hence "lloyd" by default.
+    scale : bool, default=False
+        Standardize every feature (mean 0, standard deviation 1, learned in
+        one extra streaming pass; a constant feature is only centred) before
+        clustering. ``cluster_centers_`` stay in X's units; distances,
+        ``transform``, ``score`` and ``inertia_`` are in the scaled space.
+    missing : {"error", "impute"}, default="error"
+        NaN in X is an error naming its row; "impute" replaces it by the
+        feature's mean (learned in the same extra pass), in fit and after.
+    metric : {"euclidean", "cosine"}, default="euclidean"
+        "cosine" is spherical k-means (text, embeddings): rows are scaled to
+        unit length (zero rows stay zero) and every center is the unit-length
+        direction of its cluster's mean. Not combined with ``scale``.
 
     Attributes
     ----------
@@ -191,7 +398,9 @@ or callable, default="k-means||"
                  n_init: int | str = "auto", max_iter: int = 300, tol: float = 1e-4,
                  oversampling_factor: float = 2.0, init_rounds: int = INIT_ROUNDS,
                  random_state: Any = None, verbose: int = 0,
-                 persist: bool | str = "auto", algorithm: str = "lloyd") -> None:
+                 persist: bool | str = "auto", algorithm: str = "lloyd",
+                 scale: bool = False, missing: str = "error",
+                 metric: str = "euclidean") -> None:
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -203,16 +412,11 @@ or callable, default="k-means||"
         self.verbose = verbose
         self.persist = persist
         self.algorithm = algorithm
+        self.scale = scale
+        self.missing = missing
+        self.metric = metric
 
-    # ------------------------------------------------------------------ fit
-
-    def _check_params(self) -> None:
-        for name, (test, expected) in _PARAMETERS.items():
-            value = getattr(self, name)
-            if not test(value):
-                raise InvalidParameterError(
-                    f"The {name!r} parameter of {type(self).__name__} must be {expected}; "
-                    f"got {value!r}.")
+    _parameters = _PARAMETERS
 
     def _n_init(self) -> int:
         if self.n_init != "auto":
@@ -245,18 +449,24 @@ of shape (n_samples, n_features)
         """:meth:`fit`, optionally resuming from a checkpoint and reporting
         every iteration (the command line's scheduled jobs use these)."""
         self._check_params()
+        if self.scale and self.metric == "cosine":
+            raise InvalidParameterError("scale=True with metric='cosine': rows are scaled "
+                                        "to unit length already; choose one.")
         data = as_dataset(X, sample_weight)
+        prep = Preprocessing.learn(data.X, scale=self.scale, impute=self.missing == "impute",
+                                   unit=self.metric == "cosine")
+        data = replace(data, X=prep.apply(data.X))
         if data.n_samples < self.n_clusters:
             raise InvalidInputError(
                 f"n_samples={data.n_samples} should be >= n_clusters={self.n_clusters}.")
-        rs = check_random_state(self.random_state)
-        seed = int(rs.randint(np.iinfo(np.int32).max))
+        seed = self._seed()
         n_init = self._n_init()
         init = self.init
         if callable(init):
             init = _wrap_callable(init, X if data.source != "numpy" else None, data, seed)
         elif not isinstance(init, str):
-            init = check_centers(init, self.n_clusters, data.n_features, data.dtype)
+            init = prep.to_model(check_centers(init, self.n_clusters, data.n_features,
+                                               data.dtype))
             if n_init != 1:
                 warnings.warn(
                     "Explicit initial center position passed: performing only one init "
@@ -267,8 +477,10 @@ of shape (n_samples, n_features)
             data, self.n_clusters, init=init, n_init=n_init, max_iter=self.max_iter,
             tol=self.tol, seed=seed, oversampling_factor=self.oversampling_factor,
             init_rounds=self.init_rounds, persist=self.persist, verbose=self.verbose,
-            bounds=self.algorithm == "hamerly", start=start, on_iteration=on_iteration)
-        self.cluster_centers_ = result.centers
+            bounds=self.algorithm == "hamerly", start=start, on_iteration=on_iteration,
+            unit_centers=self.metric == "cosine")
+        self._preprocessing = prep
+        self.cluster_centers_ = prep.to_original(result.centers)
         self.labels_ = (compute(result.labels)[0] if data.source == "numpy"
                         else result.labels)
         self.inertia_ = float(result.inertia)
@@ -277,84 +489,3 @@ of shape (n_samples, n_features)
         self.n_features_in_ = data.n_features
         self.timings_ = result.timings
         return self
-
-    # ---------------------------------------------------------- after fit
-
-    def _chunked(self, X: Any) -> tuple[da.Array, bool]:
-        check_is_fitted(self)
-        arr, source = as_chunked(X)
-        if arr.shape[1] != self.n_features_in_:
-            raise InvalidInputError(
-                f"X has {arr.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input.")
-        return arr, source == "numpy"
-
-    def predict(self, X: Any) -> np.ndarray | da.Array:
-        """Index of the nearest center of each row.
-
-        Parameters
-        ----------
-        X : array-like, dask array, zarr.Array or Zarr path, of shape (n_samples, n_features)
-
-        Returns
-        -------
-        labels : ndarray (for in-memory X) or lazy dask array, shape (n_samples,), int32
-        """
-        arr, in_memory = self._chunked(X)
-        labels = predict_labels(arr, self.cluster_centers_)
-        return compute(labels)[0] if in_memory else labels
-
-    def transform(self, X: Any) -> np.ndarray | da.Array:
-        """Euclidean distance from each row to each center.
-
-        Returns
-        -------
-        ndarray or lazy dask array of shape (n_samples, n_clusters), X's dtype
-        """
-        arr, in_memory = self._chunked(X)
-        out = distances(arr, self.cluster_centers_)
-        return compute(out)[0] if in_memory else out
-
-    def score(self, X: Any, y: None = None, sample_weight: Any = None) -> float:
-        """Opposite of the (weighted) inertia of X under the fitted centers.
-
-        Returns
-        -------
-        float
-        """
-        arr, _ = self._chunked(X)
-        d2 = nearest_sq_distances(arr, self.cluster_centers_)
-        if sample_weight is not None:
-            d2 = d2 * as_weights(sample_weight, arr)
-        return -float(compute(d2.sum())[0])
-
-    def save(self, path: Any) -> Any:
-        """Write the fitted model to the directory ``path`` (JSON and .npy, no
-        pickle); :func:`dkmeans.load` reads it back. See :mod:`dkmeans.io`.
-
-        Returns
-        -------
-        pathlib.Path
-        """
-        from dkmeans.io import save_model
-
-        return save_model(self, path)
-
-    # -------------------------------------------------- sklearn plumbing
-
-    @property
-    def _n_features_out(self) -> int:
-        return self.cluster_centers_.shape[0]
-
-    def __getstate__(self) -> dict:
-        # labels_ has one entry per training row (and may hold futures): a
-        # pickled model carries only what predicts, a few KB for k x d centers.
-        state = super().__getstate__()
-        state.pop("labels_", None)
-        return state
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags

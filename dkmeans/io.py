@@ -36,14 +36,17 @@ FORMAT = "dkmeans-model"
 #: Version of the model directory layout this dkmeans writes and reads.
 FORMAT_VERSION = 1
 _META = "model.json"
+#: The estimators a model directory may hold.
+ESTIMATORS = ("KMeans", "MiniBatchKMeans")
 
 
 def save_model(model: Any, path: str | os.PathLike, fingerprint: dict | None = None) -> Path:
-    """Write a fitted :class:`~dkmeans.KMeans` to the directory ``path``.
+    """Write a fitted :class:`~dkmeans.KMeans` or
+    :class:`~dkmeans.MiniBatchKMeans` to the directory ``path``.
 
     Parameters
     ----------
-    model : KMeans
+    model : KMeans or MiniBatchKMeans
         Fitted.
     path : str or PathLike
         The model directory; an existing one is replaced only once the new
@@ -63,6 +66,10 @@ def save_model(model: Any, path: str | os.PathLike, fingerprint: dict | None = N
     path = Path(path)
     params = model.get_params()
     arrays = {"cluster_centers": model.cluster_centers_}
+    prep = getattr(model, "_preprocessing", None)
+    for part in ("fill", "mean", "scale"):  # what predict applies to new rows
+        if prep is not None and getattr(prep, part) is not None:
+            arrays[f"feature_{part}"] = getattr(prep, part)
     init = params["init"]
     if callable(init):
         name = f"{getattr(init, '__module__', '?')}.{getattr(init, '__qualname__', '?')}"
@@ -84,9 +91,12 @@ def save_model(model: Any, path: str | os.PathLike, fingerprint: dict | None = N
         "params": params,
         "fitted": {"n_features_in": int(model.n_features_in_), "inertia": float(model.inertia_),
                    "n_iter": int(model.n_iter_), "dtype": str(model.cluster_centers_.dtype),
-                   "inertia_history": [float(v) for v in model.inertia_history_],
                    "timings": {k: float(v) for k, v in getattr(model, "timings_", {}).items()}},
     }
+    if hasattr(model, "inertia_history_"):
+        meta["fitted"]["inertia_history"] = [float(v) for v in model.inertia_history_]
+    if hasattr(model, "n_steps_"):
+        meta["fitted"]["n_steps"] = int(model.n_steps_)
     meta["state"] = "complete"
     meta["input_fingerprint"] = fingerprint
     return _write_dir(path, meta, arrays)
@@ -104,6 +114,44 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_labels(labels: Any, path: str | os.PathLike) -> Path:
+    """Store lazy labels as a Zarr array at ``path``, chunk by chunk.
+
+    Each block is computed and written by a worker; nothing is gathered. The
+    array is written beside ``path`` and renamed in when complete
+    (:func:`atomic_dir`), so a failure leaves any earlier array untouched.
+
+    Parameters
+    ----------
+    labels : dask.array.Array of shape (n,)
+    path : str or path-like
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    import zarr
+    from dask.delayed import delayed
+
+    from dkmeans.runner import compute_all
+
+    sizes = labels.chunks[0]
+    if len(set(sizes[:-1])) > 1 or sizes[-1] > sizes[0]:  # Zarr chunks are regular
+        labels = labels.rechunk(max(sizes))
+        sizes = labels.chunks[0]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    with atomic_dir(path) as tmp:
+        z = zarr.create_array(str(tmp), shape=labels.shape, chunks=(sizes[0],),
+                              dtype=labels.dtype)
+        compute_all([delayed(_write_block, pure=False)(z, int(start), block)
+                     for start, block in zip(starts, labels.to_delayed(), strict=True)])
+    return Path(path)
+
+
+def _write_block(z: Any, start: int, block: np.ndarray) -> None:
+    z[start : start + len(block)] = block
 
 
 def _write_dir(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> Path:
@@ -204,10 +252,11 @@ def load(path: str | os.PathLike) -> Any:
 
     Returns
     -------
-    KMeans
+    KMeans or MiniBatchKMeans
         Fitted: ``cluster_centers_``, ``inertia_``, ``n_iter_``,
-        ``inertia_history_``, ``n_features_in_`` (``labels_``, one per
-        training row, is not part of a model file).
+        ``inertia_history_`` (``n_steps_`` for MiniBatchKMeans) and
+        ``n_features_in_`` (``labels_``, one per training row, is not part
+        of a model file).
 
     Raises
     ------
@@ -218,7 +267,9 @@ def load(path: str | os.PathLike) -> Any:
         match the metadata.
     """
     from dkmeans.estimator import KMeans
+    from dkmeans.estimator_minibatch import MiniBatchKMeans
 
+    estimators = {"KMeans": KMeans, "MiniBatchKMeans": MiniBatchKMeans}  # ESTIMATORS
     path = Path(path)
     meta = _read_meta(path)
     if meta.get("state", "complete") != "complete":
@@ -227,24 +278,38 @@ def load(path: str | os.PathLike) -> Any:
             "not a finished model: finish it with `dkmeans fit ... --resume`.")
     try:
         params, fitted = dict(meta["params"]), meta["fitted"]
+        name = meta["estimator"]
         centers = _load_array(path, "cluster_centers")
-        history = np.asarray(fitted["inertia_history"], dtype=np.float64)
         init = params["init"]
         if isinstance(init, dict) and "array" in init:
             params["init"] = _load_array(path, "init")
         elif isinstance(init, dict):
             params["init"] = "k-means||"
-        model = KMeans(**params)
+        model = estimators[name](**params)
         expected = (params["n_clusters"], fitted["n_features_in"])
         if centers.shape != expected or str(centers.dtype) != fitted["dtype"]:
             raise InvalidInputError(
                 f"cluster_centers.npy has shape {centers.shape} and dtype {centers.dtype}; "
                 f"{_META} says {expected} and {fitted['dtype']}.")
-        if history.shape != (fitted["n_iter"],):
-            raise InvalidInputError(f"inertia_history has {history.size} values in {_META}, "
-                                    f"for {fitted['n_iter']} iterations.")
+        if name == "KMeans":
+            history = np.asarray(fitted["inertia_history"], dtype=np.float64)
+            if history.shape != (fitted["n_iter"],):
+                raise InvalidInputError(f"inertia_history has {history.size} values in "
+                                        f"{_META}, for {fitted['n_iter']} iterations.")
+            model.inertia_history_ = history
+        else:
+            model.n_steps_ = int(fitted["n_steps"])
         model.cluster_centers_ = centers
-        model.inertia_history_ = history
+        if params.get("scale") or params.get("missing") == "impute" or \
+                params.get("metric") == "cosine":
+            from dkmeans.preprocessing import Preprocessing
+
+            model._preprocessing = Preprocessing(
+                fill=_load_array(path, "feature_fill") if params.get("missing") == "impute"
+                else None,
+                mean=_load_array(path, "feature_mean") if params.get("scale") else None,
+                scale=_load_array(path, "feature_scale") if params.get("scale") else None,
+                unit=params.get("metric") == "cosine")
         model.inertia_ = float(fitted["inertia"])
         model.n_iter_ = int(fitted["n_iter"])
         model.n_features_in_ = int(fitted["n_features_in"])
@@ -278,9 +343,9 @@ def _read_meta(path: Path) -> dict:
         raise InvalidInputError(
             f"{os.fspath(path)!r} has model format version {version!r}; this dkmeans reads "
             f"versions up to {FORMAT_VERSION}. Upgrade dkmeans to load it.")
-    if meta.get("estimator") != "KMeans":
+    if meta.get("estimator") not in ESTIMATORS:
         raise InvalidInputError(f"{os.fspath(path)!r} holds a {meta.get('estimator')!r}; "
-                                "this dkmeans loads KMeans models.")
+                                f"this dkmeans loads {' and '.join(ESTIMATORS)} models.")
     return meta
 
 

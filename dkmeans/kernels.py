@@ -551,3 +551,10 @@ def sqdist(X: np.ndarray, C: np.ndarray) -> np.ndarray:
           - 2.0 * (X.astype(np.float64) @ C.astype(np.float64).T)
           + np.einsum("ij,ij->i", C, C, dtype=np.float64)[None, :])
     return np.maximum(d2, 0.0)
+
+
+def unit_length(centers: np.ndarray) -> np.ndarray:
+    """Rows scaled to Euclidean length 1 (zero rows stay zero), same dtype."""
+    norms = np.sqrt((centers.astype(np.float64) ** 2).sum(axis=1))
+    norms[norms == 0] = 1.0
+    return (centers / norms[:, None]).astype(centers.dtype)

@@ -96,7 +96,7 @@ class LloydResult:
 
 def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
           tol: float = 0.0, verbose: int = 0, split_every: int = 8,
-          keep_bounds: bool = False, keep_labels: bool = True,
+          keep_bounds: bool = False, keep_labels: bool = True, unit_centers: bool = False,
           start: LloydProgress | None = None,
           on_iteration: Callable[[LloydProgress], None] | None = None) -> LloydResult:
     """Run Lloyd's algorithm from ``centers`` until convergence.
@@ -125,6 +125,9 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
         Keep the final assignment's labels on the workers (4 bytes per row).
         Without, ``labels`` is None: streamed data's labels are recomputed
         from the source when asked for.
+    unit_centers : bool
+        Spherical k-means: each new center (a cluster mean) is scaled to unit
+        length, for rows of unit length (``metric="cosine"``).
     start : LloydProgress, optional
         Resume a run from a checkpoint: its centers, iteration count and
         history. The result equals the uninterrupted run's.
@@ -162,6 +165,8 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
         if n_iter > 1:
             history.append(stats.inertia)  # inertia of the previous iteration's centers
         new, moved = passes.lloyd_aggregate(stats, centers)
+        if unit_centers:
+            new = kernels.unit_length(new)
         n_relocated += moved
         shift = float(((new.astype(np.float64) - centers) ** 2).sum())
         centers = new

@@ -170,7 +170,15 @@ class Assignment:
 # Pass 0: scan
 
 
-def scan_chunk(x, w, offset: int, key: np.ndarray, m: int) -> ScanStats:
+def scan_chunk(x, w, offset: int, key: np.ndarray, m: int, rate: float = 0.0) -> ScanStats:
+    """Check, summarise and sample a block.
+
+    With ``rate`` 0 the draw is the block's ``m`` largest exponential-race
+    keys (merged, exactly ``m`` rows ~ weight without replacement). With
+    ``rate`` > 0 it is a Poisson sample instead: each row independently with
+    probability ``min(1, rate x weight)``, so a block ships only its own
+    share of a large sample (about ``rate x`` its weight), not ``m`` rows.
+    """
     n, d = x.shape
     bad_row = kernels.first_nonfinite_row(x)
     bad_weight = -1
@@ -184,7 +192,11 @@ def scan_chunk(x, w, offset: int, key: np.ndarray, m: int) -> ScanStats:
                          np.zeros(d), np.zeros(d), 0.0, empty)
     count, mean, m2 = kernels.moments(x)
     weights = _weights_or_ones(w, n)
-    keys = kernels.race_keys(kernels.row_uniforms(key, offset, n), weights)
+    u = kernels.row_uniforms(key, offset, n)
+    if rate > 0:  # members get a positive key, the others 0 (never selected)
+        keys = np.where(u < np.minimum(1.0, rate * weights), 2.0 - u, 0.0)
+    else:
+        keys = kernels.race_keys(u, weights)
     return ScanStats(-1, -1, count, mean, m2, float(weights.sum()),
                      TopRows.from_block(m, keys, x, w, offset))
 

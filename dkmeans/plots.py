@@ -21,18 +21,132 @@ def _pyplot():
     return plt
 
 
-def plot_fit(model: Any, sample: np.ndarray, path: str | os.PathLike) -> str:
-    """Inertia per iteration, and a sample of rows projected on its first two
-    principal components, coloured by cluster, with the centers marked.
+def principal_axes(X: Any, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and leading principal axes of chunked data, through dask.
+
+    The covariance is one tree-reduced dask matrix product over the chunks
+    (d x d reaches the client), then a local eigendecomposition.
+
+    Returns
+    -------
+    mean : ndarray of shape (d,)
+    axes : ndarray of shape (d, n_components)
+    """
+    import dask
+
+    from dkmeans.data import as_chunked
+
+    arr, _ = as_chunked(X)
+    arr = arr.astype(np.float64)
+    mean = arr.mean(axis=0)
+    centred = arr - mean
+    mean, cov = dask.compute(mean, centred.T @ centred)
+    values, vectors = np.linalg.eigh(cov)
+    order = np.argsort(values)[::-1][:n_components]
+    axes = vectors[:, order]
+    if axes.shape[1] < n_components:  # fewer features than components
+        axes = np.eye(arr.shape[1], n_components)
+    return mean, axes
+
+
+def labelled_sample(model: Any, X: Any, size: int, random_state: int = 0,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """A uniform sample of ``size`` rows of X and their predicted labels (one pass)."""
+    from dkmeans.data import as_chunked
+    from dkmeans.fit import predict_labels
+    from dkmeans.metrics import paired_blocks
+    from dkmeans.runner import run_pass
+    from dkmeans.scoring import LABELLED_SAMPLE
+    from dkmeans.seeding import stream_key
+
+    arr, _ = as_chunked(X)
+    pairs = paired_blocks(arr, predict_labels(arr, model.cluster_centers_))
+    sample = run_pass(LABELLED_SAMPLE, pairs, stream_key(random_state, 8), size)
+    return sample.rows, sample.labels
+
+
+def plot_inertia(history: Any, ax: Any = None) -> Any:
+    """Inertia after each Lloyd iteration (``model.inertia_history_``).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    plt = _pyplot()
+    ax = ax if ax is not None else plt.subplots(figsize=(5.5, 4))[1]
+    history = np.asarray(getattr(history, "inertia_history_", history), dtype=np.float64)
+    ax.plot(np.arange(1, len(history) + 1), history, marker="o")
+    ax.set(xlabel="Lloyd iteration", ylabel="inertia", title="Inertia per iteration")
+    ax.ticklabel_format(axis="y", useOffset=False, style="sci", scilimits=(-3, 4))
+    low, high = float(history.min()), float(history.max())
+    if high - low <= 1e-6 * abs(high):  # converged at once: show a flat line, not noise
+        pad = 0.01 * abs(high) or 1.0
+        ax.set_ylim(low - pad, high + pad)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    return ax
+
+
+def plot_projection(model: Any, X: Any, sample_size: int = 5_000, random_state: int = 0,
+                    ax: Any = None) -> Any:
+    """A uniform sample of X on its first two principal components (computed
+    over all of X with dask), coloured by cluster, with the centers marked.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    plt = _pyplot()
+    ax = ax if ax is not None else plt.subplots(figsize=(5.5, 4.5))[1]
+    mean, axes = principal_axes(X)
+    rows, labels = labelled_sample(model, X, sample_size, random_state)
+    xy = (rows - mean) @ axes
+    cxy = (model.cluster_centers_ - mean) @ axes
+    ax.scatter(xy[:, 0], xy[:, 1], c=labels, s=2, cmap="tab20", alpha=0.5)
+    ax.scatter(cxy[:, 0], cxy[:, 1], c="black", marker="x", s=60, label="centers")
+    ax.set(xlabel="PC 1", ylabel="PC 2",
+           title=f"{len(rows):,} sampled rows, k={model.n_clusters}")
+    ax.legend(loc="best")
+    return ax
+
+
+def plot_sweep(result: Any, path: str | os.PathLike | None = None) -> Any:
+    """The curves of a :func:`dkmeans.sweep.sweep`: inertia (knee marked),
+    Calinski-Harabasz, Davies-Bouldin and the sampled silhouette (+- 2 s.e.).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    ks = result.ks
+    panels = [("inertia", result.inertia), ("Calinski-Harabasz (higher is better)",
+                                            result.calinski_harabasz),
+              ("Davies-Bouldin (lower is better)", result.davies_bouldin)]
+    for ax, (title, values) in zip(axes, panels, strict=False):
+        ax.plot(ks, values, marker="o")
+        ax.set(xlabel="k", title=title)
+    axes[0].axvline(result.knee, color="gray", linestyle="--", label=f"knee: k={result.knee}")
+    axes[0].legend(loc="best")
+    axes[3].errorbar(ks, result.silhouette, yerr=2 * result.silhouette_stderr, marker="o")
+    axes[3].set(xlabel="k", title="silhouette (sampled, higher is better)")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=100)
+    return fig
+
+
+def plot_fit(model: Any, X: Any, path: str | os.PathLike, sample_size: int = 20_000) -> str:
+    """Inertia per iteration beside :func:`plot_projection` of X, to a file.
 
     Parameters
     ----------
     model : KMeans
         Fitted.
-    sample : ndarray of shape (m, d)
-        Rows to draw (a few thousand).
+    X : array-like, dask array, zarr.Array or Zarr path
     path : str or PathLike
         The image file to write (PNG by its suffix).
+    sample_size : int
 
     Returns
     -------
@@ -40,28 +154,9 @@ def plot_fit(model: Any, sample: np.ndarray, path: str | os.PathLike) -> str:
         The path written.
     """
     plt = _pyplot()
-    labels = np.asarray(model.predict(sample))
-    mean = sample.mean(axis=0)
-    # principal axes of the sample (a few thousand rows: numpy is enough)
-    _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
-    axes = vt[:2].T if vt.shape[0] >= 2 else np.eye(sample.shape[1], 2)
-    xy = (sample - mean) @ axes
-    cxy = (model.cluster_centers_ - mean) @ axes
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    history = np.asarray(model.inertia_history_)
-    left.plot(np.arange(1, len(history) + 1), history, marker="o")
-    left.set(xlabel="Lloyd iteration", ylabel="inertia", title="Inertia per iteration")
-    left.ticklabel_format(axis="y", useOffset=False, style="sci", scilimits=(-3, 4))
-    low, high = float(history.min()), float(history.max())
-    if high - low <= 1e-6 * abs(high):  # converged at once: show a flat line, not noise
-        pad = 0.01 * abs(high) or 1.0
-        left.set_ylim(low - pad, high + pad)
-    left.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    right.scatter(xy[:, 0], xy[:, 1], c=labels, s=2, cmap="tab20", alpha=0.5)
-    right.scatter(cxy[:, 0], cxy[:, 1], c="black", marker="x", s=60, label="centers")
-    right.set(xlabel="PC 1", ylabel="PC 2",
-              title=f"{len(sample):,} rows, k={model.n_clusters}")
-    right.legend(loc="best")
+    plot_inertia(model, left)
+    plot_projection(model, X, sample_size, ax=right)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

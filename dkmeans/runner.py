@@ -230,3 +230,28 @@ def compute(*args: Any) -> tuple:
     """``dask.compute`` on the active scheduler, with BLAS pinned where needed."""
     with _single_threaded_blas(args):
         return dask.compute(*args)
+
+
+def compute_all(tasks: Sequence[Delayed]) -> list:
+    """Compute independent tasks; if one fails, raise only once every other
+    has stopped.
+
+    ``dask.compute`` raises at the first error while the other tasks still
+    run; tasks that write files would then write after the caller cleaned
+    up (a half-written output reappearing beside the complete one).
+    """
+    if _on_cluster(tasks):
+        from distributed import default_client, wait
+
+        futures = default_client().compute(list(tasks))
+        wait(futures)  # all of them, failed or not
+        return [f.result() for f in futures]
+    if _scheduler(tasks) is not dask.threaded.get:
+        return list(dask.compute(*tasks))
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(dask.config.get("num_workers", None) or None)
+    try:
+        return list(dask.compute(*tasks, pool=pool))
+    finally:
+        pool.shutdown(wait=True)  # the tasks already running finish first

@@ -96,14 +96,36 @@ def init_kmeans_parallel(blocks: Sequence[Block], k: int, seed: int, run: int,
                          **_: object) -> Seeding:
     """k-means|| (Bahmani et al. 2012), one pass per round.
 
+    Draws weighted candidates (:func:`kmeans_parallel_candidates`), then
+    reduces them to ``k`` centers on the client by weighted k-means++ and
+    weighted Lloyd (:func:`recluster`).
+    """
+    C, mass, n_passes = kmeans_parallel_candidates(blocks, k, seed, run, first,
+                                                   oversampling_factor, init_rounds, stream)
+    return Seeding(recluster(C, mass, k, seed, run), n_passes, len(C))
+
+
+def kmeans_parallel_candidates(blocks: Sequence[Block], k: int, seed: int, run: int,
+                               first: TopRows | None = None,
+                               oversampling_factor: float = 2.0,
+                               init_rounds: int = INIT_ROUNDS, stream: bool = False,
+                               ) -> tuple[np.ndarray, np.ndarray, int]:
+    """The weighted candidates of k-means||, one pass per round and one to weigh.
+
     After a first center drawn ~ weight, each round draws ``oversampling_factor
     x k`` new candidates ~ weight x D^2. On persisted data each round compares
     every row only with the previous round's candidates (the running minimum
     distance and nearest candidate stay on the workers); with ``stream`` no
     per-row state is kept and rows are compared with every candidate so far.
-    A last pass weighs each candidate by the mass of the rows nearest to it;
-    the weighted candidates are then reduced to ``k`` centers on the client by
-    weighted k-means++ and weighted Lloyd.
+    A last pass weighs each candidate by the mass of the rows nearest to it.
+    Candidates drawn for some ``k`` serve any smaller number of centers too
+    (:func:`dkmeans.sweep.sweep` reclusters one set for every k).
+
+    Returns
+    -------
+    candidates : ndarray of shape (c, d)
+    mass : ndarray of shape (c,), float64
+    n_passes : int
     """
     first = first if first is not None else draw_rows(blocks, seed, run, 1)
     ell = max(1, math.ceil(oversampling_factor * k))
@@ -129,7 +151,7 @@ def init_kmeans_parallel(blocks: Sequence[Block], k: int, seed: int, run: int,
     else:
         _, mass = run_pass(CANDIDATE_MASS, blocks, candidates[-1], n_seen, n_cand,
                            states=states)
-    return Seeding(recluster(C, mass.values, k, seed, run), n_passes + 1, n_cand)
+    return C, mass.values, n_passes + 1
 
 
 def recluster(C: np.ndarray, mass: np.ndarray, k: int, seed: int, run: int,

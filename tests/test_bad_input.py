@@ -12,6 +12,7 @@ from dkmeans import (
     InvalidInputError,
     InvalidParameterError,
     KMeans,
+    MiniBatchKMeans,
 )
 
 GOOD = np.arange(40, dtype=np.float64).reshape(20, 2)
@@ -71,8 +72,32 @@ FIT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("est,X,w,error,match", [c[1:] for c in FIT_CASES],
-                         ids=[c[0] for c in FIT_CASES])
+MB = MiniBatchKMeans
+MINIBATCH_CASES = [
+    ("mb-nan", MB(2), with_value(9, 0, np.nan), None, InvalidInputError, "row 9"),
+    ("mb-nan-dask", MB(2), da.from_array(with_value(16, 1, np.inf), chunks=5), None,
+     InvalidInputError, "row 16"),
+    ("mb-3-d", MB(2), np.zeros((4, 2, 2)), None, InvalidInputError, "3-D"),
+    ("mb-k-too-big", MB(21), GOOD, None, InvalidInputError, "n_clusters=21"),
+    ("mb-batch-size", MB(2, batch_size=0), GOOD, None, InvalidParameterError,
+     "'batch_size' parameter of MiniBatchKMeans must be an integer >= 1; got 0"),
+    ("mb-reassignment", MB(2, reassignment_ratio=-0.1), GOOD, None, InvalidParameterError,
+     "'reassignment_ratio'"),
+    ("mb-no-improvement", MB(2, max_no_improvement=-1), GOOD, None, InvalidParameterError,
+     "'max_no_improvement'"),
+    ("mb-init-size", MB(2, init_size=0), GOOD, None, InvalidParameterError, "'init_size'"),
+    ("mb-compute-labels", MB(2, compute_labels="yes"), GOOD, None, InvalidParameterError,
+     "'compute_labels'"),
+    ("mb-init-shape", MB(3, init=np.zeros((3, 5))), GOOD, None, InvalidInputError,
+     r"\(3, 5\).*\(3, 2\)"),
+    ("mb-weights-negative", MB(2), GOOD, np.r_[-1, np.ones(19)], InvalidInputError,
+     "found -1.0 at index 0"),
+]
+
+
+@pytest.mark.parametrize("est,X,w,error,match",
+                         [c[1:] for c in FIT_CASES + MINIBATCH_CASES],
+                         ids=[c[0] for c in FIT_CASES + MINIBATCH_CASES])
 def test_fit_rejects(est, X, w, error, match):
     with pytest.raises(error, match=match) as info:
         est.fit(X, sample_weight=w)
@@ -136,3 +161,60 @@ def test_explicit_init_with_several_runs_warns():
     with pytest.warns(RuntimeWarning, match="performing only one init"):
         km = KMeans(2, init=GOOD[:2], n_init=3).fit(GOOD)
     assert km.n_iter_ >= 1
+
+
+PARTIAL_FIT_CASES = [
+    ("nan", with_value(4, 1, np.nan), None, InvalidInputError, "row 4 of this batch"),
+    ("1-d", np.arange(6.0), None, InvalidInputError, "2-D"),
+    ("weights", GOOD, np.ones(3), InvalidInputError, r"shape \(3,\); expected \(20,\)"),
+    ("first-batch-too-small", GOOD[:1], None, InvalidInputError,
+     "first batch has 1 rows; it should have at least n_clusters=2"),
+]
+
+
+@pytest.mark.parametrize("X,w,error,match", [c[1:] for c in PARTIAL_FIT_CASES],
+                         ids=[c[0] for c in PARTIAL_FIT_CASES])
+def test_partial_fit_rejects(X, w, error, match):
+    est = MiniBatchKMeans(2)
+    with pytest.raises(error, match=match):
+        est.partial_fit(X, sample_weight=w)
+    assert not hasattr(est, "cluster_centers_")
+
+
+def test_partial_fit_checks_features_against_the_first_batch():
+    est = MiniBatchKMeans(2, random_state=0).partial_fit(GOOD)
+    before = est.cluster_centers_.copy()
+    with pytest.raises(InvalidInputError, match="X has 3 features, but MiniBatchKMeans is "
+                                                "expecting 2"):
+        est.partial_fit(np.zeros((5, 3)))
+    np.testing.assert_array_equal(est.cluster_centers_, before)  # untouched
+
+
+def test_fewer_distinct_points_than_clusters_warns_and_fits():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = np.repeat([[0.0, 0.0], [5.0, 5.0], [9.0, 1.0]], 10, axis=0)
+    with pytest.warns(ConvergenceWarning, match=r"distinct clusters \(3\) found smaller "
+                                                r"than n_clusters \(5\)"):
+        km = KMeans(5, random_state=0).fit(X)
+    assert km.inertia_ == 0.0
+    np.testing.assert_array_equal(np.unique(km.cluster_centers_[km.labels_], axis=0),
+                                  [[0, 0], [5, 5], [9, 1]])
+
+
+def test_corrupt_zarr_chunk_is_named_and_nothing_is_written(tmp_path):
+    from dkmeans.cli import main
+
+    z = zarr.create_array(str(tmp_path / "X.zarr"), shape=(40, 2), dtype="f8",
+                          chunks=(10, 2))
+    z[:] = np.arange(80.0).reshape(40, 2)
+    chunk = tmp_path / "X.zarr" / "c" / "2" / "0"
+    chunk.write_bytes(b"not zstd" + chunk.read_bytes()[8:])  # garbage in chunk 2
+    with pytest.raises(Exception, match=r"(?i)decompress|zstd|codec|corrupt|frame") as info:
+        KMeans(2, random_state=0).fit(str(tmp_path / "X.zarr"))
+    assert not isinstance(info.value, AssertionError)
+    # the command line: exit code 1 and a message, and no model directory
+    code = main(["fit", str(tmp_path / "X.zarr"), "-k", "2", "-o", str(tmp_path / "m"),
+                 "--workers", "1", "-q"])
+    assert code == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.zarr"]

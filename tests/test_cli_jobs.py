@@ -1,6 +1,5 @@
 """The command line as a scheduler runs it: subprocesses, exit codes, kill and resume."""
 
-import contextlib
 import json
 import os
 import signal
@@ -49,6 +48,20 @@ def test_fit_info_predict_evaluate(data, tmp_path):
     ev = json.loads(run("evaluate", tmp_path / "m", data / "X.npy", "--workers", 1, "-q",
                         "--json").stdout)
     assert ev["inertia"] == pytest.approx(-model.score(X), rel=1e-9)
+
+
+def test_minibatch_fit_from_the_command_line(data, tmp_path):
+    out = json.loads(run("fit", data / "X.npy", "-k", 5, "-o", tmp_path / "m", "--mode",
+                         "minibatch", "--batch-size", 4096, "--max-iter", 2, "--workers", 1,
+                         "--json", "-q").stdout)
+    model = dkmeans.load(tmp_path / "m")
+    assert isinstance(model, dkmeans.MiniBatchKMeans)
+    # the scan, at most 2 epochs and the labels pass
+    assert 2 < out["n_passes_read"] <= 4
+    X = np.load(data / "X.npy")
+    assert out["inertia"] == pytest.approx(-model.score(X), rel=1e-6)
+    full = dkmeans.KMeans(5, random_state=0).fit(X)
+    assert model.inertia_ <= 1.01 * full.inertia_
 
 
 def test_killed_fit_resumes_to_the_same_centers(data, tmp_path):
@@ -111,7 +124,8 @@ def test_resume_refuses_another_input(data, tmp_path):
     (["fit", "X.npy", "-k", "3", "-o", "m", "--checkpoint-every", "0"], "integer >= 1"),
     (["fit", "missing.npy", "-k", "3", "-o", "m"], "No .npy file"),
     (["fit", "missing.zarr", "-k", "3", "-o", "m"], "No Zarr array"),
-    (["fit", "X.npy", "-k", "3", "-o", "m", "--mode", "minibatch"], "not available yet"),
+    (["fit", "X.npy", "-k", "3", "-o", "m", "--mode", "minibatch", "--checkpoint-every", "2"],
+     "checkpoints are written by --mode lloyd only"),
     (["fit", "X.npy", "-k", "3", "-o", "m", "--cluster", "bad.yaml"], "Unknown key 'wrkers'"),
     (["info", "nowhere"], "No model directory"),
     (["predict", "nowhere", "X.npy", "-o", "l.zarr"], "No model directory"),
@@ -127,33 +141,8 @@ def test_bad_usage_exits_2_with_one_line(data, tmp_path, args, message):
     assert "Traceback" not in proc.stderr
 
 
-@contextlib.contextmanager
-def dask_processes(folder, n_workers, flags=(), protocol="tcp"):
-    """A real `dask scheduler` and `dask worker` processes on loopback; yields
-    the scheduler's address and stops them all on exit."""
-    sched_file = folder / "scheduler.json"
-    procs = [subprocess.Popen(["dask", "scheduler", "--protocol", protocol, "--host",
-                               "127.0.0.1", "--port", "0", "--dashboard-address", ":0",
-                               "--scheduler-file", str(sched_file), *flags],
-                              stderr=subprocess.DEVNULL, start_new_session=True)]
-    try:
-        deadline = time.monotonic() + 60
-        while not sched_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(sched_file.read_text())["address"]
-        procs += [subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host",
-                                    "127.0.0.1", *flags], stderr=subprocess.DEVNULL,
-                                   start_new_session=True) for _ in range(n_workers)]
-        yield address
-    finally:
-        for p in procs:
-            os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            p.wait(timeout=30)
-
-
 @pytest.fixture
-def dask_cluster(tmp_path):
+def dask_cluster(tmp_path, dask_processes):
     """A scheduler and two workers, all started."""
     with dask_processes(tmp_path, 2) as address:
         from distributed import Client
@@ -246,7 +235,7 @@ def make_certificates(folder):
     return files
 
 
-def test_fit_on_a_tls_scheduler(data, tmp_path):
+def test_fit_on_a_tls_scheduler(data, tmp_path, dask_processes):
     pytest.importorskip("cryptography")
     tls = make_certificates(tmp_path)
     flags = ["--tls-ca-file", str(tls["ca_file"]), "--tls-cert", str(tls["cert"]),

@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from dkmeans import KMeans
+from dkmeans import KMeans, MiniBatchKMeans
 
 # Checks that cannot apply, with the reason (scikit-learn lists the same two
 # for its own KMeans).
@@ -17,7 +17,8 @@ EXPECTED_FAILED = {
 
 @parametrize_with_checks(
     [KMeans(n_clusters=3, random_state=0), KMeans(n_clusters=2, init="random", n_init=2,
-                                                  max_iter=5, random_state=0)],
+                                                  max_iter=5, random_state=0),
+     MiniBatchKMeans(n_clusters=3, random_state=0, batch_size=64)],
     expected_failed_checks=lambda est: EXPECTED_FAILED,
 )
 def test_sklearn_contract(estimator, check):

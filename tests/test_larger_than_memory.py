@@ -1,13 +1,12 @@
 """Data larger than the workers' memory: streamed passes in bounded memory,
 labels written to Zarr chunk by chunk."""
 
-import dask
 import dask.array as da
 import numpy as np
 import pytest
 import zarr
 
-from dkmeans import KMeans
+from dkmeans import KMeans, MiniBatchKMeans
 from dkmeans.cluster import watch_worker_memory
 from dkmeans.datasets import make_blobs
 
@@ -42,3 +41,33 @@ def test_streaming_fit_stays_under_a_small_worker_memory_limit(tmp_path):
         gaps = np.linalg.norm(true_centers[:, None] - km.cluster_centers_[None], axis=2)
         assert gaps.min(axis=1).max() < 0.05
         assert isinstance(km.labels_, da.Array)  # computed from the source when asked
+
+
+@pytest.mark.parametrize("estimator", [KMeans(5, random_state=0),
+                                       MiniBatchKMeans(5, random_state=0, batch_size=200)])
+def test_labels_written_to_zarr_equal_predict_in_memory(blobs, tmp_path, estimator):
+    X, _ = blobs
+    z = zarr.create_array(str(tmp_path / "X.zarr"), shape=X.shape, dtype=X.dtype,
+                          chunks=(300, 5))
+    z[:] = X
+    model = estimator.fit(str(tmp_path / "X.zarr"))
+    out = model.predict_to_zarr(str(tmp_path / "X.zarr"), tmp_path / "labels.zarr")
+    labels = zarr.open_array(str(out), mode="r")
+    np.testing.assert_array_equal(labels[:], model.predict(X))
+    assert labels.dtype == np.int32
+    # aligned with the input: every labels chunk covers whole input chunks
+    assert labels.chunks[0] % 300 == 0 or labels.chunks[0] >= len(X)
+
+
+def test_a_failed_write_leaves_the_previous_labels_whole(blobs, tmp_path):
+    X, _ = blobs
+    model = KMeans(5, random_state=0).fit(X)
+    out = tmp_path / "labels.zarr"
+    model.predict_to_zarr(da.from_array(X, chunks=(500, 5)), out)
+    before = zarr.open_array(str(out), mode="r")[:]
+    bad = X.copy()
+    bad[1700, 2] = np.nan  # found in the last block, after others were written
+    with pytest.raises(ValueError, match="row 1700"):
+        model.predict_to_zarr(da.from_array(bad, chunks=(500, 5)), out)
+    np.testing.assert_array_equal(zarr.open_array(str(out), mode="r")[:], before)
+    assert [p.name for p in tmp_path.iterdir()] == ["labels.zarr"]  # no debris

@@ -1,0 +1,164 @@
+"""Passes that evaluate a clustering: per-cluster moments, distances to the
+cluster means, contingency tables and labelled samples.
+
+Like :mod:`dkmeans.passes`, each pass is a chunk / combine pair over blocks
+with a small frozen-dataclass intermediate. Their blocks pair rows with
+labels: ``Block.x`` is the rows (or the true labels) and ``Block.w`` the
+labels of the same rows (see :func:`dkmeans.metrics.paired_blocks`).
+Clusters are keyed by their label value, so any integer labels work and a
+label absent from a block costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dkmeans import kernels
+from dkmeans.passes import TopRows
+from dkmeans.runner import Pass
+
+
+@dataclass(frozen=True)
+class ClusterMoments:
+    """Count, mean and sum of squared deviations of every cluster.
+
+    Attributes
+    ----------
+    labels : ndarray of shape (c,)
+        The label values present, sorted.
+    counts : ndarray of shape (c,), float64
+    means : ndarray of shape (c, d), float64
+    m2 : ndarray of shape (c,), float64
+        Sum over the cluster's rows of the squared distance to its mean.
+    """
+
+    labels: np.ndarray
+    counts: np.ndarray
+    means: np.ndarray
+    m2: np.ndarray
+
+
+def cluster_moments_chunk(x, labels, offset: int) -> ClusterMoments:
+    values, inverse = np.unique(labels, return_inverse=True)
+    counts = np.bincount(inverse, minlength=values.size).astype(np.float64)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts[:-1])]).astype(np.intp)
+    sums = np.add.reduceat(x[order].astype(np.float64), starts, axis=0)
+    means = sums / counts[:, None]
+    diff = x - means[inverse]
+    m2 = np.bincount(inverse, weights=np.einsum("ij,ij->i", diff, diff),
+                     minlength=values.size)
+    return ClusterMoments(values, counts, means, m2)
+
+
+def cluster_moments_combine(parts: Sequence[ClusterMoments]) -> ClusterMoments:
+    """Merge per cluster with Chan et al.'s pairwise update (stable in one pass)."""
+    labels = np.unique(np.concatenate([p.labels for p in parts]))
+    d = parts[0].means.shape[1]
+    counts = np.zeros(labels.size)
+    means = np.zeros((labels.size, d))
+    m2 = np.zeros(labels.size)
+    for p in parts:
+        at = np.searchsorted(labels, p.labels)
+        n_a, n_b = counts[at], p.counts
+        n = n_a + n_b
+        delta = p.means - means[at]
+        means[at] += delta * (n_b / n)[:, None]
+        m2[at] += p.m2 + np.einsum("ij,ij->i", delta, delta) * n_a * n_b / n
+        counts[at] = n
+    return ClusterMoments(labels, counts, means, m2)
+
+
+CLUSTER_MOMENTS = Pass("dkmeans-cluster-moments", cluster_moments_chunk,
+                       cluster_moments_combine)
+
+
+@dataclass(frozen=True)
+class LabelTotals:
+    """A float64 total per label value (sums of distances to cluster means)."""
+
+    labels: np.ndarray
+    values: np.ndarray
+
+
+def mean_distance_chunk(x, labels, offset: int, label_values: np.ndarray,
+                        means: np.ndarray) -> LabelTotals:
+    """Sum over each cluster's rows of the (unsquared) distance to its mean."""
+    at = np.searchsorted(label_values, labels)
+    diff = x - means[at]
+    dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return LabelTotals(label_values, np.bincount(at, weights=dist,
+                                                 minlength=label_values.size))
+
+
+def label_totals_combine(parts: Sequence[LabelTotals]) -> LabelTotals:
+    return LabelTotals(parts[0].labels, np.sum([p.values for p in parts], axis=0))
+
+
+MEAN_DISTANCE = Pass("dkmeans-mean-distance", mean_distance_chunk, label_totals_combine)
+
+
+@dataclass(frozen=True)
+class Contingency:
+    """Counts of (true label, predicted label) pairs.
+
+    Attributes
+    ----------
+    pairs : ndarray of shape (p, 2), int64
+        Distinct pairs, sorted.
+    counts : ndarray of shape (p,), int64
+    """
+
+    pairs: np.ndarray
+    counts: np.ndarray
+
+    def table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(true label values, predicted label values, dense (t, p) counts)."""
+        true, ti = np.unique(self.pairs[:, 0], return_inverse=True)
+        pred, pi = np.unique(self.pairs[:, 1], return_inverse=True)
+        table = np.zeros((true.size, pred.size), dtype=np.int64)
+        table[ti, pi] = self.counts
+        return true, pred, table
+
+
+def contingency_chunk(true, pred, offset: int) -> Contingency:
+    pairs, counts = np.unique(np.stack([np.asarray(true, np.int64),
+                                        np.asarray(pred, np.int64)], axis=1),
+                              axis=0, return_counts=True)
+    return Contingency(pairs.reshape(-1, 2), counts.astype(np.int64))
+
+
+def contingency_combine(parts: Sequence[Contingency]) -> Contingency:
+    pairs = np.concatenate([p.pairs for p in parts])
+    counts = np.concatenate([p.counts for p in parts])
+    unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    return Contingency(unique.reshape(-1, 2),
+                       np.bincount(inverse.ravel(), weights=counts,
+                                   minlength=len(unique)).astype(np.int64))
+
+
+CONTINGENCY = Pass("dkmeans-contingency", contingency_chunk, contingency_combine)
+
+
+def labelled_sample_chunk(x, labels, offset: int, key: np.ndarray, m: int) -> TopRows:
+    """A uniform sample of ``m`` rows with their labels (exponential race)."""
+    n = x.shape[0]
+    keys = kernels.race_keys(kernels.row_uniforms(key, offset, n), np.ones(n))
+    return TopRows.from_block(m, keys, x, None, offset, np.asarray(labels, np.int32))
+
+
+LABELLED_SAMPLE = Pass("dkmeans-labelled-sample", labelled_sample_chunk, TopRows.merge)
+
+
+def farthest_chunk(x, w, offset: int, centers: np.ndarray, m: int) -> TopRows:
+    """The ``m`` rows of a block farthest from their nearest center."""
+    labels, d2 = kernels.nearest(x, centers)
+    return TopRows.from_block(m, d2, x, None, offset, labels)
+
+
+FARTHEST = Pass("dkmeans-farthest", farthest_chunk, TopRows.merge)
+"""The rows farthest from their centers over all blocks: each block keeps its
+own top ``m`` (a partial selection, no sort of the data), merged pairwise."""

@@ -1,0 +1,163 @@
+"""Choosing k: fit every k of a range on one dataset and score each fit.
+
+:func:`sweep` loads the data once (persisted when it fits, else streamed),
+draws one set of k-means|| candidates for the largest k and reclusters that
+same set for every k (the seeding passes are shared), runs Lloyd for each k,
+and scores each model with :mod:`dkmeans.metrics` passes: inertia,
+Calinski-Harabasz, Davies-Bouldin and a sampled silhouette.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dkmeans.data import as_dataset
+from dkmeans.errors import InvalidParameterError
+from dkmeans.fit import predict_labels, scan, should_persist
+from dkmeans.lloyd import lloyd
+from dkmeans.metrics import (
+    SilhouetteEstimate,
+    calinski_harabasz_from,
+    davies_bouldin_from,
+    paired_blocks,
+    sampled_silhouette,
+)
+from dkmeans.runner import run_pass
+from dkmeans.scoring import CLUSTER_MOMENTS
+from dkmeans.seeding import draw_key, kmeans_parallel_candidates, recluster, stream_key
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Scores of one fit per k.
+
+    Attributes
+    ----------
+    ks : ndarray of shape (m,)
+    inertia, calinski_harabasz, davies_bouldin, silhouette, silhouette_stderr, seconds :
+        ndarray of shape (m,), one value per k (``seconds``: Lloyd and scoring
+        time of that k; the shared seeding is in ``seeding_seconds``).
+    centers : list of ndarray, one (k, d) array per k
+    knee : int
+        The suggested k: the elbow of the inertia curve (the point farthest
+        below the chord from the first to the last k, both axes scaled to
+        [0, 1], as in the "kneedle" method of Satopää et al. 2011).
+    seeding_seconds : float
+    """
+
+    ks: np.ndarray
+    inertia: np.ndarray
+    calinski_harabasz: np.ndarray
+    davies_bouldin: np.ndarray
+    silhouette: np.ndarray
+    silhouette_stderr: np.ndarray
+    seconds: np.ndarray
+    centers: list = field(repr=False)
+    knee: int = 0
+    seeding_seconds: float = 0.0
+
+    def table(self) -> list[dict[str, float]]:
+        """One dict per k (``pandas.DataFrame(result.table())`` for a frame)."""
+        names = ("inertia", "calinski_harabasz", "davies_bouldin", "silhouette",
+                 "silhouette_stderr", "seconds")
+        return [{"k": int(k), **{n: float(getattr(self, n)[i]) for n in names}}
+                for i, k in enumerate(self.ks)]
+
+
+def knee(ks: Sequence[int], inertia: Sequence[float]) -> int:
+    """The k at the elbow of a decreasing inertia curve (kneedle).
+
+    Returns the first k when there are fewer than three.
+    """
+    ks = np.asarray(ks, dtype=np.float64)
+    y = np.asarray(inertia, dtype=np.float64)
+    if len(ks) < 3 or y[0] == y[-1]:
+        return int(ks[0])
+    xs = (ks - ks[0]) / (ks[-1] - ks[0])
+    ys = (y - y[-1]) / (y[0] - y[-1])
+    # below the chord from (0, 1) to (1, 0): the elbow is farthest from it
+    return int(ks[np.argmax(1 - xs - ys)])
+
+
+def _scores(X, centers, sample_key, sample_size) -> tuple[float, float, Any]:
+    """Calinski-Harabasz and Davies-Bouldin (2 passes) and a sampled silhouette
+    (1 pass) of the assignment to ``centers``."""
+    pairs = paired_blocks(X, predict_labels(X, centers))
+    m = run_pass(CLUSTER_MOMENTS, pairs)
+    if m.labels.size < 2:
+        return float("nan"), float("nan"), SilhouetteEstimate(float("nan"), float("nan"), 0)
+    return (calinski_harabasz_from(m), davies_bouldin_from(pairs, m),
+            sampled_silhouette(pairs, sample_key, sample_size))
+
+
+def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state: int = 0,
+          max_iter: int = 300, tol: float = 1e-4, oversampling_factor: float = 2.0,
+          persist: bool | str = "auto", silhouette_sample: int = 10_000,
+          plot: bool = False, verbose: int = 0) -> SweepResult:
+    """Fit k-means for every k in ``ks`` and score each fit.
+
+    Parameters
+    ----------
+    X : array-like, dask array, zarr.Array or Zarr path, of shape (n, d)
+    ks : sequence of int
+        Numbers of clusters, each >= 1 and <= n.
+    sample_weight : array-like of shape (n,), optional
+    random_state : int
+    max_iter, tol, oversampling_factor
+        As for :class:`~dkmeans.KMeans`.
+    persist : bool or "auto"
+        As for :class:`~dkmeans.KMeans`; the data is loaded once for all k.
+    silhouette_sample : int
+        Rows in the silhouette's uniform sample.
+    plot : bool
+        Draw the curves (:func:`dkmeans.plots.plot_sweep`, needs matplotlib).
+    verbose : int
+
+    Returns
+    -------
+    SweepResult
+    """
+    ks = sorted({int(k) for k in ks})
+    data = as_dataset(X, sample_weight)
+    if not ks or ks[0] < 1 or ks[-1] > data.n_samples:
+        raise InvalidParameterError(f"ks must hold integers from 1 to n_samples="
+                                    f"{data.n_samples}; got {ks}.")
+    if should_persist(data, persist):
+        data = data.persist()
+    blocks = data.blocks()
+    seed = int(random_state)
+    t0 = time.perf_counter()
+    stats = scan(blocks, draw_key(seed, 0), 1)
+    C, mass, _ = kmeans_parallel_candidates(blocks, ks[-1], seed, 0, first=stats.draw,
+                                            oversampling_factor=oversampling_factor,
+                                            stream=not data.persisted)
+    seeding_seconds = time.perf_counter() - t0
+    rows: dict[str, list] = {n: [] for n in ("inertia", "ch", "db", "sil", "err", "s")}
+    centers_by_k = []
+    for k in ks:
+        t1 = time.perf_counter()
+        result = lloyd(blocks, recluster(C, mass, k, seed, 0).astype(data.dtype),
+                       max_iter=max_iter, tol=tol * stats.mean_variance,
+                       keep_labels=False)
+        ch, db, sil = _scores(data.X, result.centers, stream_key(seed, 9, k),
+                              silhouette_sample)
+        for name, value in zip(rows, (result.inertia, ch, db, sil.score, sil.stderr,
+                                      time.perf_counter() - t1), strict=True):
+            rows[name].append(value)
+        centers_by_k.append(result.centers)
+        if verbose:
+            print(f"k={k}: inertia {result.inertia:.6g}, CH {ch:.4g}, DB {db:.4g}, "
+                  f"silhouette {sil.score:.3f} +- {sil.stderr:.3f}")
+    out = SweepResult(np.array(ks), *(np.array(rows[n]) for n in rows),
+                      centers=centers_by_k, knee=knee(ks, rows["inertia"]),
+                      seeding_seconds=seeding_seconds)
+    if plot:
+        from dkmeans.plots import plot_sweep
+
+        plot_sweep(out)
+    return out

@@ -1,0 +1,88 @@
+"""Faults on a real cluster: a separate scheduler and worker processes on
+loopback, one worker killed (SIGKILL) in the middle of a fit."""
+
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+from dkmeans import KMeans, MiniBatchKMeans
+from dkmeans.datasets import make_blobs
+
+distributed = pytest.importorskip("distributed")
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def zarr_path(tmp_path_factory):
+    # overlapping blobs, so Lloyd runs many iterations
+    path = str(tmp_path_factory.mktemp("faults") / "X.zarr")
+    X, _ = make_blobs(600_000, 16, 12, chunk_rows=30_000, std=4.0, seed=5)
+    X.to_zarr(path)
+    return path
+
+
+def kill_a_worker_later(client, delay: float) -> dict:
+    """SIGKILL the process of one worker ``delay`` seconds from now (mid-pass)."""
+    address, pid = sorted(client.run(os.getpid).items())[0]
+    done = threading.Event()
+
+    def kill():
+        os.kill(pid, signal.SIGKILL)
+        done.set()
+
+    threading.Timer(delay, kill).start()
+    return {"address": address, "pid": pid, "done": done}
+
+
+def fit(estimator, path, kill_at_iteration=None):
+    """Fit; with ``kill_at_iteration``, kill a worker during the next pass."""
+    client = distributed.default_client()
+    killed = {}
+
+    def on_iteration(p):
+        if p.n_iter == kill_at_iteration and not killed:
+            killed.update(kill_a_worker_later(client, 0.05))
+
+    if isinstance(estimator, KMeans):
+        estimator._fit(path, on_iteration=on_iteration)
+    else:
+        if kill_at_iteration is not None:
+            killed.update(kill_a_worker_later(client, 1.0))
+        estimator.fit(path)
+    if killed:
+        assert killed["done"].is_set(), "the fit ended before the worker was killed"
+    return estimator, killed
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda: KMeans(12, random_state=0, tol=0, max_iter=12, persist=True),
+                 id="kmeans-persisted"),
+    pytest.param(lambda: KMeans(12, random_state=0, tol=0, max_iter=12, persist=False),
+                 id="kmeans-streaming"),
+    pytest.param(lambda: MiniBatchKMeans(12, random_state=0, batch_size=1024, max_iter=5,
+                                         max_no_improvement=None, compute_labels=False),
+                 id="minibatch-streaming"),
+])
+def test_a_killed_worker_does_not_change_the_result(zarr_path, tmp_path, dask_processes,
+                                                    make):
+    with dask_processes(tmp_path, 2) as address, \
+            distributed.Client(address, timeout="30s") as client:
+        client.wait_for_workers(2, timeout=60)
+        undisturbed, _ = fit(make(), zarr_path)
+        disturbed, killed = fit(make(), zarr_path, kill_at_iteration=4)
+        # the worker really died mid-fit (its nanny starts a new process)
+        assert killed
+        pids = client.run(os.getpid)
+        assert killed["pid"] not in pids.values()
+    np.testing.assert_allclose(disturbed.cluster_centers_, undisturbed.cluster_centers_,
+                               rtol=1e-6)
+    if isinstance(disturbed, KMeans):
+        # the kill came during the pass after iteration 4, before convergence
+        assert disturbed.n_iter_ == undisturbed.n_iter_ > 4
+        assert disturbed.inertia_ == pytest.approx(undisturbed.inertia_, rel=1e-9)
+    else:
+        assert disturbed.n_steps_ == undisturbed.n_steps_
