@@ -56,8 +56,29 @@ def _bound_holds(dist, half_sep_a, lower, c_norm_a, err_scale, cmax2):  # pragma
     return bound > 0.0 and bound * bound - dist > err_scale * ((u + c_norm_a) ** 2 + cmax2)
 
 
+def _gemm_buffer(centers: np.ndarray) -> np.ndarray:
+    """Scratch space for one block's (k, BLOCK_ROWS) products, made once per call."""
+    return np.empty((centers.shape[0], BLOCK_ROWS), dtype=centers.dtype)
+
+
 @numba.njit(**_FAST)
-def _assign_block(X, centers, c_sqnorm, start, stop, labels, d2):  # pragma: no cover
+def _gemm_block(centers, rows, buf):  # pragma: no cover - compiled
+    """``centers @ rows.T``, into ``buf`` when the rows fill a whole block.
+
+    Not a fresh array per block: distributed's workers set glibc's
+    MALLOC_TRIM_THRESHOLD_, which also freezes its mmap threshold at 128 KiB,
+    so a (32, 1024) float32 product was mapped, faulted in and unmapped for
+    every block (measured in a worker: a 500,000-row Lloyd task took 56 ms
+    instead of 26, and a streamed Lloyd pass ran at 0.75 x a raw read).
+    """
+    if rows.shape[0] == buf.shape[1]:
+        np.dot(centers, rows.T, buf)
+        return buf
+    return np.dot(centers, rows.T)
+
+
+@numba.njit(**_FAST)
+def _assign_block(X, centers, c_sqnorm, start, stop, labels, d2, buf):  # pragma: no cover
     """Nearest center (GEMM + argmin along rows) and exact squared distance
     for rows ``start:stop``."""
     k = centers.shape[0]
@@ -66,7 +87,7 @@ def _assign_block(X, centers, c_sqnorm, start, stop, labels, d2):  # pragma: no 
     # buffers are local so the compiler knows nothing else aliases them.
     # (_search_rows has the same loop plus the second-best center; kept apart
     # so this hot loop of every Lloyd pass does not pay for it.)
-    gt = np.dot(centers, X[start:stop].T)
+    gt = _gemm_block(centers, X[start:stop], buf)
     best_v = c_sqnorm[0] - 2 * gt[0]
     lab = np.zeros(b, dtype=np.int32)
     for j in range(1, k):
@@ -82,10 +103,10 @@ def _assign_block(X, centers, c_sqnorm, start, stop, labels, d2):  # pragma: no 
 
 
 @numba.njit(**_FAST)
-def _nearest_impl(X, centers, c_sqnorm, labels, d2):  # pragma: no cover - compiled
+def _nearest_impl(X, centers, c_sqnorm, labels, d2, buf):  # pragma: no cover - compiled
     for start in range(0, X.shape[0], BLOCK_ROWS):
         _assign_block(X, centers, c_sqnorm, start, min(start + BLOCK_ROWS, X.shape[0]),
-                      labels, d2)
+                      labels, d2, buf)
 
 
 @numba.njit(**_FAST)
@@ -121,13 +142,13 @@ def _accumulate_block(X, w, labels, d2, start, stop, sums, wsums, far_d2, far_ro
 
 @numba.njit(**_FAST)
 def _lloyd_impl(X, w, centers, c_sqnorm, labels, d2, sums, wsums,
-                far_d2, far_row):  # pragma: no cover - compiled
+                far_d2, far_row, buf):  # pragma: no cover - compiled
     n = X.shape[0]
     far_min = 0  # slot holding the smallest of the farthest distances so far
     inertia = 0.0
     for start in range(0, n, BLOCK_ROWS):
         stop = min(start + BLOCK_ROWS, n)
-        _assign_block(X, centers, c_sqnorm, start, stop, labels, d2)
+        _assign_block(X, centers, c_sqnorm, start, stop, labels, d2, buf)
         # accumulate while the block is still in cache
         part, far_min = _accumulate_block(X, w, labels, d2, start, stop, sums, wsums,
                                           far_d2, far_row, far_min)
@@ -137,13 +158,13 @@ def _lloyd_impl(X, w, centers, c_sqnorm, labels, d2, sums, wsums,
 
 @numba.njit(**_FAST)
 def _search_rows(src, rows, centers, c_sqnorm, err_scale, cmax2, labels, lower,
-                 d2):  # pragma: no cover - compiled
+                 d2, buf):  # pragma: no cover - compiled
     """Nearest center of each row of ``src`` (row ``rows[i]`` of the chunk) by
     GEMM + argmin, its exact squared distance, and a lower bound on the
     distance to every other center (the second-best, less rounding error)."""
     m, d = src.shape
     k = centers.shape[0]
-    gt = np.dot(centers, src.T)
+    gt = _gemm_block(centers, src, buf)
     best_v = c_sqnorm[0] - 2 * gt[0]
     second = np.full(m, np.inf, dtype=best_v.dtype)
     lab = np.zeros(m, dtype=np.int32)
@@ -171,7 +192,7 @@ def _search_rows(src, rows, centers, c_sqnorm, err_scale, cmax2, labels, lower,
 @numba.njit(**_FAST)
 def _lloyd_bounded_impl(X, w, centers, c_sqnorm, c_norm, half_sep, drift, search_all,
                         has_bounds, err_scale, labels, lower, d2, sums, wsums, far_d2,
-                        far_row, counts):  # pragma: no cover - compiled
+                        far_row, counts, gt_buf):  # pragma: no cover - compiled
     """Lloyd step that skips the distances to all centers for rows whose
     nearest center provably cannot have changed (Hamerly 2010).
 
@@ -201,7 +222,7 @@ def _lloyd_bounded_impl(X, w, centers, c_sqnorm, c_norm, half_sep, drift, search
                 lower[start + i] -= drift[old_lab[i]]
             old_low = lower[start:stop].copy()
             _search_rows(X[start:stop], np.arange(start, stop), centers, c_sqnorm, err_scale,
-                         cmax2, labels, lower, d2)
+                         cmax2, labels, lower, d2, gt_buf)
             for i in range(b):
                 a = old_lab[i]
                 spared = has_bounds and labels[start + i] == a and _bound_holds(
@@ -223,7 +244,7 @@ def _lloyd_bounded_impl(X, w, centers, c_sqnorm, c_norm, half_sep, drift, search
             counts[0] += m
             if m > 0:
                 _search_rows(buf[:m], idx[:m], centers, c_sqnorm, err_scale, cmax2, labels,
-                             lower, d2)
+                             lower, d2, gt_buf)
         part, far_min = _accumulate_block(X, w, labels, d2, start, stop, sums, wsums,
                                           far_d2, far_row, far_min)
         inertia += part
@@ -256,7 +277,7 @@ def nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     n = X.shape[0]
     labels = np.empty(n, dtype=np.int32)
     d2 = np.empty(n, dtype=np.float64)
-    _nearest_impl(X, c, c_sqnorm, labels, d2)
+    _nearest_impl(X, c, c_sqnorm, labels, d2, _gemm_buffer(c))
     return labels, d2
 
 
@@ -297,7 +318,8 @@ def lloyd_partials(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_far: int
     m = min(n_far, n)
     far_d2 = np.full(m, -1.0)
     far_row = np.full(m, -1, dtype=np.int64)
-    inertia = _lloyd_impl(X, w, c, c_sqnorm, labels, d2, sums, wsums, far_d2, far_row)
+    inertia = _lloyd_impl(X, w, c, c_sqnorm, labels, d2, sums, wsums, far_d2, far_row,
+                          _gemm_buffer(c))
     kept = far_row >= 0
     return sums, wsums, float(inertia), far_d2[kept], far_row[kept], labels
 
@@ -359,7 +381,7 @@ def lloyd_partials_bounded(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_
     inertia = _lloyd_bounded_impl(X, w, c, c_sqnorm, c_norm, np.asarray(half_sep, np.float64),
                                   np.asarray(drift, np.float64), fresh or search_all,
                                   not fresh, err_scale, labels, lower, d2, sums, wsums,
-                                  far_d2, far_row, counts)
+                                  far_d2, far_row, counts, _gemm_buffer(c))
     kept = far_row >= 0
     return (sums, wsums, float(inertia), far_d2[kept], far_row[kept], labels,
             (labels, lower), int(counts[0]))
