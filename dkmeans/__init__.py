@@ -9,7 +9,8 @@ Where things live, one layer calling only the ones above it in this list:
   (k-means||, k-means++, random), :mod:`dkmeans.minibatch` (mini-batch
   steps: :func:`minibatch`) and :mod:`dkmeans.fit` (whole fits);
 - :mod:`dkmeans.estimator` and :mod:`dkmeans.estimator_minibatch`: the
-  scikit-learn compatible :class:`KMeans` and :class:`MiniBatchKMeans`;
+  scikit-learn compatible :class:`KMeans` and :class:`MiniBatchKMeans`, on
+  what they share (:mod:`dkmeans.estimator_base`);
 - :mod:`dkmeans.data` (input handling), :mod:`dkmeans.preprocessing`
   (streaming scaler, imputation, unit rows), :mod:`dkmeans.io` (model files
   without pickle), :mod:`dkmeans.cli` (the ``dkmeans`` command),

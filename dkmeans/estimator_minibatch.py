@@ -17,7 +17,8 @@ import numpy as np
 from dkmeans import kernels
 from dkmeans.data import as_block, as_block_weights, as_dataset
 from dkmeans.errors import InvalidInputError
-from dkmeans.estimator import _PARAMETERS, _BaseKMeans, _is_int, _is_real, check_centers
+from dkmeans.estimator import _PARAMETERS
+from dkmeans.estimator_base import _BaseKMeans, _is_int, _is_real, check_centers
 from dkmeans.fit import fit_minibatch_kmeans, init_from_sample
 from dkmeans.minibatch import MiniBatchState, StepRules, update_centers
 from dkmeans.runner import compute
