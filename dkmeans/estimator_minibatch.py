@@ -183,6 +183,12 @@ of shape (n_samples, n_features)
         -------
         self : MiniBatchKMeans
         """
+        return self._fit(X, sample_weight)
+
+    def _fit(self, X: Any, sample_weight: Any = None, on_window: Any = None,
+             ) -> MiniBatchKMeans:
+        """:meth:`fit`, calling ``on_window(state, epoch)`` after each window
+        of groups (progress reports; the fault tests use it)."""
         self._check_params()
         data = as_dataset(X, sample_weight)
         n = data.n_samples
@@ -195,7 +201,8 @@ of shape (n_samples, n_features)
             batch_size=min(self.batch_size, n), tol=self.tol,
             max_no_improvement=self.max_no_improvement,
             reassignment_ratio=self.reassignment_ratio, init_size=self._init_size(n),
-            seed=self._seed_, compute_labels=self.compute_labels, verbose=self.verbose)
+            seed=self._seed_, compute_labels=self.compute_labels, verbose=self.verbose,
+            on_window=on_window)
         state = result.run.state
         self._state = state
         self.cluster_centers_ = state.centers

@@ -268,15 +268,17 @@ def fit_minibatch_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarr
                          n_init: int, max_iter: int, batch_size: int, tol: float,
                          max_no_improvement: int | None, reassignment_ratio: float,
                          init_size: int, seed: int, compute_labels: bool,
-                         verbose: int = 0) -> MiniBatchFit:
+                         verbose: int = 0,
+                         on_window: Callable[[Any, int], None] | None = None) -> MiniBatchFit:
     """Mini-batch k-means over a dataset, reading it from its source.
 
     One scan pass validates the data and draws about ``init_size`` rows ~
     weight (a Poisson sample);
     seeding runs on that sample (``"k-means||"`` instead streams its passes
     over the whole data); then :func:`dkmeans.minibatch.minibatch` runs up
-    to ``max_iter`` epochs; with ``compute_labels`` one last pass gives the
-    inertia over all rows.
+    to ``max_iter`` epochs (``on_window(state, epoch)`` after each window of
+    groups); with ``compute_labels`` one last pass gives the inertia over all
+    rows.
 
     Returns
     -------
@@ -307,7 +309,8 @@ def fit_minibatch_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarr
     rules = StepRules(reassignment_ratio, tol * stats.mean_variance, max_no_improvement,
                       batch_size, n, seed)
     run = minibatch(blocks, centers, rules, max_epochs=max_iter,
-                    row_bytes=data.n_features * data.dtype.itemsize, verbose=verbose)
+                    row_bytes=data.n_features * data.dtype.itemsize, verbose=verbose,
+                    on_window=on_window)
     timings["minibatch"] = run.seconds
     passes_read += run.rows_read / n
     labels = None

@@ -31,28 +31,33 @@ def kill_a_worker_later(client, delay: float) -> dict:
     done = threading.Event()
 
     def kill():
-        os.kill(pid, signal.SIGKILL)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:  # too late: the assertion on `done` says so
+            return
         done.set()
 
     threading.Timer(delay, kill).start()
     return {"address": address, "pid": pid, "done": done}
 
 
-def fit(estimator, path, kill_at_iteration=None):
-    """Fit; with ``kill_at_iteration``, kill a worker during the next pass."""
+def fit(estimator, path, kill_at=None):
+    """Fit; with ``kill_at``, kill a worker 50 ms into the pass after that
+    Lloyd iteration (KMeans) or into the window after that many windows of
+    batch groups (MiniBatchKMeans)."""
     client = distributed.default_client()
     killed = {}
+    seen = []
 
-    def on_iteration(p):
-        if p.n_iter == kill_at_iteration and not killed:
+    def kill_after(n):
+        if n == kill_at and not killed:
             killed.update(kill_a_worker_later(client, 0.05))
 
     if isinstance(estimator, KMeans):
-        estimator._fit(path, on_iteration=on_iteration)
+        estimator._fit(path, on_iteration=lambda p: kill_after(p.n_iter))
     else:
-        if kill_at_iteration is not None:
-            killed.update(kill_a_worker_later(client, 1.0))
-        estimator.fit(path)
+        estimator._fit(path, on_window=lambda state, epoch: (seen.append(epoch),
+                                                             kill_after(len(seen))))
     if killed:
         assert killed["done"].is_set(), "the fit ended before the worker was killed"
     return estimator, killed
@@ -73,7 +78,7 @@ def test_a_killed_worker_does_not_change_the_result(zarr_path, tmp_path, dask_pr
             distributed.Client(address, timeout="30s") as client:
         client.wait_for_workers(2, timeout=60)
         undisturbed, _ = fit(make(), zarr_path)
-        disturbed, killed = fit(make(), zarr_path, kill_at_iteration=4)
+        disturbed, killed = fit(make(), zarr_path, kill_at=4)
         # the worker really died mid-fit (its nanny starts a new process)
         assert killed
         pids = client.run(os.getpid)
