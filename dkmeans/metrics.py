@@ -196,12 +196,18 @@ def sampled_silhouette(blocks: list[Block], key: np.ndarray, size: int,
                        ) -> SilhouetteEstimate:
     """Draw a uniform sample of ``size`` labelled rows (one pass) and return
     its exact silhouette (NaN when the sample has one label or one per row)."""
+    sample = run_pass(LABELLED_SAMPLE, blocks, key, size)
+    return silhouette_of(sample.rows, sample.labels)
+
+
+def silhouette_of(rows: np.ndarray, labels: np.ndarray) -> SilhouetteEstimate:
+    """The exact silhouette of in-memory sampled rows, with its standard error
+    (NaN when the rows have one label or one per row)."""
     from sklearn.metrics import silhouette_samples
 
-    sample = run_pass(LABELLED_SAMPLE, blocks, key, size)
-    if not 1 < np.unique(sample.labels).size < len(sample.labels):
-        return SilhouetteEstimate(float("nan"), float("nan"), len(sample.labels))
-    s = silhouette_samples(sample.rows.astype(np.float64), sample.labels)
+    if not 1 < np.unique(labels).size < len(labels):
+        return SilhouetteEstimate(float("nan"), float("nan"), len(labels))
+    s = silhouette_samples(rows.astype(np.float64), labels)
     return SilhouetteEstimate(float(s.mean()), float(s.std(ddof=1) / np.sqrt(s.size)),
                               int(s.size))
 

@@ -4,7 +4,8 @@
 draws one set of k-means|| candidates for the largest k and reclusters that
 same set for every k (the seeding passes are shared), runs Lloyd for each k,
 and scores each model with :mod:`dkmeans.metrics` passes: inertia,
-Calinski-Harabasz, Davies-Bouldin and a sampled silhouette.
+Calinski-Harabasz, Davies-Bouldin, and the silhouette of one sample of rows
+drawn in the first pass for every k.
 """
 
 from __future__ import annotations
@@ -16,20 +17,21 @@ from typing import Any
 
 import numpy as np
 
+from dkmeans import kernels
 from dkmeans.data import as_dataset
 from dkmeans.errors import InvalidParameterError
-from dkmeans.fit import predict_labels, scan, should_persist
+from dkmeans.fit import predict_labels, sample_scan, should_persist
 from dkmeans.lloyd import lloyd
 from dkmeans.metrics import (
     SilhouetteEstimate,
     calinski_harabasz_from,
     davies_bouldin_from,
     paired_blocks,
-    sampled_silhouette,
+    silhouette_of,
 )
 from dkmeans.runner import run_pass
 from dkmeans.scoring import CLUSTER_MOMENTS
-from dkmeans.seeding import draw_key, kmeans_parallel_candidates, recluster, stream_key
+from dkmeans.seeding import draw_key, kmeans_parallel_candidates, recluster
 
 
 @dataclass(frozen=True)
@@ -84,15 +86,15 @@ def knee(ks: Sequence[int], inertia: Sequence[float]) -> int:
     return int(ks[np.argmax(1 - xs - ys)])
 
 
-def _scores(X, centers, sample_key, sample_size) -> tuple[float, float, Any]:
-    """Calinski-Harabasz and Davies-Bouldin (2 passes) and a sampled silhouette
-    (1 pass) of the assignment to ``centers``."""
+def _scores(X, centers, sample: np.ndarray) -> tuple[float, float, Any]:
+    """Calinski-Harabasz and Davies-Bouldin (2 passes) of the assignment to
+    ``centers``, and the silhouette of the sample (drawn once for every k)."""
     pairs = paired_blocks(X, predict_labels(X, centers))
     m = run_pass(CLUSTER_MOMENTS, pairs)
     if m.labels.size < 2:
         return float("nan"), float("nan"), SilhouetteEstimate(float("nan"), float("nan"), 0)
     return (calinski_harabasz_from(m), davies_bouldin_from(pairs, m),
-            sampled_silhouette(pairs, sample_key, sample_size))
+            silhouette_of(sample, kernels.nearest(sample, centers)[0]))
 
 
 def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state: int = 0,
@@ -113,7 +115,8 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
     persist : bool or "auto"
         As for :class:`~dkmeans.KMeans`; the data is loaded once for all k.
     silhouette_sample : int
-        Rows in the silhouette's uniform sample.
+        About this many rows (a Poisson sample ~ weight, drawn in the first
+        pass and shared by every k) for the silhouette.
     plot : bool
         Draw the curves (:func:`dkmeans.plots.plot_sweep`, needs matplotlib).
     verbose : int
@@ -132,7 +135,8 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
     blocks = data.blocks()
     seed = int(random_state)
     t0 = time.perf_counter()
-    stats = scan(blocks, draw_key(seed, 0), 1)
+    # one scan: validation, tol, the first center and the silhouette's sample
+    stats = sample_scan(data, blocks, draw_key(seed, 0), silhouette_sample)
     C, mass, _ = kmeans_parallel_candidates(blocks, ks[-1], seed, 0, first=stats.draw,
                                             oversampling_factor=oversampling_factor,
                                             stream=not data.persisted)
@@ -144,8 +148,7 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
         result = lloyd(blocks, recluster(C, mass, k, seed, 0).astype(data.dtype),
                        max_iter=max_iter, tol=tol * stats.mean_variance,
                        keep_labels=False)
-        ch, db, sil = _scores(data.X, result.centers, stream_key(seed, 9, k),
-                              silhouette_sample)
+        ch, db, sil = _scores(data.X, result.centers, stats.draw.rows)
         for name, value in zip(rows, (result.inertia, ch, db, sil.score, sil.stderr,
                                       time.perf_counter() - t1), strict=True):
             rows[name].append(value)
