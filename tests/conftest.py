@@ -45,7 +45,12 @@ def _dask_processes(folder, n_workers, flags=(), protocol="tcp"):
         for p in procs:
             os.killpg(p.pid, signal.SIGTERM)
         for p in procs:
-            p.wait(timeout=30)
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                # a nanny whose worker was killed by a test can hang on close
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=15)
 
 
 @pytest.fixture
