@@ -37,20 +37,22 @@ from dkmeans.scoring import (
 from dkmeans.seeding import stream_key
 
 
-def _labels(labels: Any, n: int, chunks: tuple, what: str) -> da.Array:
-    """Labels as an integer dask array chunked like the rows."""
+def _labels(labels: Any, what: str, n: int | None = None,
+            chunks: tuple | None = None) -> da.Array:
+    """Labels (numpy, dask, zarr.Array or Zarr path) as a 1-D integer dask
+    array, of length ``n`` and chunked like the rows when given."""
     if isinstance(labels, str) or type(labels).__module__.startswith("zarr"):
         import zarr
 
         labels = da.from_zarr(zarr.open_array(labels, mode="r") if isinstance(labels, str)
                               else labels)
     arr = labels if isinstance(labels, da.Array) else da.from_array(np.asarray(labels))
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise InvalidInputError(f"{what} has shape {arr.shape}; expected ({n},), one label "
-                                "per row.")
+    if arr.ndim != 1 or (n is not None and arr.shape[0] != n):
+        expected = "a 1-D array" if n is None else f"({n},), one label per row"
+        raise InvalidInputError(f"{what} has shape {arr.shape}; expected {expected}.")
     if np.dtype(arr.dtype).kind not in "iub":
         raise InvalidInputError(f"{what} has dtype {arr.dtype}; expected integer labels.")
-    return arr.rechunk((chunks,))
+    return arr if chunks is None else arr.rechunk((chunks,))
 
 
 def paired_blocks(first: da.Array, second: da.Array) -> list[Block]:
@@ -65,7 +67,7 @@ def paired_blocks(first: da.Array, second: da.Array) -> list[Block]:
 
 def _rows_and_labels(X: Any, labels: Any) -> tuple[da.Array, list[Block]]:
     arr, _ = as_chunked(X)
-    lab = _labels(labels, arr.shape[0], arr.chunks[0], "labels")
+    lab = _labels(labels, "labels", arr.shape[0], arr.chunks[0])
     return arr, paired_blocks(arr, lab)
 
 
@@ -222,14 +224,8 @@ def contingency_matrix(labels_true: Any, labels_pred: Any,
     clusters : ndarray of shape (p,)
     table : ndarray of shape (t, p), int64
     """
-    true = labels_true if isinstance(labels_true, da.Array) else None
-    if true is None:
-        arr = np.asarray(labels_true)
-        true = da.from_array(arr, chunks=max(1, min(arr.size, 1_000_000)))
-    if true.ndim != 1:
-        raise InvalidInputError(f"labels_true has shape {true.shape}; expected 1-D.")
-    pred = _labels(labels_pred, true.shape[0], true.chunks[0], "labels_pred")
-    true = _labels(true, true.shape[0], true.chunks[0], "labels_true")
+    true = _labels(labels_true, "labels_true")
+    pred = _labels(labels_pred, "labels_pred", true.shape[0], true.chunks[0])
     return run_pass(CONTINGENCY, paired_blocks(true, pred)).table()
 
 
