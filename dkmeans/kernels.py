@@ -22,10 +22,25 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# Rows per GEMM block inside a kernel: the (k, rows) distance block stays in
-# L2 cache, and no (n, k) matrix is ever made. 256 to 4096 measured within 3%
-# of each other on D1.
-BLOCK_ROWS = 1024
+# Bytes of rows per GEMM block inside a kernel: the block and its products
+# stay in L2 cache while the argmin, the exact distances and the sums re-read
+# them, and no (n, k) matrix is ever made. On D1 (d=32, float32) 2,048 rows
+# ran 8% faster than 1,024 and as fast as 4,096.
+BLOCK_BYTES = 1 << 18
+MIN_BLOCK_ROWS, MAX_BLOCK_ROWS = 256, 4096
+
+# Below this many features the block's products are computed rows-first,
+# (rows, d) @ (d, k), else centers-first, (k, d) @ (d, rows). OpenBLAS on one
+# core, rows-first time over centers-first, 1,024-row blocks: 0.47-0.62 at
+# d=32 and k=4..16 (D1: 23 against 43 ms), 0.9-1.0 at d=32 and k>=32, 1.0-1.2
+# at d=64, 1.1-1.6 at d>=128 (D2: 162 against 142 ms).
+ROWS_FIRST_BELOW = 64
+
+
+def block_rows(d: int, itemsize: int) -> int:
+    """Rows per GEMM block for rows of ``d`` features of ``itemsize`` bytes."""
+    return int(min(MAX_BLOCK_ROWS, max(MIN_BLOCK_ROWS, BLOCK_BYTES // max(d * itemsize, 1))))
+
 
 _JIT = {"nogil": True, "cache": True}
 # Reassociation lets LLVM vectorise the per-row reductions (the exact squared
@@ -56,14 +71,24 @@ def _bound_holds(dist, half_sep_a, lower, c_norm_a, err_scale, cmax2):  # pragma
     return bound > 0.0 and bound * bound - dist > err_scale * ((u + c_norm_a) ** 2 + cmax2)
 
 
-def _gemm_buffer(centers: np.ndarray) -> np.ndarray:
-    """Scratch space for one block's (k, BLOCK_ROWS) products, made once per call."""
-    return np.empty((centers.shape[0], BLOCK_ROWS), dtype=centers.dtype)
+def _gemm_buffer(X: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
+    """Scratch space for one block's products, made once per call, and
+    whether they are computed rows-first: (rows, k) or else (k, rows)."""
+    rows = block_rows(X.shape[1], X.dtype.itemsize)
+    rows_first = X.shape[1] < ROWS_FIRST_BELOW
+    return np.empty((rows, k) if rows_first else (k, rows), dtype=X.dtype), rows_first
 
 
 @numba.njit(**_FAST)
-def _gemm_block(centers, rows, buf):  # pragma: no cover - compiled
-    """``centers @ rows.T``, into ``buf`` when the rows fill a whole block.
+def _block_step(buf, rows_first):  # pragma: no cover - compiled
+    """Rows per block of a kernel using ``buf`` (see :func:`_gemm_buffer`)."""
+    return buf.shape[0] if rows_first else buf.shape[1]
+
+
+@numba.njit(**_FAST)
+def _gemm_block(rows, centers, centers_t, buf, rows_first):  # pragma: no cover - compiled
+    """``rows @ centers_t`` or ``centers @ rows.T``, into ``buf`` when the rows
+    fill a whole block.
 
     Not a fresh array per block: distributed's workers set glibc's
     MALLOC_TRIM_THRESHOLD_, which also freezes its mmap threshold at 128 KiB,
@@ -71,67 +96,104 @@ def _gemm_block(centers, rows, buf):  # pragma: no cover - compiled
     every block (measured in a worker: a 500,000-row Lloyd task took 56 ms
     instead of 26, and a streamed Lloyd pass ran at 0.75 x a raw read).
     """
-    if rows.shape[0] == buf.shape[1]:
+    full = rows.shape[0] == _block_step(buf, rows_first)
+    if rows_first:
+        if full:
+            np.dot(rows, centers_t, buf)
+            return buf
+        return np.dot(rows, centers_t)
+    if full:
         np.dot(centers, rows.T, buf)
         return buf
     return np.dot(centers, rows.T)
 
 
 @numba.njit(**_FAST)
-def _assign_block(X, centers, c_sqnorm, start, stop, labels, d2, buf):  # pragma: no cover
-    """Nearest center (GEMM + argmin along rows) and exact squared distance
-    for rows ``start:stop``."""
+def _assign_block(X, centers, centers_t, c_sqnorm, start, stop, labels, buf,
+                  rows_first):  # pragma: no cover - compiled
+    """Nearest center (GEMM + argmin of the products) of rows ``start:stop``,
+    into ``labels[:stop - start]``; ties keep the lowest index."""
     k = centers.shape[0]
     b = stop - start
-    # (k, b): the argmin then runs along rows, where it vectorises. The
-    # buffers are local so the compiler knows nothing else aliases them.
-    # (_search_rows has the same loop plus the second-best center; kept apart
-    # so this hot loop of every Lloyd pass does not pay for it.)
-    gt = _gemm_block(centers, X[start:stop], buf)
-    best_v = c_sqnorm[0] - 2 * gt[0]
-    lab = np.zeros(b, dtype=np.int32)
+    # (_search_rows has the same loops plus the second-best center; kept
+    # apart so this hot loop of every Lloyd pass does not pay for it.)
+    g = _gemm_block(X[start:stop], centers, centers_t, buf, rows_first)
+    if rows_first:
+        # each row's k products are contiguous
+        for i in range(b):
+            best = c_sqnorm[0] - 2 * g[i, 0]
+            lab = 0
+            for j in range(1, k):
+                v = c_sqnorm[j] - 2 * g[i, j]
+                if v < best:
+                    best = v
+                    lab = j
+            labels[i] = lab
+        return
+    # (k, b): the argmin runs along rows, where it vectorises
+    best_v = c_sqnorm[0] - 2 * g[0]
+    for i in range(b):
+        labels[i] = 0
     for j in range(1, k):
         cj = c_sqnorm[j]
         for i in range(b):
-            v = cj - 2 * gt[j, i]
-            if v < best_v[i]:  # strict: ties keep the lowest index
+            v = cj - 2 * g[j, i]
+            if v < best_v[i]:
                 best_v[i] = v
-                lab[i] = j
-    labels[start:stop] = lab
-    for row in range(start, stop):
-        d2[row] = _row_sqdist(X, row, centers, labels[row])
+                labels[i] = j
 
 
 @numba.njit(**_FAST)
-def _nearest_impl(X, centers, c_sqnorm, labels, d2, buf):  # pragma: no cover - compiled
-    for start in range(0, X.shape[0], BLOCK_ROWS):
-        _assign_block(X, centers, c_sqnorm, start, min(start + BLOCK_ROWS, X.shape[0]),
-                      labels, d2, buf)
+def _nearest_impl(X, centers, centers_t, c_sqnorm, labels, d2, buf,
+                  rows_first):  # pragma: no cover - compiled
+    step = _block_step(buf, rows_first)
+    for start in range(0, X.shape[0], step):
+        stop = min(start + step, X.shape[0])
+        _assign_block(X, centers, centers_t, c_sqnorm, start, stop, labels[start:stop], buf,
+                      rows_first)
+        for row in range(start, stop):
+            d2[row] = _row_sqdist(X, row, centers, labels[row])
 
 
 @numba.njit(**_FAST)
-def _accumulate_block(X, w, labels, d2, start, stop, sums, wsums, far_d2, far_row,
-                      far_min):  # pragma: no cover - compiled
-    """Add rows ``start:stop`` to the sums, weights and inertia, and keep the
-    rows farthest from their center. Returns (inertia, far_min)."""
+def _accumulate_block(X, w, centers, labels, d2, start, stop, sums, wsums, far_d2, far_row,
+                      far_lab, far_min):  # pragma: no cover - compiled
+    """Add rows ``start:stop`` (labelled ``labels[:stop - start]``) to the
+    sums, weights and inertia, and keep the rows farthest from their center.
+    Returns (inertia, far_min).
+
+    The exact squared distances come from ``d2[:stop - start]``, or when
+    ``d2`` is empty are computed here, in the loop that reads each row for
+    its sum (on D1 that saved a read of every row: 57 to 53 ms on one core).
+    """
     d = X.shape[1]
     n_far = far_d2.shape[0]
     unweighted = w.shape[0] == 0
+    given = d2.shape[0] > 0
     inertia = 0.0
     for row in range(start, stop):
-        c = labels[row]
+        c = labels[row - start]
         wi = 1.0 if unweighted else np.float64(w[row])
-        dist = d2[row]
+        if given:
+            dist = d2[row - start]
+            for f in range(d):
+                sums[c, f] += wi * X[row, f]
+        else:
+            dist = 0.0
+            for f in range(d):
+                x = np.float64(X[row, f])
+                diff = x - np.float64(centers[c, f])
+                dist += diff * diff
+                sums[c, f] += wi * x
         inertia += wi * dist
         wsums[c] += wi
-        for f in range(d):
-            sums[c, f] += wi * X[row, f]
         # Keep the n_far rows (positive weight) farthest from their center,
         # the candidates for empty-cluster relocation: one compare per row;
         # ties keep the earlier row, whatever the chunking.
         if n_far > 0 and dist > far_d2[far_min] and wi > 0.0:
             far_d2[far_min] = dist
             far_row[far_min] = row
+            far_lab[far_min] = c
             for s in range(n_far):
                 if far_d2[s] < far_d2[far_min] or (
                     far_d2[s] == far_d2[far_min] and far_row[s] > far_row[far_min]
@@ -141,43 +203,63 @@ def _accumulate_block(X, w, labels, d2, start, stop, sums, wsums, far_d2, far_ro
 
 
 @numba.njit(**_FAST)
-def _lloyd_impl(X, w, centers, c_sqnorm, labels, d2, sums, wsums,
-                far_d2, far_row, buf):  # pragma: no cover - compiled
+def _lloyd_impl(X, w, centers, centers_t, c_sqnorm, sums, wsums, far_d2, far_row, far_lab,
+                buf, rows_first):  # pragma: no cover - compiled
     n = X.shape[0]
     far_min = 0  # slot holding the smallest of the farthest distances so far
     inertia = 0.0
-    for start in range(0, n, BLOCK_ROWS):
-        stop = min(start + BLOCK_ROWS, n)
-        _assign_block(X, centers, c_sqnorm, start, stop, labels, d2, buf)
+    step = _block_step(buf, rows_first)
+    # One block's labels and distances, not the chunk's: a chunk-sized array
+    # per call is mapped and faulted in afresh each time once glibc returns
+    # freed memory to the OS (distributed's workers make it), which cost 10
+    # of 59 ms per D1 pass on one core.
+    labels = np.empty(step, dtype=np.int32)
+    no_d2 = np.empty(0, dtype=np.float64)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        _assign_block(X, centers, centers_t, c_sqnorm, start, stop, labels, buf, rows_first)
         # accumulate while the block is still in cache
-        part, far_min = _accumulate_block(X, w, labels, d2, start, stop, sums, wsums,
-                                          far_d2, far_row, far_min)
+        part, far_min = _accumulate_block(X, w, centers, labels, no_d2, start, stop, sums,
+                                          wsums, far_d2, far_row, far_lab, far_min)
         inertia += part
     return inertia
 
 
 @numba.njit(**_FAST)
-def _search_rows(src, rows, centers, c_sqnorm, err_scale, cmax2, labels, lower,
-                 d2, buf):  # pragma: no cover - compiled
+def _search_rows(src, rows, centers, centers_t, c_sqnorm, err_scale, cmax2, labels, lower,
+                 d2, buf, rows_first):  # pragma: no cover - compiled
     """Nearest center of each row of ``src`` (row ``rows[i]`` of the chunk) by
     GEMM + argmin, its exact squared distance, and a lower bound on the
     distance to every other center (the second-best, less rounding error)."""
     m, d = src.shape
     k = centers.shape[0]
-    gt = _gemm_block(centers, src, buf)
-    best_v = c_sqnorm[0] - 2 * gt[0]
-    second = np.full(m, np.inf, dtype=best_v.dtype)
+    g = _gemm_block(src, centers, centers_t, buf, rows_first)
+    best = np.empty(m, dtype=src.dtype)
+    second = np.full(m, np.inf, dtype=src.dtype)
     lab = np.zeros(m, dtype=np.int32)
-    for j in range(1, k):
-        cj = c_sqnorm[j]
+    if rows_first:
         for i in range(m):
-            v = cj - 2 * gt[j, i]
-            if v < best_v[i]:  # strict: ties keep the lowest index
-                second[i] = best_v[i]
-                best_v[i] = v
-                lab[i] = j
-            elif v < second[i]:
-                second[i] = v
+            best[i] = c_sqnorm[0] - 2 * g[i, 0]
+            for j in range(1, k):
+                v = c_sqnorm[j] - 2 * g[i, j]
+                if v < best[i]:  # strict: ties keep the lowest index
+                    second[i] = best[i]
+                    best[i] = v
+                    lab[i] = j
+                elif v < second[i]:
+                    second[i] = v
+    else:
+        best[:] = c_sqnorm[0] - 2 * g[0]
+        for j in range(1, k):
+            cj = c_sqnorm[j]
+            for i in range(m):
+                v = cj - 2 * g[j, i]
+                if v < best[i]:
+                    second[i] = best[i]
+                    best[i] = v
+                    lab[i] = j
+                elif v < second[i]:
+                    second[i] = v
     for i in range(m):
         row = rows[i]
         labels[row] = lab[i]
@@ -190,9 +272,10 @@ def _search_rows(src, rows, centers, c_sqnorm, err_scale, cmax2, labels, lower,
 
 
 @numba.njit(**_FAST)
-def _lloyd_bounded_impl(X, w, centers, c_sqnorm, c_norm, half_sep, drift, search_all,
+def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, drift, search_all,
                         has_bounds, err_scale, labels, lower, d2, sums, wsums, far_d2,
-                        far_row, counts, gt_buf):  # pragma: no cover - compiled
+                        far_row, far_lab, counts, gt_buf,
+                        rows_first):  # pragma: no cover - compiled
     """Lloyd step that skips the distances to all centers for rows whose
     nearest center provably cannot have changed (Hamerly 2010).
 
@@ -208,10 +291,11 @@ def _lloyd_bounded_impl(X, w, centers, c_sqnorm, c_norm, half_sep, drift, search
         cmax2 = max(cmax2, np.float64(c_sqnorm[j]))
     far_min = 0
     inertia = 0.0
-    buf = np.empty((BLOCK_ROWS, d), dtype=X.dtype)
-    idx = np.empty(BLOCK_ROWS, dtype=np.int64)
-    for start in range(0, n, BLOCK_ROWS):
-        stop = min(start + BLOCK_ROWS, n)
+    step = _block_step(gt_buf, rows_first)
+    buf = np.empty((step, d), dtype=X.dtype)
+    idx = np.empty(step, dtype=np.int64)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
         if search_all:
             # every row: the GEMM reads the block in place. With bounds from a
             # previous step, count the rows they would have spared (same
@@ -221,8 +305,8 @@ def _lloyd_bounded_impl(X, w, centers, c_sqnorm, c_norm, half_sep, drift, search
             for i in range(b):
                 lower[start + i] -= drift[old_lab[i]]
             old_low = lower[start:stop].copy()
-            _search_rows(X[start:stop], np.arange(start, stop), centers, c_sqnorm, err_scale,
-                         cmax2, labels, lower, d2, gt_buf)
+            _search_rows(X[start:stop], np.arange(start, stop), centers, centers_t, c_sqnorm,
+                         err_scale, cmax2, labels, lower, d2, gt_buf, rows_first)
             for i in range(b):
                 a = old_lab[i]
                 spared = has_bounds and labels[start + i] == a and _bound_holds(
@@ -243,18 +327,21 @@ def _lloyd_bounded_impl(X, w, centers, c_sqnorm, c_norm, half_sep, drift, search
                 m += 1
             counts[0] += m
             if m > 0:
-                _search_rows(buf[:m], idx[:m], centers, c_sqnorm, err_scale, cmax2, labels,
-                             lower, d2, gt_buf)
-        part, far_min = _accumulate_block(X, w, labels, d2, start, stop, sums, wsums,
-                                          far_d2, far_row, far_min)
+                _search_rows(buf[:m], idx[:m], centers, centers_t, c_sqnorm, err_scale, cmax2,
+                             labels, lower, d2, gt_buf, rows_first)
+        part, far_min = _accumulate_block(X, w, centers, labels[start:stop], d2[start:stop],
+                                          start, stop, sums, wsums, far_d2, far_row,
+                                          far_lab, far_min)
         inertia += part
     return inertia
 
 
 def _prepare_centers(centers: np.ndarray, dtype: np.dtype):
+    """Centers in X's dtype, also transposed (d, k) for the GEMM, and their
+    squared norms."""
     c = np.ascontiguousarray(centers, dtype=dtype)
     c_sqnorm = np.einsum("ij,ij->i", c, c, dtype=np.float64).astype(dtype)
-    return c, c_sqnorm
+    return c, np.ascontiguousarray(c.T), c_sqnorm
 
 
 def nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -273,11 +360,11 @@ def nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]
         Squared Euclidean distance to that center.
     """
     X = np.ascontiguousarray(X)
-    c, c_sqnorm = _prepare_centers(centers, X.dtype)
+    c, c_t, c_sqnorm = _prepare_centers(centers, X.dtype)
     n = X.shape[0]
     labels = np.empty(n, dtype=np.int32)
     d2 = np.empty(n, dtype=np.float64)
-    _nearest_impl(X, c, c_sqnorm, labels, d2, _gemm_buffer(c))
+    _nearest_impl(X, c, c_t, c_sqnorm, labels, d2, *_gemm_buffer(X, len(c)))
     return labels, d2
 
 
@@ -305,23 +392,23 @@ def lloyd_partials(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_far: int
         Squared distances of the farthest rows (m <= n_far), unordered.
     far_row : ndarray of shape (m,), int64
         Their row positions within the block.
-    labels : ndarray of shape (n,), int32
+    far_label : ndarray of shape (m,), int32
+        Their nearest centers.
     """
     X = np.ascontiguousarray(X)
-    c, c_sqnorm = _prepare_centers(centers, X.dtype)
+    c, c_t, c_sqnorm = _prepare_centers(centers, X.dtype)
     n, d = X.shape
     k = c.shape[0]
-    labels = np.empty(n, dtype=np.int32)
-    d2 = np.empty(n, dtype=np.float64)
     sums = np.zeros((k, d), dtype=np.float64)
     wsums = np.zeros(k, dtype=np.float64)
     m = min(n_far, n)
     far_d2 = np.full(m, -1.0)
     far_row = np.full(m, -1, dtype=np.int64)
-    inertia = _lloyd_impl(X, w, c, c_sqnorm, labels, d2, sums, wsums, far_d2, far_row,
-                          _gemm_buffer(c))
+    far_lab = np.zeros(m, dtype=np.int32)
+    inertia = _lloyd_impl(X, w, c, c_t, c_sqnorm, sums, wsums, far_d2, far_row, far_lab,
+                          *_gemm_buffer(X, k))
     kept = far_row >= 0
-    return sums, wsums, float(inertia), far_d2[kept], far_row[kept], labels
+    return sums, wsums, float(inertia), far_d2[kept], far_row[kept], far_lab[kept]
 
 
 def lloyd_partials_bounded(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_far: int,
@@ -360,7 +447,7 @@ def lloyd_partials_bounded(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_
         with ``search_all``, those the bounds would not have spared.
     """
     X = np.ascontiguousarray(X)
-    c, c_sqnorm = _prepare_centers(centers, X.dtype)
+    c, c_t, c_sqnorm = _prepare_centers(centers, X.dtype)
     n, d = X.shape
     k = c.shape[0]
     fresh = state is None
@@ -373,17 +460,18 @@ def lloyd_partials_bounded(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_
     m = min(n_far, n)
     far_d2 = np.full(m, -1.0)
     far_row = np.full(m, -1, dtype=np.int64)
+    far_lab = np.zeros(m, dtype=np.int32)
     counts = np.zeros(1, dtype=np.int64)
     # generous bound on the rounding of |c|^2 - 2 x.c in X's dtype, relative
     # to |x|^2 + max |c|^2, for both the own and the other center
     err_scale = 4.0 * (d + 2) * float(np.finfo(X.dtype).eps)
     c_norm = np.sqrt(c_sqnorm.astype(np.float64))
-    inertia = _lloyd_bounded_impl(X, w, c, c_sqnorm, c_norm, np.asarray(half_sep, np.float64),
+    inertia = _lloyd_bounded_impl(X, w, c, c_t, c_sqnorm, c_norm, np.asarray(half_sep, np.float64),
                                   np.asarray(drift, np.float64), fresh or search_all,
                                   not fresh, err_scale, labels, lower, d2, sums, wsums,
-                                  far_d2, far_row, counts, _gemm_buffer(c))
+                                  far_d2, far_row, far_lab, counts, *_gemm_buffer(X, k))
     kept = far_row >= 0
-    return (sums, wsums, float(inertia), far_d2[kept], far_row[kept], labels,
+    return (sums, wsums, float(inertia), far_d2[kept], far_row[kept], far_lab[kept],
             (labels, lower), int(counts[0]))
 
 

@@ -331,18 +331,18 @@ POTENTIAL_STREAM = Pass("dkmeans-potential-stream", potential_stream_chunk, tota
 # Lloyd iteration and final assignment
 
 
-def _far_rows(x, w, offset, n_far, far_d2, far_row, labels) -> TopRows:
+def _far_rows(x, w, offset, n_far, far_d2, far_row, far_label) -> TopRows:
     far = TopRows(n_far, far_d2, far_row + offset, x[far_row].copy(),
                   np.ones(far_row.size) if w is None else w[far_row].astype(np.float64),
-                  labels[far_row])
+                  far_label)
     return TopRows.merge([far])
 
 
 def lloyd_chunk(x, w, offset: int, centers: np.ndarray, n_far: int) -> LloydStats:
-    sums, wsums, inertia, far_d2, far_row, labels = kernels.lloyd_partials(
+    sums, wsums, inertia, far_d2, far_row, far_label = kernels.lloyd_partials(
         x, np.empty(0) if w is None else w, centers, n_far)
     return LloydStats(sums, wsums, inertia,
-                      _far_rows(x, w, offset, n_far, far_d2, far_row, labels), x.shape[0])
+                      _far_rows(x, w, offset, n_far, far_d2, far_row, far_label), x.shape[0])
 
 
 def lloyd_combine(parts: Sequence[LloydStats]) -> LloydStats:
@@ -362,12 +362,12 @@ def lloyd_bounded_chunk(x, w, offset: int, state, centers: np.ndarray, n_far: in
                         half_sep: np.ndarray, drift: np.ndarray, search_all: bool):
     """:func:`lloyd_chunk` keeping per-row bounds between iterations as state,
     so rows whose nearest center cannot have changed skip the distance GEMM."""
-    (sums, wsums, inertia, far_d2, far_row, labels, new_state,
+    (sums, wsums, inertia, far_d2, far_row, far_label, new_state,
      n_searched) = kernels.lloyd_partials_bounded(
         x, np.empty(0) if w is None else w, centers, n_far, state, half_sep, drift,
         search_all)
     return new_state, LloydStats(sums, wsums, inertia, _far_rows(x, w, offset, n_far, far_d2,
-                                                                 far_row, labels),
+                                                                 far_row, far_label),
                                  n_searched)
 
 

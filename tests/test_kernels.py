@@ -12,7 +12,10 @@ def brute_nearest(X, C):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n,d,k", [(1, 1, 1), (7, 3, 2), (5000, 17, 9), (2049, 4, 33)])
+# d >= 64 takes the centers-first GEMM layout (kernels.ROWS_FIRST_BELOW); 5000
+# rows span several blocks and a partial last one in both layouts
+@pytest.mark.parametrize("n,d,k", [(1, 1, 1), (7, 3, 2), (5000, 17, 9), (2049, 4, 33),
+                                   (5000, 70, 9), (300, 64, 40)])
 def test_nearest_matches_brute_force(rng, dtype, n, d, k):
     X = rng.normal(size=(n, d)).astype(dtype)
     C = rng.normal(size=(k, d)).astype(dtype)
@@ -42,15 +45,15 @@ def test_inertia_is_exact_despite_large_offset():
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_lloyd_partials_match_brute_force(rng, weighted):
-    X = rng.normal(size=(3000, 6)).astype(np.float32)
+@pytest.mark.parametrize("d", [6, 80])
+def test_lloyd_partials_match_brute_force(rng, weighted, d):
+    X = rng.normal(size=(3000, d)).astype(np.float32)
     C = X[:5].copy()
     w = rng.uniform(0, 2, size=3000) if weighted else np.empty(0)
     ww = w if weighted else np.ones(3000)
-    sums, wsums, inertia, far_d2, far_row, labels = kernels.lloyd_partials(X, w, C, 4)
+    sums, wsums, inertia, far_d2, far_row, far_label = kernels.lloyd_partials(X, w, C, 4)
     lab, d2, _ = brute_nearest(X, C)
-    np.testing.assert_array_equal(labels, lab)
-    want_sums = np.zeros((5, 6))
+    want_sums = np.zeros((5, d))
     np.add.at(want_sums, lab, ww[:, None] * X)
     np.testing.assert_allclose(sums, want_sums, rtol=1e-10)
     np.testing.assert_allclose(wsums, np.bincount(lab, weights=ww, minlength=5), rtol=1e-12)
@@ -58,6 +61,7 @@ def test_lloyd_partials_match_brute_force(rng, weighted):
     # the four rows farthest from their center
     np.testing.assert_array_equal(np.sort(far_row), np.sort(np.argsort(-d2)[:4]))
     np.testing.assert_allclose(np.sort(far_d2), np.sort(d2)[-4:], rtol=1e-6)
+    np.testing.assert_array_equal(far_label, lab[far_row])
 
 
 def test_far_rows_skip_zero_weight():
@@ -146,12 +150,13 @@ def test_center_bounds_by_hand():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("seed", range(4))
-def test_bounded_lloyd_step_equals_full_step(dtype, seed):
+@pytest.mark.parametrize("d", [5, 70])
+def test_bounded_lloyd_step_equals_full_step(dtype, seed, d):
     # Several Lloyd steps: with bounds, the same labels and partial results as
     # searching every row, and fewer rows searched once centers settle.
     rng = np.random.default_rng(seed)
     k = int(rng.integers(1, 9))
-    X = (rng.normal(size=(4000, 5)) + 4 * rng.integers(0, 3, size=(4000, 1))).astype(dtype)
+    X = (rng.normal(size=(4000, d)) + 4 * rng.integers(0, 3, size=(4000, 1))).astype(dtype)
     X[:50] += 1e3  # far rows and a large offset for part of the data
     w = rng.uniform(0, 2, 4000) if seed % 2 else np.empty(0)
     C = X[rng.choice(4000, k, replace=False)].copy()
@@ -160,7 +165,9 @@ def test_bounded_lloyd_step_equals_full_step(dtype, seed):
         half_sep, drift = kernels.center_bounds(C, previous)
         full = kernels.lloyd_partials(X, w, C, 3)
         *bounded, state, n = kernels.lloyd_partials_bounded(X, w, C, 3, state, half_sep, drift)
-        np.testing.assert_array_equal(bounded[5], full[5])  # labels
+        np.testing.assert_array_equal(state[0], kernels.nearest(X, C)[0])  # labels
+        np.testing.assert_array_equal(bounded[4], full[4])  # far rows
+        np.testing.assert_array_equal(bounded[5], full[5])  # and their labels
         np.testing.assert_allclose(bounded[0], full[0], rtol=1e-12)  # sums
         np.testing.assert_allclose(bounded[1], full[1], rtol=1e-12)  # weights
         assert bounded[2] == pytest.approx(full[2], rel=1e-12)  # inertia
@@ -180,6 +187,7 @@ def test_bounded_step_never_trusts_a_near_tie():
     C = np.array([[-1.0, 0.0], [1.0, 0.0]])
     state = (np.array([1, 1], np.int32), np.array([1.0, 7.0]))
     half_sep, drift = kernels.center_bounds(C, C)
-    *res, _, n = kernels.lloyd_partials_bounded(X, np.empty(0), C, 0, state, half_sep, drift)
-    np.testing.assert_array_equal(res[5], kernels.nearest(X, C)[0])
+    *_, new_state, n = kernels.lloyd_partials_bounded(X, np.empty(0), C, 0, state, half_sep,
+                                                      drift)
+    np.testing.assert_array_equal(new_state[0], kernels.nearest(X, C)[0])
     assert n >= 1
