@@ -234,39 +234,41 @@ def _search_rows(src, rows, centers, centers_t, c_sqnorm, err_scale, cmax2, labe
     m, d = src.shape
     k = centers.shape[0]
     g = _gemm_block(src, centers, centers_t, buf, rows_first)
+    # Branch-free second best: min(second, max(v, best)) is the new second
+    # whether or not v beats the best (the branches mispredicted on rows
+    # near two centers: 2.8x the plain assignment's time on D1).
     best = np.empty(m, dtype=src.dtype)
     second = np.full(m, np.inf, dtype=src.dtype)
     lab = np.zeros(m, dtype=np.int32)
     if rows_first:
         for i in range(m):
-            best[i] = c_sqnorm[0] - 2 * g[i, 0]
+            b1, b2, a = c_sqnorm[0] - 2 * g[i, 0], np.inf, 0
             for j in range(1, k):
                 v = c_sqnorm[j] - 2 * g[i, j]
-                if v < best[i]:  # strict: ties keep the lowest index
-                    second[i] = best[i]
-                    best[i] = v
-                    lab[i] = j
-                elif v < second[i]:
-                    second[i] = v
+                b2 = min(b2, max(v, b1))
+                if v < b1:  # strict: ties keep the lowest index
+                    b1, a = v, j
+            second[i], lab[i] = b2, a
     else:
         best[:] = c_sqnorm[0] - 2 * g[0]
         for j in range(1, k):
             cj = c_sqnorm[j]
             for i in range(m):
                 v = cj - 2 * g[j, i]
+                second[i] = min(second[i], max(v, best[i]))
                 if v < best[i]:
-                    second[i] = best[i]
                     best[i] = v
                     lab[i] = j
-                elif v < second[i]:
-                    second[i] = v
     for i in range(m):
-        row = rows[i]
-        labels[row] = lab[i]
-        d2[row] = _row_sqdist(src, i, centers, lab[i])
-        xx = 0.0
+        row, a = rows[i], lab[i]
+        labels[row] = a
+        dist, xx = 0.0, 0.0
         for f in range(d):
-            xx += np.float64(src[i, f]) * np.float64(src[i, f])
+            x = np.float64(src[i, f])
+            diff = x - np.float64(centers[a, f])
+            dist += diff * diff
+            xx += x * x
+        d2[row] = dist
         sec = xx + np.float64(second[i]) - err_scale * (xx + cmax2)
         lower[row] = np.sqrt(sec) if sec > 0.0 else 0.0
 
