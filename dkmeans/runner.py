@@ -50,17 +50,21 @@ class Block:
     keep: tuple = field(default=(), repr=False, compare=False)
 
 
-def _tree_reduce(parts: list, combine: Callable, name: str, split_every: int):
+def _tree_reduce(parts: list, combine: Callable, name: str, split_every: int,
+                 first: Callable | None = None):
+    """Tree of ``combine`` tasks over ``parts``; ``first``, if given, makes the
+    first level (at least one, even over a single part)."""
     level = 0
-    combine = delayed(combine, pure=True)
-    while len(parts) > 1:
+    step = delayed(first or combine, pure=True)
+    while len(parts) > 1 or (level == 0 and first is not None):
         parts = [
-            combine(
+            step(
                 parts[i : i + split_every],
                 dask_key_name=(f"{name}-combine-{level}", i // split_every),
             )
             for i in range(0, len(parts), split_every)
         ]
+        step = delayed(combine, pure=True)
         level += 1
     return parts[0]
 
@@ -137,16 +141,26 @@ def run_pass(spec: Pass, blocks: Sequence[Block], *shared: Any,
            for i, (b, state) in enumerate(zip(blocks, states, strict=True))]
     if _on_cluster(raw):
         return _run_on_cluster(spec, raw, split_every)
-    # a local scheduler: everything lives in this process, one call, plain values
-    if spec.stateful:
-        new_states, outs = [r[0] for r in raw], [r[1] for r in raw]
-    else:
-        new_states, outs = [], raw
-    total = _tree_reduce(outs, spec.combine, name, split_every)
+    # A local scheduler: everything lives in this process, one call, plain
+    # values. A stateful pass's first combines take the chunks' (state,
+    # result) pairs whole, and the pairs come back with the total: no task
+    # per block to split them (a stateful pass cost 10 ms of graph and
+    # scheduling against 5.5 for a stateless one, before).
+    first = functools.partial(_combine_results, spec.combine) if spec.stateful else None
+    total = _tree_reduce(raw, spec.combine, name, split_every, first)
     reporter = _reporter.get()
     with _count_chunks(reporter, spec.name, f"{name}-chunk", len(raw)):
-        new_states, total = compute(new_states, total)
-    return (list(new_states), total) if spec.stateful else total
+        # no graph optimisation: the blocks' graphs come optimised from
+        # to_delayed, and a pass's own tasks have nothing to cull or fuse
+        if not spec.stateful:
+            return compute(total, optimize_graph=False)[0]
+        pairs, total = compute(raw, total, optimize_graph=False)
+    return [p[0] for p in pairs], total
+
+
+def _combine_results(combine: Callable, pairs: Sequence[tuple]) -> Any:
+    """Combine the results of a stateful pass's (state, result) pairs."""
+    return combine([p[1] for p in pairs])
 
 
 def _run_on_cluster(spec: Pass, raw: list, split_every: int):
@@ -226,10 +240,10 @@ def _on_cluster(collections: Sequence[Any]) -> bool:
                                            dask.multiprocessing.get)
 
 
-def compute(*args: Any) -> tuple:
+def compute(*args: Any, **kwargs: Any) -> tuple:
     """``dask.compute`` on the active scheduler, with BLAS pinned where needed."""
     with _single_threaded_blas(args):
-        return dask.compute(*args)
+        return dask.compute(*args, **kwargs)
 
 
 def compute_all(tasks: Sequence[Delayed]) -> list:
