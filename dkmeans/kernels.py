@@ -29,12 +29,27 @@ import numpy as np
 BLOCK_BYTES = 1 << 18
 MIN_BLOCK_ROWS, MAX_BLOCK_ROWS = 256, 4096
 
-# Below this many features the block's products are computed rows-first,
-# (rows, d) @ (d, k), else centers-first, (k, d) @ (d, rows). OpenBLAS on one
-# core, rows-first time over centers-first, 1,024-row blocks: 0.47-0.62 at
-# d=32 and k=4..16 (D1: 23 against 43 ms), 0.9-1.0 at d=32 and k>=32, 1.0-1.2
-# at d=64, 1.1-1.6 at d>=128 (D2: 162 against 142 ms).
-ROWS_FIRST_BELOW = 64
+# The block's products are computed rows-first, (rows, d) @ (d, k), for
+# 16 <= d < 128 and k <= min(16, d / 2); else centers-first, (k, d) @ (d,
+# rows). Measured with OpenBLAS on one core, the whole assignment (GEMM,
+# argmin, exact distance), rows-first time over centers-first:
+#
+#   d \ k   4     8     16    32    64    128
+#   4      1.50  1.60  1.87  2.15  2.47  2.81
+#   16     0.76  0.84  1.22  1.48  1.75  2.09
+#   32     0.56  0.57  0.78  1.18  1.38  1.62
+#   64     0.79  0.76  0.97  1.20  1.30  1.39
+#   128    1.17  1.08  1.09  1.16  1.20  1.24
+#
+# (rows-first, each row's k products are contiguous and its argmin is a
+# scalar loop; centers-first, the argmin runs across rows and vectorises.)
+ROWS_FIRST_D = (16, 128)
+ROWS_FIRST_MAX_K = 16
+
+
+def rows_first(d: int, k: int) -> bool:
+    """Whether the kernels compute a block's products rows-first."""
+    return ROWS_FIRST_D[0] <= d < ROWS_FIRST_D[1] and k <= min(ROWS_FIRST_MAX_K, d // 2)
 
 
 def block_rows(d: int, itemsize: int) -> int:
@@ -75,8 +90,8 @@ def _gemm_buffer(X: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
     """Scratch space for one block's products, made once per call, and
     whether they are computed rows-first: (rows, k) or else (k, rows)."""
     rows = block_rows(X.shape[1], X.dtype.itemsize)
-    rows_first = X.shape[1] < ROWS_FIRST_BELOW
-    return np.empty((rows, k) if rows_first else (k, rows), dtype=X.dtype), rows_first
+    first = rows_first(X.shape[1], k)
+    return np.empty((rows, k) if first else (k, rows), dtype=X.dtype), first
 
 
 @numba.njit(**_FAST)
@@ -194,12 +209,19 @@ def _accumulate_block(X, w, centers, labels, d2, start, stop, sums, wsums, far_d
             far_d2[far_min] = dist
             far_row[far_min] = row
             far_lab[far_min] = c
-            for s in range(n_far):
-                if far_d2[s] < far_d2[far_min] or (
-                    far_d2[s] == far_d2[far_min] and far_row[s] > far_row[far_min]
-                ):
-                    far_min = s
+            far_min = _min_slot(far_d2, far_row)
     return inertia, far_min
+
+
+@numba.njit(**_FAST)
+def _min_slot(keys, pos):  # pragma: no cover - compiled
+    """Slot of the smallest key, ties to the largest position: the entry a
+    top-m kept by replacement gives up next (so ties keep the earlier row)."""
+    slot = 0
+    for s in range(1, keys.shape[0]):
+        if keys[s] < keys[slot] or (keys[s] == keys[slot] and pos[s] > pos[slot]):
+            slot = s
+    return slot
 
 
 @numba.njit(**_FAST)
@@ -571,43 +593,9 @@ def merge_moments(a: tuple, b: tuple) -> tuple[int, np.ndarray, np.ndarray]:
     return n, mean, m2
 
 
-def row_uniforms(key: np.ndarray, start: int, n: int) -> np.ndarray:
-    """Uniform numbers in [0, 1) for rows ``start .. start + n - 1``.
-
-    A counter-based stream (Philox) indexed by the global row, so row ``i``
-    gets the same number however the data is chunked and whichever worker
-    computes it.
-
-    Parameters
-    ----------
-    key : ndarray of shape (2,), uint64
-        The stream's key, derived from the random state and the purpose.
-    start, n : int
-        First global row and number of rows.
-    """
-    bits = np.random.Philox(key=key)
-    bits.advance(start // 4)  # Philox makes four 64-bit words per step
-    skip = start % 4
-    return np.random.Generator(bits).random(n + skip)[skip:]
-
-
-def race_keys(u: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Keys of an exponential race: the m largest keys are a weighted sample.
-
-    Taking the m rows with the largest ``weight / E`` (E ~ Exp(1) from ``u``)
-    draws m rows without replacement with probability proportional to weight
-    (Efraimidis & Spirakis), and "the m largest" merges across blocks, so the
-    draw needs no global normaliser and one pass. Rows with zero weight get
-    key 0 and are never drawn.
-    """
-    e = -np.log1p(-u)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        keys = np.where(weights > 0, weights / e, 0.0)
-    return keys
-
-
 def top_m(keys: np.ndarray, m: int) -> np.ndarray:
-    """Positions of the m largest positive keys, largest first, ties by position."""
+    """Positions of the m largest positive keys, largest first, ties by position
+    (the farthest rows; random draws use :func:`dkmeans.sampling.race_top_m`)."""
     positive = np.flatnonzero(keys > 0)
     if positive.size > m:
         part = np.argpartition(-keys[positive], m - 1)[:m]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dkmeans import kernels
+from dkmeans import kernels, sampling
 from dkmeans.runner import Pass
 
 # --------------------------------------------------------------------------
@@ -57,10 +57,17 @@ class TopRows:
     @classmethod
     def from_block(cls, m: int, keys: np.ndarray, x: np.ndarray, w: np.ndarray | None,
                    offset: int, labels: np.ndarray | None = None) -> TopRows:
+        """The block's rows with the ``m`` largest of their ``keys``."""
         pos = kernels.top_m(keys, m)
+        return cls.at(m, pos, keys[pos], x, w, offset, labels)
+
+    @classmethod
+    def at(cls, m: int, pos: np.ndarray, keys: np.ndarray, x: np.ndarray,
+           w: np.ndarray | None, offset: int, labels: np.ndarray | None = None) -> TopRows:
+        """The block's rows at positions ``pos`` (already ranked), with their keys."""
         return cls(
             m=m,
-            keys=keys[pos].astype(np.float64),
+            keys=np.asarray(keys, dtype=np.float64),
             index=pos.astype(np.int64) + offset,
             rows=x[pos].copy(),
             weights=np.ones(pos.size) if w is None else w[pos].astype(np.float64),
@@ -192,13 +199,13 @@ def scan_chunk(x, w, offset: int, key: np.ndarray, m: int, rate: float = 0.0) ->
                          np.zeros(d), np.zeros(d), 0.0, empty)
     count, mean, m2 = kernels.moments(x)
     weights = _weights_or_ones(w, n)
-    u = kernels.row_uniforms(key, offset, n)
     if rate > 0:  # members get a positive key, the others 0 (never selected)
+        u = sampling.row_uniforms(key, offset, n)
         keys = np.where(u < np.minimum(1.0, rate * weights), 2.0 - u, 0.0)
+        draw = TopRows.from_block(m, keys, x, w, offset)
     else:
-        keys = kernels.race_keys(u, weights)
-    return ScanStats(-1, -1, count, mean, m2, float(weights.sum()),
-                     TopRows.from_block(m, keys, x, w, offset))
+        draw = TopRows.at(m, *sampling.race_top_m(key, offset, weights, m), x, w, offset)
+    return ScanStats(-1, -1, count, mean, m2, float(weights.sum()), draw)
 
 
 def _weights_or_ones(w: np.ndarray | None, n: int) -> np.ndarray:
@@ -225,9 +232,8 @@ SCAN = Pass("dkmeans-scan", scan_chunk, scan_combine)
 
 
 def draw_chunk(x, w, offset: int, key: np.ndarray, m: int) -> TopRows:
-    n = x.shape[0]
-    keys = kernels.race_keys(kernels.row_uniforms(key, offset, n), _weights_or_ones(w, n))
-    return TopRows.from_block(m, keys, x, w, offset)
+    weights = _weights_or_ones(w, x.shape[0])
+    return TopRows.at(m, *sampling.race_top_m(key, offset, weights, m), x, w, offset)
 
 
 DRAW = Pass("dkmeans-draw", draw_chunk, TopRows.merge)
@@ -239,30 +245,26 @@ comes free with the scan)."""
 # Seeding passes (k-means|| rounds and k-means++ steps)
 
 
-def _update_nearest(x, state, new_centers: np.ndarray, center_offset: int):
+def _no_weights(w):
+    """The kernels' spelling of "every weight is 1"."""
+    return np.empty(0) if w is None else w
+
+
+_NO_KEY = np.zeros(2, dtype=np.uint64)  # for a round that draws nothing
+
+
+def _update_nearest(x, w, state, new_centers: np.ndarray, center_offset: int):
     """Fold new centers into a block's running (min distance, nearest index)."""
-    n = x.shape[0]
-    if state is None:
-        mind = np.full(n, np.inf)
-        arg = np.zeros(n, dtype=np.int32)
-    else:
-        mind, arg = state[0].copy(), state[1].copy()
-    if len(new_centers):
-        labels, d2 = kernels.nearest(x, new_centers)
-        closer = d2 < mind
-        mind[closer] = d2[closer]
-        arg[closer] = labels[closer] + center_offset
-    return mind, arg
+    return sampling.seed_round_partials(x, _no_weights(w), state, new_centers, center_offset,
+                                        _NO_KEY, 0, 0)[0]
 
 
 def seed_round_chunk(x, w, offset: int, state, new_centers: np.ndarray, center_offset: int,
                      key: np.ndarray, m: int):
     """Compare rows only to the newest centers, then draw m rows ~ w x D^2."""
-    mind, arg = _update_nearest(x, state, new_centers, center_offset)
-    weighted = mind if w is None else w * mind
-    keys = kernels.race_keys(kernels.row_uniforms(key, offset, x.shape[0]), weighted)
-    return (mind, arg), SeedRound(float(weighted.sum()),
-                                  TopRows.from_block(m, keys, x, w, offset))
+    state, cost, pos, keys = sampling.seed_round_partials(
+        x, _no_weights(w), state, new_centers, center_offset, key, offset, m)
+    return state, SeedRound(cost, TopRows.at(m, pos, keys, x, w, offset))
 
 
 def seed_round_combine(parts: Sequence[SeedRound]) -> SeedRound:
@@ -275,7 +277,7 @@ SEED_ROUND = Pass("dkmeans-seed-round", seed_round_chunk, seed_round_combine, st
 def candidate_mass_chunk(x, w, offset: int, state, new_centers: np.ndarray,
                          center_offset: int, n_candidates: int):
     """Weight of the rows nearest to each candidate (after the last round)."""
-    mind, arg = _update_nearest(x, state, new_centers, center_offset)
+    mind, arg = _update_nearest(x, w, state, new_centers, center_offset)
     mass = np.bincount(arg, weights=w, minlength=n_candidates).astype(np.float64)
     return (mind, arg), Totals(mass)
 
@@ -319,7 +321,7 @@ def streaming(spec: Pass) -> Pass:
 def potential_stream_chunk(x, w, offset: int, centers: np.ndarray,
                            trials: np.ndarray) -> Totals:
     """:func:`potential_chunk` with the minimum distance recomputed from ``centers``."""
-    return potential_chunk(x, w, offset, _update_nearest(x, None, centers, 0), trials)[1]
+    return potential_chunk(x, w, offset, _update_nearest(x, w, None, centers, 0), trials)[1]
 
 
 SEED_ROUND_STREAM = streaming(SEED_ROUND)
@@ -340,7 +342,7 @@ def _far_rows(x, w, offset, n_far, far_d2, far_row, far_label) -> TopRows:
 
 def lloyd_chunk(x, w, offset: int, centers: np.ndarray, n_far: int) -> LloydStats:
     sums, wsums, inertia, far_d2, far_row, far_label = kernels.lloyd_partials(
-        x, np.empty(0) if w is None else w, centers, n_far)
+        x, _no_weights(w), centers, n_far)
     return LloydStats(sums, wsums, inertia,
                       _far_rows(x, w, offset, n_far, far_d2, far_row, far_label), x.shape[0])
 
@@ -364,7 +366,7 @@ def lloyd_bounded_chunk(x, w, offset: int, state, centers: np.ndarray, n_far: in
     so rows whose nearest center cannot have changed skip the distance GEMM."""
     (sums, wsums, inertia, far_d2, far_row, far_label, new_state,
      n_searched) = kernels.lloyd_partials_bounded(
-        x, np.empty(0) if w is None else w, centers, n_far, state, half_sep, drift,
+        x, _no_weights(w), centers, n_far, state, half_sep, drift,
         search_all)
     return new_state, LloydStats(sums, wsums, inertia, _far_rows(x, w, offset, n_far, far_d2,
                                                                  far_row, far_label),

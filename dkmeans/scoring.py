@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dkmeans import kernels
+from dkmeans import kernels, sampling
 from dkmeans.passes import TopRows
 from dkmeans.runner import Pass
 
@@ -145,9 +145,8 @@ CONTINGENCY = Pass("dkmeans-contingency", contingency_chunk, contingency_combine
 
 def labelled_sample_chunk(x, labels, offset: int, key: np.ndarray, m: int) -> TopRows:
     """A uniform sample of ``m`` rows with their labels (exponential race)."""
-    n = x.shape[0]
-    keys = kernels.race_keys(kernels.row_uniforms(key, offset, n), np.ones(n))
-    return TopRows.from_block(m, keys, x, None, offset, np.asarray(labels, np.int32))
+    pos, keys = sampling.race_top_m(key, offset, np.ones(x.shape[0]), m)
+    return TopRows.at(m, pos, keys, x, None, offset, np.asarray(labels, np.int32))
 
 
 LABELLED_SAMPLE = Pass("dkmeans-labelled-sample", labelled_sample_chunk, TopRows.merge)

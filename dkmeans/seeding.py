@@ -5,7 +5,7 @@ estimator and the tests treat them alike (the tests run every registered
 strategy). Each takes the data's blocks and returns a :class:`Seeding`.
 
 All randomness comes from counter-based streams keyed by the seed, the run,
-the purpose and the *global row index* (:func:`dkmeans.kernels.row_uniforms`),
+the purpose and the *global row index* (:func:`dkmeans.sampling.row_uniforms`),
 so a seed gives the same centers on any scheduler, any number of workers and
 any chunking.
 """

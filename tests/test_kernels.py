@@ -3,7 +3,25 @@
 import numpy as np
 import pytest
 
-from dkmeans import kernels
+from dkmeans import kernels, sampling
+
+
+@pytest.fixture(params=["rows-first", "centers-first"])
+def layout(request, monkeypatch):
+    """Run a test with the kernels' GEMM blocks in each layout, whatever the
+    shapes would choose (kernels.rows_first)."""
+    if request.param == "rows-first":
+        monkeypatch.setattr(kernels, "ROWS_FIRST_D", (0, 10**9))
+        monkeypatch.setattr(kernels, "ROWS_FIRST_MAX_K", 10**9)
+    else:
+        monkeypatch.setattr(kernels, "ROWS_FIRST_D", (0, 0))
+    return request.param
+
+
+def test_rows_first_rule():
+    assert kernels.rows_first(32, 16) and kernels.rows_first(64, 8)
+    assert not kernels.rows_first(32, 32)  # k-means|| rounds on D1
+    assert not kernels.rows_first(256, 64) and not kernels.rows_first(4, 2)
 
 
 def brute_nearest(X, C):
@@ -12,11 +30,10 @@ def brute_nearest(X, C):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-# d >= 64 takes the centers-first GEMM layout (kernels.ROWS_FIRST_BELOW); 5000
-# rows span several blocks and a partial last one in both layouts
+# 5000 rows span several blocks and a partial last one
 @pytest.mark.parametrize("n,d,k", [(1, 1, 1), (7, 3, 2), (5000, 17, 9), (2049, 4, 33),
                                    (5000, 70, 9), (300, 64, 40)])
-def test_nearest_matches_brute_force(rng, dtype, n, d, k):
+def test_nearest_matches_brute_force(rng, dtype, n, d, k, layout):
     X = rng.normal(size=(n, d)).astype(dtype)
     C = rng.normal(size=(k, d)).astype(dtype)
     labels, d2 = kernels.nearest(X, C)
@@ -46,7 +63,7 @@ def test_inertia_is_exact_despite_large_offset():
 
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("d", [6, 80])
-def test_lloyd_partials_match_brute_force(rng, weighted, d):
+def test_lloyd_partials_match_brute_force(rng, weighted, d, layout):
     X = rng.normal(size=(3000, d)).astype(np.float32)
     C = X[:5].copy()
     w = rng.uniform(0, 2, size=3000) if weighted else np.empty(0)
@@ -102,13 +119,42 @@ def test_moments_merge_equals_whole(rng):
 
 def test_row_uniforms_do_not_depend_on_chunking():
     key = np.array([7, 11], dtype=np.uint64)
-    whole = kernels.row_uniforms(key, 0, 1000)
-    parts = np.concatenate([kernels.row_uniforms(key, a, b - a)
+    whole = sampling.row_uniforms(key, 0, 1000)
+    parts = np.concatenate([sampling.row_uniforms(key, a, b - a)
                             for a, b in [(0, 3), (3, 10), (10, 513), (513, 1000)]])
     np.testing.assert_array_equal(whole, parts)
     assert whole.min() >= 0 and whole.max() < 1
-    other = kernels.row_uniforms(np.array([7, 12], dtype=np.uint64), 0, 1000)
+    other = sampling.row_uniforms(np.array([7, 12], dtype=np.uint64), 0, 1000)
     assert not np.array_equal(whole, other)
+
+
+def test_row_uniforms_are_uniform():
+    u = sampling.row_uniforms(np.array([3, 5], dtype=np.uint64), 10**12, 200_000)
+    # each of 20 bins holds 10,000 +- 4.5 sd (sd ~ 98)
+    counts = np.bincount((u * 20).astype(int), minlength=20)
+    assert np.abs(counts - 10_000).max() < 450
+    # neighbouring rows are not correlated
+    assert abs(np.corrcoef(u[:-1], u[1:])[0, 1]) < 0.01
+
+
+def race_oracle(key, start, weights, m):
+    """The exponential race in plain numpy: keys w / E, the m largest."""
+    u = sampling.row_uniforms(key, start, len(weights))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        keys = np.where(weights > 0, weights / -np.log1p(-u), 0.0)
+    pos = kernels.top_m(keys, m)
+    return pos, keys[pos]
+
+
+@pytest.mark.parametrize("m", [0, 1, 5, 300])
+def test_race_top_m_matches_oracle(rng, m):
+    w = rng.exponential(size=2000) * (rng.random(2000) < 0.9)  # some zero weights
+    key = np.array([4, 2], dtype=np.uint64)
+    pos, keys = sampling.race_top_m(key, 500, w, m)
+    want_pos, want_keys = race_oracle(key, 500, w, m)
+    np.testing.assert_array_equal(pos, want_pos)
+    np.testing.assert_allclose(keys, want_keys, rtol=1e-15)
+    assert (w[pos] > 0).all()
 
 
 def test_race_draws_proportional_to_weight():
@@ -116,10 +162,35 @@ def test_race_draws_proportional_to_weight():
     w = np.array([1.0, 2.0, 0.0, 5.0])
     wins = np.zeros(4)
     for s in range(4000):
-        u = kernels.row_uniforms(np.array([s, 1], dtype=np.uint64), 0, 4)
-        wins[kernels.top_m(kernels.race_keys(u, w), 1)[0]] += 1
+        pos, _ = sampling.race_top_m(np.array([s, 1], dtype=np.uint64), 0, w, 1)
+        wins[pos[0]] += 1
     np.testing.assert_allclose(wins / wins.sum(), w / w.sum(), atol=0.03)
     assert wins[2] == 0
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("d", [3, 70])
+def test_seed_round_matches_oracle(rng, weighted, d, layout):
+    # one round = fold new centers into the running minimum, then race ~ w D^2
+    X = rng.normal(size=(3000, d)).astype(np.float32)
+    w = rng.uniform(0, 2, 3000) if weighted else np.empty(0)
+    ww = w if weighted else np.ones(3000)
+    key = np.array([9, 9], dtype=np.uint64)
+    old = X[:2]
+    state, cost, pos, keys = sampling.seed_round_partials(X, w, None, old, 0, key, 70, 0)
+    assert pos.size == 0 and keys.size == 0
+    assert cost == pytest.approx(ww @ brute_nearest(X, old)[1], rel=1e-6)
+    new = X[[5, 6, 7]]
+    state2, cost2, pos, keys = sampling.seed_round_partials(X, w, state, new, 2, key, 70, 40)
+    _, d2, _ = brute_nearest(X, np.concatenate([old, new]))
+    lab = brute_nearest(X, np.concatenate([old, new]))[0]
+    np.testing.assert_allclose(state2[0], d2, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(state2[1], lab)
+    assert state[0] is not state2[0] and (state[0] >= state2[0]).all()  # input kept
+    assert cost2 == pytest.approx(ww @ state2[0], rel=1e-12)
+    want_pos, want_keys = race_oracle(key, 70, ww * state2[0], 40)
+    np.testing.assert_array_equal(pos, want_pos)
+    np.testing.assert_allclose(keys, want_keys, rtol=1e-15)
 
 
 def test_top_m_orders_by_key_then_position():
@@ -150,8 +221,8 @@ def test_center_bounds_by_hand():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("d", [5, 70])
-def test_bounded_lloyd_step_equals_full_step(dtype, seed, d):
+@pytest.mark.parametrize("d", [5, 40])
+def test_bounded_lloyd_step_equals_full_step(dtype, seed, d, layout):
     # Several Lloyd steps: with bounds, the same labels and partial results as
     # searching every row, and fewer rows searched once centers settle.
     rng = np.random.default_rng(seed)
