@@ -156,10 +156,11 @@ def race_top_m(key: np.ndarray, start: int, weights: np.ndarray,
 
 
 @numba.njit(**_FAST)
-def _seed_round_impl(X, w, mind, arg, centers, centers_t, c_sqnorm, center_offset, seed,
-                     start_row, top_key, top_pos, buf,
+def _seed_round_impl(X, w, old_mind, old_arg, mind, arg, centers, centers_t, c_sqnorm,
+                     center_offset, seed, start_row, top_key, top_pos, buf,
                      rows_first):  # pragma: no cover - compiled
     n = X.shape[0]
+    fresh = old_mind.shape[0] == 0
     k = centers.shape[0]
     step = _block_step(buf, rows_first)
     labels = np.empty(step, dtype=np.int32)
@@ -173,6 +174,10 @@ def _seed_round_impl(X, w, mind, arg, centers, centers_t, c_sqnorm, center_offse
             _assign_block(X, centers, centers_t, c_sqnorm, start, stop, labels, buf,
                           rows_first)
         for row in range(start, stop):
+            if fresh:
+                mind[row], arg[row] = np.inf, 0
+            else:
+                mind[row], arg[row] = old_mind[row], old_arg[row]
             if k > 0:
                 a = labels[row - start]
                 dist = _row_sqdist(X, row, centers, a)
@@ -228,13 +233,12 @@ def seed_round_partials(X: np.ndarray, w: np.ndarray, state: tuple | None,
     """
     X = np.ascontiguousarray(X)
     n = X.shape[0]
-    if state is None:
-        mind, arg = np.full(n, np.inf), np.zeros(n, dtype=np.int32)
-    else:
-        mind, arg = state[0].copy(), state[1].copy()
+    # new arrays, written once by the kernel from the old (no copy first)
+    mind, arg = np.empty(n), np.empty(n, dtype=np.int32)
+    old_mind, old_arg = (np.empty(0), np.empty(0, np.int32)) if state is None else state
     c, c_t, c_sqnorm = _prepare_centers(centers, X.dtype)
     top_key, top_pos = _empty_top(m)
-    cost = _seed_round_impl(X, w, mind, arg, c, c_t, c_sqnorm, center_offset,
+    cost = _seed_round_impl(X, w, old_mind, old_arg, mind, arg, c, c_t, c_sqnorm, center_offset,
                             stream_seed(key), start, top_key, top_pos,
                             *_gemm_buffer(X, len(c)))
     return (mind, arg), float(cost), *_ranked(top_key, top_pos)
