@@ -282,10 +282,10 @@ def _on_cluster(collections: Sequence[Any]) -> bool:
     return _scheduler(collections) not in _LOCAL
 
 
-def compute(*args: Any, **kwargs: Any) -> tuple:
+def compute(*args: Any) -> tuple:
     """``dask.compute`` on the active scheduler, with BLAS pinned where needed."""
     with _blas_pinned(_scheduler(args)):
-        return dask.compute(*args, **kwargs)
+        return dask.compute(*args)
 
 
 def compute_all(tasks: Sequence[Delayed]) -> list:

@@ -184,7 +184,8 @@ def _seed_round_impl(X, w, old_mind, old_arg, mind, arg, centers, centers_t, c_s
                 if dist < mind[row]:
                     mind[row] = dist
                     arg[row] = a + center_offset
-            weight = mind[row] if unweighted else np.float64(w[row]) * mind[row]
+            d2 = np.float64(mind[row])
+            weight = d2 if unweighted else np.float64(w[row]) * d2
             cost += weight
             if draw and weight > 0.0:
                 u = _uniform(seed, start_row + row)
@@ -209,7 +210,7 @@ def seed_round_partials(X: np.ndarray, w: np.ndarray, state: tuple | None,
     w : ndarray of shape (n,) or (0,)
         Sample weights; empty means unit weights.
     state : (mind, arg) or None
-        The previous round's ``mind`` (n,) float64 and ``arg`` (n,) int32;
+        The previous round's ``mind`` (n,) in X's dtype and ``arg`` (n,) int32;
         None: no center yet (distances infinite). Not modified.
     centers : ndarray of shape (c, d)
         The new centers; c may be 0.
@@ -233,9 +234,12 @@ def seed_round_partials(X: np.ndarray, w: np.ndarray, state: tuple | None,
     """
     X = np.ascontiguousarray(X)
     n = X.shape[0]
-    # new arrays, written once by the kernel from the old (no copy first)
-    mind, arg = np.empty(n), np.empty(n, dtype=np.int32)
-    old_mind, old_arg = (np.empty(0), np.empty(0, np.int32)) if state is None else state
+    # New arrays, written once by the kernel from the old (no copy first).
+    # The distances in X's dtype: the GEMM that finds the nearest center
+    # works in it anyway, and for float32 data the state is 8 bytes a row,
+    # not 12 (D1's seeding: 24 MB less allocated and written per round).
+    mind, arg = np.empty(n, dtype=X.dtype), np.empty(n, dtype=np.int32)
+    old_mind, old_arg = (mind[:0], arg[:0]) if state is None else state
     c, c_t, c_sqnorm = _prepare_centers(centers, X.dtype)
     top_key, top_pos = _empty_top(m)
     cost = _seed_round_impl(X, w, old_mind, old_arg, mind, arg, c, c_t, c_sqnorm, center_offset,

@@ -50,7 +50,8 @@ _DRAW, _ROUND, _LOCAL, _PLUSPLUS = range(4)
 
 
 def stream_key(seed: int, *purpose: int) -> np.ndarray:
-    """The Philox key of the random stream for ``seed`` and a purpose path."""
+    """The key of the random stream for ``seed`` and a purpose path (two
+    words, see :func:`dkmeans.sampling.stream_seed`)."""
     return np.random.SeedSequence(seed, spawn_key=purpose).generate_state(2, np.uint64)
 
 
