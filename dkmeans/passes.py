@@ -302,8 +302,9 @@ POTENTIAL = Pass("dkmeans-potential", potential_chunk, totals_combine, stateful=
 # --------------------------------------------------------------------------
 # Streaming versions: no per-row state, for data read from its source each
 # pass. They compare each row with every center so far instead of keeping a
-# running minimum (8 bytes a row for float32 data, 12 for float64) on the workers, so memory stays bounded by
-# the chunks in flight, whatever the number of rows.
+# running minimum (8 bytes a row for float32 data, 12 for float64) on the
+# workers, so memory stays bounded by the chunks in flight, whatever the
+# number of rows.
 
 
 def _without_state(chunk, x, w, offset: int, *args):
