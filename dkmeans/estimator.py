@@ -113,11 +113,12 @@ or callable, default="k-means||"
         "hamerly" gives the same iterations but keeps per-row distance
         bounds on the workers (12 bytes per row, persisted data only), so
         rows whose nearest center cannot have changed skip the distances to
-        all centers. It pays in long runs: measured once bounds held, an
-        iteration took 30 ms instead of 42 on 2,000,000 x 32 (k=16) and 63 ms
-        instead of 107 on 500,000 x 256 (k=64), but early iterations, while
-        most rows still move, cost up to 50% more. From k-means|| seeding
-        those fits converged in 2 or 3 iterations, hence "lloyd" by default.
+        all centers. It pays in long runs: measured on 2 cores once bounds
+        held, an iteration took 20-25 ms instead of 30 on 2,000,000 x 32
+        (k=16) and 41-48 ms instead of 105 on 500,000 x 256 (k=64), but early
+        iterations, while most rows still move, cost up to 1.5x (the first
+        data) or the same (the second). From k-means|| seeding those fits
+        converged in 2 or 3 iterations, hence "lloyd" by default.
     scale : bool, default=False
         Standardize every feature (mean 0, standard deviation 1, learned in
         one extra streaming pass; a constant feature is only centred) before

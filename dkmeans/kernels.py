@@ -249,10 +249,11 @@ def _lloyd_impl(X, w, centers, centers_t, c_sqnorm, sums, wsums, far_d2, far_row
 
 @numba.njit(**_FAST)
 def _search_rows(src, rows, centers, centers_t, c_sqnorm, err_scale, cmax2, labels, lower,
-                 d2, buf, rows_first):  # pragma: no cover - compiled
+                 d2, first, buf, rows_first):  # pragma: no cover - compiled
     """Nearest center of each row of ``src`` (row ``rows[i]`` of the chunk) by
-    GEMM + argmin, its exact squared distance, and a lower bound on the
-    distance to every other center (the second-best, less rounding error)."""
+    GEMM + argmin, its exact squared distance (into ``d2[rows[i] - first]``),
+    and a lower bound on the distance to every other center (the second-best,
+    less rounding error)."""
     m, d = src.shape
     k = centers.shape[0]
     g = _gemm_block(src, centers, centers_t, buf, rows_first)
@@ -290,14 +291,14 @@ def _search_rows(src, rows, centers, centers_t, c_sqnorm, err_scale, cmax2, labe
             diff = x - np.float64(centers[a, f])
             dist += diff * diff
             xx += x * x
-        d2[row] = dist
+        d2[row - first] = dist
         sec = xx + np.float64(second[i]) - err_scale * (xx + cmax2)
         lower[row] = np.sqrt(sec) if sec > 0.0 else 0.0
 
 
 @numba.njit(**_FAST)
 def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, drift, search_all,
-                        has_bounds, err_scale, labels, lower, d2, sums, wsums, far_d2,
+                        err_scale, old_labels, old_lower, labels, lower, sums, wsums, far_d2,
                         far_row, far_lab, counts, gt_buf,
                         rows_first):  # pragma: no cover - compiled
     """Lloyd step that skips the distances to all centers for rows whose
@@ -306,10 +307,13 @@ def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, dr
     ``lower[r]`` bounds the distance from row r to every center but its own;
     it shrinks by ``drift[a]`` (the largest move of any other center). A row
     keeps its label without the GEMM when :func:`_bound_holds`, so the label
-    is the one the full argmin would give.
+    is the one the full argmin would give. The new ``labels`` and ``lower``
+    start as copies of the old ones (or zeros when ``old_labels`` is empty),
+    made block by block.
     """
     n, d = X.shape
     k = centers.shape[0]
+    has_bounds = old_labels.shape[0] > 0
     cmax2 = 0.0
     for j in range(k):
         cmax2 = max(cmax2, np.float64(c_sqnorm[j]))
@@ -318,8 +322,12 @@ def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, dr
     step = _block_step(gt_buf, rows_first)
     buf = np.empty((step, d), dtype=X.dtype)
     idx = np.empty(step, dtype=np.int64)
+    d2 = np.empty(step)  # one block's exact distances
     for start in range(0, n, step):
         stop = min(start + step, n)
+        for row in range(start, stop):
+            labels[row] = old_labels[row] if has_bounds else 0
+            lower[row] = old_lower[row] if has_bounds else 0.0
         if search_all:
             # every row: the GEMM reads the block in place. With bounds from a
             # previous step, count the rows they would have spared (same
@@ -330,20 +338,21 @@ def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, dr
                 lower[start + i] -= drift[old_lab[i]]
             old_low = lower[start:stop].copy()
             _search_rows(X[start:stop], np.arange(start, stop), centers, centers_t, c_sqnorm,
-                         err_scale, cmax2, labels, lower, d2, gt_buf, rows_first)
+                         err_scale, cmax2, labels, lower, d2, start, gt_buf, rows_first)
             for i in range(b):
                 a = old_lab[i]
                 spared = has_bounds and labels[start + i] == a and _bound_holds(
-                    d2[start + i], half_sep[a], old_low[i], c_norm[a], err_scale, cmax2)
+                    d2[i], half_sep[a], old_low[i], c_norm[a], err_scale, cmax2)
                 if not spared:
                     counts[0] += 1
         else:
             m = 0
             for row in range(start, stop):
                 a = labels[row]
-                d2[row] = _row_sqdist(X, row, centers, a)
+                dist = _row_sqdist(X, row, centers, a)
+                d2[row - start] = dist
                 lower[row] -= drift[a]
-                if _bound_holds(d2[row], half_sep[a], lower[row], c_norm[a], err_scale, cmax2):
+                if _bound_holds(dist, half_sep[a], lower[row], c_norm[a], err_scale, cmax2):
                     continue
                 idx[m] = row
                 for f in range(d):
@@ -352,10 +361,10 @@ def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, dr
             counts[0] += m
             if m > 0:
                 _search_rows(buf[:m], idx[:m], centers, centers_t, c_sqnorm, err_scale, cmax2,
-                             labels, lower, d2, gt_buf, rows_first)
-        part, far_min = _accumulate_block(X, w, centers, labels[start:stop], d2[start:stop],
-                                          start, stop, sums, wsums, far_d2, far_row,
-                                          far_lab, far_min)
+                             labels, lower, d2, start, gt_buf, rows_first)
+        part, far_min = _accumulate_block(X, w, centers, labels[start:stop],
+                                          d2[: stop - start], start, stop, sums, wsums,
+                                          far_d2, far_row, far_lab, far_min)
         inertia += part
     return inertia
 
@@ -475,10 +484,10 @@ def lloyd_partials_bounded(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_
     n, d = X.shape
     k = c.shape[0]
     fresh = state is None
-    # new arrays: the persisted state of the previous step stays as it was
-    labels = np.zeros(n, dtype=np.int32) if fresh else state[0].copy()
-    lower = np.zeros(n) if fresh else state[1].copy()
-    d2 = np.empty(n, dtype=np.float64)
+    # new arrays, filled from the old block by block: the persisted state of
+    # the previous step stays as it was
+    labels, lower = np.empty(n, dtype=np.int32), np.empty(n)
+    old_labels, old_lower = (labels[:0], lower[:0]) if fresh else state
     sums = np.zeros((k, d), dtype=np.float64)
     wsums = np.zeros(k, dtype=np.float64)
     m = min(n_far, n)
@@ -492,8 +501,9 @@ def lloyd_partials_bounded(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_
     c_norm = np.sqrt(c_sqnorm.astype(np.float64))
     inertia = _lloyd_bounded_impl(X, w, c, c_t, c_sqnorm, c_norm, np.asarray(half_sep, np.float64),
                                   np.asarray(drift, np.float64), fresh or search_all,
-                                  not fresh, err_scale, labels, lower, d2, sums, wsums,
-                                  far_d2, far_row, far_lab, counts, *_gemm_buffer(X, k))
+                                  err_scale, old_labels, old_lower, labels, lower, sums,
+                                  wsums, far_d2, far_row, far_lab, counts,
+                                  *_gemm_buffer(X, k))
     kept = far_row >= 0
     return (sums, wsums, float(inertia), far_d2[kept], far_row[kept], far_lab[kept],
             (labels, lower), int(counts[0]))

@@ -19,10 +19,11 @@ from dkmeans.passes import ASSIGN, ASSIGN_STREAM, LLOYD, LLOYD_BOUNDED
 from dkmeans.runner import Block, run_pass
 
 #: With bounds kept, an iteration searches every row (without checking bounds)
-#: when the previous one had to search more than this share of rows. On D1 an
-#: iteration checking bounds cost 66 ms with 90% of rows searched against 45
-#: ms for a plain pass, and 35 ms with 5% searched.
-SEARCH_ALL_ABOVE = 0.5
+#: when the previous one had to search more than this share of rows. On D1, one
+#: core, an iteration checking bounds cost 43 ms with 8% of rows searched, 65
+#: with 30% and 96 with 89%; searching every row (still recording bounds)
+#: 83-91 ms; a plain pass without bounds 50 ms.
+SEARCH_ALL_ABOVE = 0.75
 
 #: With bounds kept, every this many iterations the bounds are dropped and
 #: rebuilt by a full search. Each iteration's bounds derive from the previous
