@@ -19,6 +19,7 @@ Where things live, one layer calling only the ones above it in this list:
 """
 
 from dkmeans import metrics
+from dkmeans.data import open_array
 from dkmeans.errors import (
     DKMeansError,
     InputNotFoundError,
@@ -54,5 +55,6 @@ __all__ = [
     "load",
     "metrics",
     "minibatch",
+    "open_array",
     "sweep",
 ]

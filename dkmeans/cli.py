@@ -77,12 +77,60 @@ def _demo_plot(model: Any, data_path: str, out: str) -> None:
     print(f"plot: {written}")
 
 
-def _open_input(args: argparse.Namespace) -> Any:
+def _open_input(args: argparse.Namespace, storage_options: dict) -> Any:
     """The INPUT argument as a chunked array (Zarr, .npy, Parquet or CSV)."""
     from dkmeans.data import as_chunked
 
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
-    return as_chunked(args.input, columns=columns)[0]
+    return as_chunked(args.input, columns=columns, storage_options=storage_options)[0]
+
+
+def _storage_options(args: argparse.Namespace) -> dict:
+    """Storage options: the cluster file's ``storage:`` section, then
+    ``--storage-options``; for s3:// paths, credentials the AWS SDK finds
+    on this machine (environment, config files) are added, so they travel
+    to workers that have none."""
+    from dkmeans.cluster import load_config
+    from dkmeans.errors import InvalidParameterError
+
+    options = dict(load_config(args.cluster).get("storage") or {})
+    if getattr(args, "storage_options", None):
+        try:
+            given = json.loads(args.storage_options)
+        except json.JSONDecodeError as err:
+            raise InvalidParameterError(f"--storage-options is not valid JSON: {err}") from err
+        if not isinstance(given, dict):
+            raise InvalidParameterError("--storage-options must be a JSON object, e.g. "
+                                        "'{\"endpoint_url\": \"http://127.0.0.1:9000\"}'.")
+        options.update(given)
+    paths = [getattr(args, name, None) or "" for name in ("input", "output", "model")]
+    if any(str(p).startswith(("s3://", "s3a://")) for p in paths):
+        options = _with_aws_credentials(options)
+    return options
+
+
+def _with_aws_credentials(options: dict) -> dict:
+    """``options`` with the key, secret and token botocore resolves here,
+    unless they name their own credentials (or anonymous access)."""
+    import os
+
+    if {"key", "secret", "anon", "profile"} & set(options):
+        return options
+    try:
+        import botocore.session
+    except ImportError:
+        return options
+    found = botocore.session.Session().get_credentials()
+    if found is None:
+        return options
+    frozen = found.get_frozen_credentials()
+    options = {**options, "key": frozen.access_key, "secret": frozen.secret_key}
+    if frozen.token:
+        options["token"] = frozen.token
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint and "endpoint_url" not in options:
+        options["endpoint_url"] = endpoint
+    return options
 
 
 class ProgressBar:
@@ -112,8 +160,8 @@ def _progress_bar(args: argparse.Namespace) -> Any:
 class _Progress:
     """Per-iteration lines on stderr, and checkpoints every N iterations."""
 
-    def __init__(self, args: argparse.Namespace, params: dict, fingerprint: dict):
-        self.args, self.params, self.fingerprint = args, params, fingerprint
+    def __init__(self, args: argparse.Namespace, out: Any, params: dict, fingerprint: dict):
+        self.args, self.out, self.params, self.fingerprint = args, out, params, fingerprint
         self.previous: float | None = None
 
     def __call__(self, p: Any) -> None:
@@ -126,48 +174,87 @@ class _Progress:
                  p.n_iter, p.inertia, change, p.shift, p.seconds)
         every = self.args.checkpoint_every
         if every and p.n_iter % every == 0 and not p.converged:
-            save_checkpoint(self.args.output, self.params, p, self.fingerprint)
-            log.info("checkpoint: iteration %d written to %s", p.n_iter, self.args.output)
+            save_checkpoint(self.out, self.params, p, self.fingerprint)
+            log.info("checkpoint: iteration %d written to %s", p.n_iter, self.out)
+
+
+def _existing(out: Any) -> dict | None:
+    """The metadata of the model or checkpoint at ``out``, if there is one."""
+    from dkmeans.io import read_meta
+
+    return read_meta(out) if out.child("model.json").exists() else None
+
+
+def _check_same_job(meta: dict, out: Any, estimator: str, params: dict, fp: dict) -> None:
+    """Refuse to resume (or call finished) a job whose input or parameters differ."""
+    from dkmeans.errors import InvalidInputError
+
+    if meta.get("estimator") != estimator:
+        raise InvalidInputError(f"Refusing to resume: {out} holds a {meta.get('estimator')} "
+                                f"model, and this job fits a {estimator} (--mode).")
+    if (meta.get("input_fingerprint") or {}) != fp:
+        raise InvalidInputError(
+            f"Refusing to resume: the input is not the one the model in {out} was made from "
+            "(shape, dtype or content differ). Use --force to fit it afresh.")
+    saved = meta.get("params", {})
+    for key, value in params.items():
+        if key != "verbose" and saved.get(key) != value:
+            raise InvalidInputError(
+                f"Refusing to resume: --{key.replace('_', '-')} is {value!r} but the model in "
+                f"{out} was made with {saved.get(key)!r}. Use --force to fit it afresh.")
+
+
+def _prepare_output(args: argparse.Namespace, out: Any, estimator: str, params: dict,
+                    fp: dict) -> dict | None:
+    """What is already at the model directory, checked against this job.
+
+    Returns its metadata when resuming, None for a fresh fit.
+    """
+    from dkmeans.errors import InvalidInputError
+
+    meta = _existing(out)
+    if meta is None or args.force:
+        return None
+    if not args.resume:
+        raise InvalidInputError(
+            f"{out} already holds a {meta.get('state', 'complete')} model; pass --resume to "
+            "continue (or keep) it, or --force to replace it.")
+    _check_same_job(meta, out, estimator, params, fp)
+    return meta
 
 
 def _fit(args: argparse.Namespace) -> int:
     from dkmeans import KMeans
     from dkmeans.cluster import connect
-    from dkmeans.errors import InvalidInputError
-    from dkmeans.io import fingerprint, read_checkpoint, read_meta, save_model
+    from dkmeans.io import fingerprint, read_checkpoint, read_meta
+    from dkmeans.storage import locate
 
     if args.mode == "minibatch":
         return _fit_minibatch(args)
     model = KMeans(args.n_clusters, init=args.init or "k-means||", max_iter=args.max_iter or 300,
                    tol=1e-4 if args.tol is None else args.tol,
                    random_state=args.random_state, algorithm=args.algorithm)
-    params = model.get_params()
-    out = Path(args.output)
+    params = model._params_for_file()[0]
+    storage = _storage_options(args)
+    out = locate(args.output, storage)
     start, resumed_from = None, None
-    X = _open_input(args)
+    X = _open_input(args, storage)
     fp = fingerprint(X)  # checks the input before a cluster starts
+    meta = _prepare_output(args, out, "KMeans", params, fp)
+    if meta is not None and meta.get("state") == "complete":
+        log.info("%s already holds this finished model: nothing to do", out)
+        return _summary(args, meta, resumed_from=None, seconds=0.0)
+    if meta is not None:
+        _, start, _ = read_checkpoint(out)
+        resumed_from = start.n_iter
+        log.info("resuming from iteration %d", start.n_iter)
     with connect(args.cluster, n_workers=args.workers):
-        if args.resume and out.exists():
-            if read_meta(out).get("state") == "complete":
-                log.info("%s already holds a finished model: nothing to do", out)
-                return _summary(args, read_meta(out), resumed_from=None, seconds=0.0)
-            saved_params, start, saved_fp = read_checkpoint(out)
-            if saved_fp != fp:
-                raise InvalidInputError(
-                    f"Refusing to resume: {args.input!r} is not the input the checkpoint in "
-                    f"{out} was made from (shape, dtype or content differ).")
-            for key in ("n_clusters", "init", "tol", "random_state", "algorithm"):
-                if saved_params.get(key) != params[key]:
-                    raise InvalidInputError(
-                        f"Refusing to resume: --{key.replace('_', '-')} is {params[key]!r} "
-                        f"but the checkpoint was made with {saved_params.get(key)!r}.")
-            resumed_from = start.n_iter
-            log.info("resuming from iteration %d", start.n_iter)
+        X = _open_input(args, storage)  # now checked against the cluster's workers
         t0 = time.perf_counter()
         with _progress_bar(args):
-            model._fit(X, start=start, on_iteration=_Progress(args, params, fp))
+            model._fit(X, start=start, on_iteration=_Progress(args, out, params, fp))
         seconds = time.perf_counter() - t0
-    save_model(model, out, fingerprint=fp)
+    model.save(out, fingerprint=fp)
     log.info("model written to %s", out)
     return _summary(args, read_meta(out), resumed_from=resumed_from, seconds=seconds)
 
@@ -176,28 +263,32 @@ def _fit_minibatch(args: argparse.Namespace) -> int:
     from dkmeans import MiniBatchKMeans
     from dkmeans.cluster import connect
     from dkmeans.errors import InvalidInputError
-    from dkmeans.io import fingerprint, read_meta, save_model
+    from dkmeans.io import fingerprint, read_meta
+    from dkmeans.storage import locate
 
     if args.checkpoint_every:
         raise InvalidInputError("--checkpoint-every: checkpoints are written by --mode lloyd "
                                 "only; a mini-batch fit reads at most a few passes.")
-    out = Path(args.output)
-    if args.resume and out.exists() and read_meta(out).get("state") == "complete":
-        log.info("%s already holds a finished model: nothing to do", out)
-        return _summary(args, read_meta(out), resumed_from=None, seconds=0.0)
     model = MiniBatchKMeans(args.n_clusters, init=args.init or "k-means++",
                             max_iter=args.max_iter or 100, batch_size=args.batch_size,
                             tol=args.tol or 0.0, random_state=args.random_state)
-    X = _open_input(args)
+    storage = _storage_options(args)
+    out = locate(args.output, storage)
+    X = _open_input(args, storage)
     fp = fingerprint(X)
+    meta = _prepare_output(args, out, "MiniBatchKMeans", model._params_for_file()[0], fp)
+    if meta is not None:  # a mini-batch job has no checkpoints: it is finished
+        log.info("%s already holds this finished model: nothing to do", out)
+        return _summary(args, meta, resumed_from=None, seconds=0.0)
     with connect(args.cluster, n_workers=args.workers):
+        X = _open_input(args, storage)
         t0 = time.perf_counter()
         with _progress_bar(args):
             model.fit(X)
         seconds = time.perf_counter() - t0
     log.info("%d epochs, %d batches, %.2f passes read, inertia %.6g", model.n_iter_,
              model.n_steps_, model.n_passes_read_, model.inertia_)
-    save_model(model, out, fingerprint=fp)
+    model.save(out, fingerprint=fp)
     log.info("model written to %s", out)
     return _summary(args, read_meta(out), resumed_from=None, seconds=seconds,
                     n_passes_read=model.n_passes_read_)
@@ -219,13 +310,16 @@ def _summary(args: argparse.Namespace, meta: dict, **extra: Any) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from dkmeans import load
     from dkmeans.cluster import connect
+    from dkmeans.storage import locate
 
-    model = load(args.model)
-    out = Path(args.output)
-    X = _open_input(args)
+    storage = _storage_options(args)
+    model = load(args.model, storage)
+    out = locate(args.output, storage)
+    X = _open_input(args, storage)
     with connect(args.cluster, n_workers=args.workers):
+        X = _open_input(args, storage)
         model.predict_to_zarr(X, out)  # chunk by chunk, on the workers
-    summary = {"labels": str(out), "n_samples": int(X.shape[0])}
+    summary = {"labels": out.url, "n_samples": int(X.shape[0])}
     print(json.dumps(summary) if args.json else f"{out}: {X.shape[0]:,} labels")
     return 0
 
@@ -234,9 +328,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     from dkmeans import load
     from dkmeans.cluster import connect
 
-    model = load(args.model)
-    X = _open_input(args)
+    storage = _storage_options(args)
+    model = load(args.model, storage)
+    X = _open_input(args, storage)
     with connect(args.cluster, n_workers=args.workers):
+        X = _open_input(args, storage)
         inertia = -model.score(X)
     n = X.shape[0]
     summary = {"inertia": inertia, "n_samples": int(n), "mean_sq_distance": inertia / n}
@@ -249,13 +345,15 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from dkmeans.io import read_meta
+    from dkmeans.storage import locate
 
-    meta = read_meta(args.model)
+    loc = locate(args.model, _storage_options(args))
+    meta = read_meta(loc)
     if args.json:
         print(json.dumps(meta))
         return 0
     fitted, params = meta["fitted"], meta["params"]
-    print(f"{args.model}: {meta.get('state', 'complete')} KMeans, dkmeans "
+    print(f"{loc}: {meta.get('state', 'complete')} {meta['estimator']}, dkmeans "
           f"{meta['dkmeans_version']}, format {meta['format_version']}")
     print(f"  k={params['n_clusters']}, {fitted['n_features_in']} features "
           f"({fitted['dtype']}), {fitted['n_iter']} iterations, inertia {fitted['inertia']:.6g}")
@@ -276,11 +374,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _storage_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage-options", default=None, metavar="JSON",
+                   help="fsspec storage options for every path and URL, as a JSON object "
+                        "(e.g. '{\"endpoint_url\": \"http://minio:9000\"}'); s3:// "
+                        "credentials also come from the AWS environment and config files")
+
+
 def _cluster_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--columns", default=None, metavar="A,B,...",
                    help="Parquet / CSV input: the feature columns, in order")
+    _storage_option(p)
     p.add_argument("--cluster", metavar="CONFIG.yaml", default=None,
-                   help="cluster configuration (cluster_configs/); default: a local cluster")
+                   help="cluster configuration (cluster_configs/), with an optional "
+                        "'storage:' section of storage options; default: a local cluster")
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="worker processes of the local cluster")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
@@ -328,7 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",
                      help="write the state to MODEL_DIR every N iterations (atomically)")
     fit.add_argument("--resume", action="store_true",
-                     help="continue from the checkpoint in MODEL_DIR, if any")
+                     help="continue from the checkpoint in MODEL_DIR, if any (a finished "
+                          "model of the same input and parameters is kept as it is)")
+    fit.add_argument("--force", action="store_true",
+                     help="replace whatever model or checkpoint MODEL_DIR holds")
     _cluster_options(fit)
     fit.set_defaults(run=_fit)
 
@@ -348,7 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a model directory or checkpoint")
     info.add_argument("model", metavar="MODEL_DIR")
     info.add_argument("--json", action="store_true")
-    info.set_defaults(run=_info, quiet=False, log_level="INFO")
+    _storage_option(info)
+    info.set_defaults(run=_info, quiet=False, log_level="INFO", cluster=None)
     return parser
 
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import math
 import os
+import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import dask
 import dask.array as da
 import numpy as np
-from dask.base import tokenize
 
-from dkmeans.errors import InputNotFoundError, InputTypeError, InvalidInputError
+from dkmeans.errors import DKMeansError, InputTypeError, InvalidInputError
 from dkmeans.runner import Block
+from dkmeans.sources import open_path
+from dkmeans.storage import Location, active_client
 
 #: Target size of a block made from numpy input. Below glibc's 32 MiB mmap
 #: threshold, so buffers are reused instead of page-faulted in on every pass.
@@ -113,19 +115,10 @@ def _row_chunks_for_cluster(n: int, row_bytes: int, threads: int) -> int:
 
 def _distributed_threads() -> int:
     """Worker threads of the active ``distributed`` client, or 0 without one."""
-    client = _active_client()
+    client = active_client()
     if client is None:
         return 0
     return sum(w["nthreads"] for w in client.scheduler_info(n_workers=-1)["workers"].values())
-
-
-def _active_client():
-    try:
-        from distributed import default_client
-
-        return default_client()
-    except (ImportError, ValueError):
-        return None
 
 
 def _row_chunks_for(n: int, row_bytes: int) -> int:
@@ -186,94 +179,6 @@ def _numpy_array(X: Any, what: str) -> np.ndarray:
     return arr
 
 
-def _open_zarr(path: str | os.PathLike) -> Any:
-    import zarr
-
-    try:
-        return zarr.open_array(path, mode="r")
-    except FileNotFoundError as err:
-        raise InputNotFoundError(f"No Zarr array at {os.fspath(path)!r}: {err}") from err
-    except Exception as err:  # zarr raises several types for "not an array"
-        raise InvalidInputError(
-            f"Could not open {os.fspath(path)!r} as a Zarr array: {err}") from err
-
-
-def _npy_block(path: str, block_info: dict | None = None) -> np.ndarray:
-    (start, stop), _ = block_info[None]["array-location"]
-    return np.array(np.load(path, mmap_mode="r")[start:stop])
-
-
-def open_npy(path: str | os.PathLike) -> da.Array:
-    """A ``.npy`` file as a row-chunked dask array, read by memory map inside
-    each task (the graph holds the path, not the data)."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputNotFoundError(f"No .npy file at {path!r}.")
-    try:
-        header = np.load(path, mmap_mode="r")
-    except ValueError as err:
-        raise InvalidInputError(f"{path!r} is not a plain .npy array: {err}") from err
-    _check_shape(header.shape, path)
-    rows = _row_chunks_for(header.shape[0], header.shape[1] * header.itemsize)
-    name = f"dkmeans-npy-{tokenize(path, os.path.getmtime(path))}"
-    return da.map_blocks(_npy_block, path, dtype=header.dtype, name=name,
-                         chunks=(da.core.normalize_chunks(rows, (header.shape[0],))[0],
-                                 (header.shape[1],)))
-
-
-_TABLE_SUFFIXES = (".parquet", ".csv")
-
-
-def _table_files(path: str) -> tuple[str, list[str]] | None:
-    """("parquet" | "csv", files) when ``path`` is such a file or a folder of them."""
-    if os.path.isdir(path):
-        names = sorted(os.listdir(path))
-        for kind in ("parquet", "csv"):
-            files = [os.path.join(path, n) for n in names if n.endswith(f".{kind}")]
-            if files:
-                return kind, files
-        return None
-    for kind in ("parquet", "csv"):
-        if path.endswith(f".{kind}"):
-            return kind, [path]
-    return None
-
-
-def open_table(path: str | os.PathLike, columns: list[str] | None = None) -> da.Array:
-    """Parquet or CSV (a file or a folder of files) as a row-chunked float array.
-
-    Read through ``dask.dataframe`` (pandas and pyarrow: ``pip install
-    dkmeans[dataframe]``), one partition per block. ``columns`` picks and
-    orders the features; every one must be numeric.
-    """
-    path = os.fspath(path)
-    found = _table_files(path)
-    if found is None:
-        raise InputNotFoundError(f"No Parquet or CSV files at {path!r}.")
-    kind, files = found
-    try:
-        import dask.dataframe as dd
-    except ImportError as err:
-        raise InputTypeError("Reading Parquet or CSV needs pandas and pyarrow: pip install "
-                             "'dkmeans[dataframe]'.") from err
-    df = dd.read_parquet(files) if kind == "parquet" else dd.read_csv(files)
-    if columns:
-        missing = [c for c in columns if c not in df.columns]
-        if missing:
-            raise InvalidInputError(f"Columns {missing} are not in {path!r}; it has "
-                                    f"{list(df.columns)}.")
-        df = df[list(columns)]
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
-
-    bad = [c for c, t in df.dtypes.items() if not (is_numeric_dtype(t) or is_bool_dtype(t))]
-    if bad:
-        raise InputTypeError(f"Columns {bad} of {path!r} are not numeric; choose numeric "
-                             "features with columns=[...] (--columns).")
-    # chunk sizes from the array itself: to_dask_array(lengths=True) can
-    # disagree with dask-expr's merged partitions (seen with Parquet)
-    return df.to_dask_array().compute_chunk_sizes()
-
-
 def as_block(X: Any, what: str = "X") -> np.ndarray:
     """Validate in-memory input as a C-contiguous float32 / float64 array of
     shape (n, d): shape and dtype only, not the values."""
@@ -282,32 +187,42 @@ def as_block(X: Any, what: str = "X") -> np.ndarray:
     return np.ascontiguousarray(X, dtype=_float_dtype(X.dtype, what))
 
 
-def as_chunked(X: Any, what: str = "X", columns: list[str] | None = None,
-               ) -> tuple[da.Array, Source]:
+def as_chunked(X: Any, what: str = "X", columns: list | None = None,
+               storage_options: dict | None = None, sep: str | None = None,
+               header: bool = True) -> tuple[da.Array, Source]:
     """Wrap any supported input as a row-chunked float dask array.
 
     Parameters
     ----------
-    X : array-like, dask array, zarr.Array, or a path: Zarr array, ``.npy``
-        file, or Parquet / CSV file or folder
+    X : array-like, dask array, zarr.Array, xarray.DataArray, or a path or
+        fsspec URL: Zarr array, ``.npy`` file, or Parquet / CSV / TSV file
+        or folder (:func:`dkmeans.sources.open_path`)
     what : str
         Name used in error messages.
-    columns : list of str, optional
-        For Parquet / CSV input: the feature columns, in order.
+    columns : list of str or int, optional
+        For table input: the feature columns, in order (names or positions).
+    storage_options : dict, optional
+        For a URL: passed to fsspec; they travel with the tasks.
+    sep, header
+        For text tables: see :func:`dkmeans.sources.open_table`.
 
     Returns
     -------
     X : dask.array.Array of shape (n, d), float32 or float64, one column chunk
     source : {"numpy", "dask", "zarr"}
+        numpy input on a ``distributed`` cluster is scattered to the workers
+        once (blocks of the returned array are futures there), not embedded
+        in every task graph.
     """
-    if isinstance(X, (str, os.PathLike)):
-        path = os.fspath(X)
-        if path.endswith(".npy"):
-            X = open_npy(path)
-        elif _table_files(path) is not None:
-            X = open_table(path, columns)
-        else:
-            X = _open_zarr(path)
+    if isinstance(X, (str, os.PathLike, Location)):
+        X = open_path(X, storage_options, columns, sep=sep, header=header)
+    if type(X).__module__.startswith("dask") and hasattr(X, "to_dask_array"):
+        X = X.to_dask_array(lengths=True)  # a dask DataFrame: its partitions become blocks
+    if type(X).__module__.startswith("xarray"):
+        if X.ndim != 2:
+            raise InvalidInputError(f"{what} is a {X.ndim}-D DataArray with dims {X.dims}; "
+                                    "expected 2 dims (samples, features).")
+        X = X.data  # a dask or numpy array; Zarr-backed DataArrays are dask
     source: Source
     if type(X).__module__.startswith("zarr"):
         _check_shape(tuple(X.shape), what)
@@ -329,11 +244,56 @@ def as_chunked(X: Any, what: str = "X", columns: list[str] | None = None,
         source = "numpy"
         X = as_block(X, what)
         dtype = X.dtype
-        rows = _row_chunks_for(X.shape[0], X.shape[1] * X.itemsize)
-        arr = da.from_array(X, chunks=(rows, X.shape[1]))
+        threads = _distributed_threads()
+        if threads:
+            arr = _scatter(X, _row_chunks_for_cluster(X.shape[0], X.shape[1] * X.itemsize,
+                                                      threads))
+        else:
+            rows = _row_chunks_for(X.shape[0], X.shape[1] * X.itemsize)
+            arr = da.from_array(X, chunks=(rows, X.shape[1]))
     if arr.dtype != dtype:
         arr = arr.astype(dtype)
     return arr, source
+
+
+def open_array(path: Any, storage_options: dict | None = None, columns: list | None = None,
+               sep: str | None = None, header: bool = True) -> da.Array:
+    """A path or URL as the row-chunked float dask array dkmeans clusters.
+
+    Use it to hand data in object storage to any function or method that
+    takes an array (``transform``, ``score``, the metrics, ...).
+
+    Parameters
+    ----------
+    path : str, os.PathLike or fsspec URL
+        A Zarr array, a ``.npy`` file, or a table (Parquet, CSV, TSV).
+    storage_options : dict, optional
+        Passed to fsspec; they travel to the workers with the tasks.
+    columns, sep, header
+        For tables: see :func:`dkmeans.sources.open_table`.
+
+    Returns
+    -------
+    dask.array.Array of shape (n_samples, n_features), float32 or float64
+    """
+    return as_chunked(path, "X", columns, storage_options, sep, header)[0]
+
+
+def _scatter(X: np.ndarray, rows: int) -> da.Array:
+    """numpy rows sent to the cluster's workers once, as a dask array of futures."""
+    from dask.highlevelgraph import HighLevelGraph
+
+    client = active_client()
+    starts = range(0, X.shape[0], rows)
+    # random keys, as for every pass (runner.run_pass): the same rows scattered
+    # again while the cluster still releases their last copy would otherwise
+    # reuse its keys, and distributed cancels such tasks ("lost dependencies")
+    futures = client.scatter([X[s : s + rows] for s in starts], hash=False)
+    name = f"dkmeans-scattered-{uuid.uuid4().hex}"
+    dsk = {(name, i, 0): f for i, f in enumerate(futures)}
+    chunks = (tuple(min(rows, X.shape[0] - s) for s in starts), (X.shape[1],))
+    return da.Array(HighLevelGraph.from_collections(name, dsk, dependencies=()), name,
+                    chunks, dtype=X.dtype)
 
 
 def _weights_shape(w: Any, n: int) -> None:
@@ -384,22 +344,49 @@ def as_weights(sample_weight: Any, X: da.Array) -> da.Array | None:
     return da.from_array(w, chunks=(X.chunks[0],))
 
 
-def as_dataset(X: Any, sample_weight: Any = None) -> Dataset:
+def as_dataset(X: Any, sample_weight: Any = None, storage_options: dict | None = None,
+               ) -> Dataset:
     """Validate ``X`` and ``sample_weight`` and wrap them as a :class:`Dataset`."""
-    arr, source = as_chunked(X)
+    arr, source = as_chunked(X, storage_options=storage_options)
     weights = as_weights(sample_weight, arr)
     return Dataset(arr, weights, source)
 
 
+class NoWorkersError(DKMeansError, ConnectionError):
+    """The cluster has no workers to run on."""
+
+
+def _wait_for_workers(client: Any) -> list[dict]:
+    """The cluster's workers, waiting for at least one (the connect timeout)."""
+    import dask
+
+    workers = list(client.scheduler_info(n_workers=-1)["workers"].values())
+    if workers:
+        return workers
+    timeout = dask.config.get("distributed.comm.timeouts.connect")
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError as err:
+        raise NoWorkersError(
+            f"No worker joined the Dask cluster at {client.scheduler.address} within "
+            f"{timeout}: persist='auto' decides from the workers' memory, and nothing "
+            "can run without them. Start workers, or check their logs.") from err
+    return list(client.scheduler_info(n_workers=-1)["workers"].values())
+
+
 def memory_budget() -> int:
-    """Bytes of memory the active scheduler's workers have, in total."""
-    client = _active_client()
+    """Bytes of memory the active scheduler's workers have, in total.
+
+    On a ``distributed`` cluster with no worker yet, waits for one (up to
+    dask's ``distributed.comm.timeouts.connect``) rather than decide from
+    an empty cluster.
+    """
+    client = active_client()
     if client is None:
         import psutil
 
         return int(psutil.virtual_memory().available)
-    workers = client.scheduler_info(n_workers=-1)["workers"].values()
-    limits = [w.get("memory_limit") or 0 for w in workers]
+    limits = [w.get("memory_limit") or 0 for w in _wait_for_workers(client)]
     if not all(limits):
         import psutil
 

@@ -48,5 +48,5 @@ def make_blobs(n_samples: int, n_features: int, n_centers: int, *, chunk_rows: i
     X = da.map_blocks(_blob_block, centers, std, seed, dtype, dtype=dtype,
                       chunks=(da.core.normalize_chunks(chunk_rows, (n_samples,))[0],
                               (n_features,)),
-                      name=f"dkmeans-blobs-{seed}-{n_samples}-{n_features}-{n_centers}")
+                      token="dkmeans-blobs")
     return X, centers

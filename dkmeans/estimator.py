@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dkmeans.data import Dataset, as_dataset
+from dkmeans.data import as_dataset
 from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.estimator_base import _BaseKMeans, _is_int, _is_real, check_centers
 from dkmeans.fit import fit_kmeans
@@ -42,24 +42,30 @@ _PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "verbose": (lambda v: (_is_int(v) and v >= 0) or isinstance(v, bool),
                 "an integer >= 0"),
     "persist": (lambda v: isinstance(v, bool) or v == "auto", "True, False or 'auto'"),
-    "algorithm": (lambda v: v in ("lloyd", "hamerly"), "'lloyd' or 'hamerly'"),
+    "algorithm": (lambda v: v in ("lloyd", "elkan", "hamerly"),
+                  "'lloyd', 'elkan' or 'hamerly'"),
+    "copy_x": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
     "scale": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
     "missing": (lambda v: v in ("error", "impute"), "'error' or 'impute'"),
     "metric": (lambda v: v in ("euclidean", "cosine"), "'euclidean' or 'cosine'"),
 }
 
 
-def _wrap_callable(user_init: Callable, X_user: Any, data: Dataset, seed: int):
+def _wrap_callable(user_init: Callable, X: Any, in_memory: bool, prep: Preprocessing,
+                   n_features: int, dtype: np.dtype, seed: int):
     """Adapt a scikit-learn style ``init(X, n_clusters, random_state)``.
 
-    In-memory input is handed over as the validated numpy array; chunked
-    input as it was given, so the callable decides what to read.
+    The callable sees the data as the user knows it: in the data's units,
+    missing values imputed (``X``, lazy), as a numpy array for in-memory
+    input and a dask array for chunked input (never a path). Its centers,
+    in the data's units too, are mapped into the space the clustering runs
+    in, as an array ``init`` is.
     """
 
     def init(blocks, k, run):
-        X = compute(data.X)[0] if X_user is None else X_user
-        centers = user_init(X, k, np.random.RandomState(seed + run))
-        return check_centers(centers, k, data.n_features, data.dtype)
+        data = compute(X)[0] if in_memory else X
+        centers = user_init(data, k, np.random.RandomState(seed + run))
+        return prep.to_model(check_centers(centers, k, n_features, dtype))
 
     return init
 
@@ -176,7 +182,7 @@ or callable, default="k-means||"
                  random_state: Any = None, verbose: int = 0,
                  persist: bool | str = "auto", algorithm: str = "lloyd",
                  scale: bool = False, missing: str = "error",
-                 metric: str = "euclidean") -> None:
+                 metric: str = "euclidean", copy_x: bool = True) -> None:
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -191,16 +197,18 @@ or callable, default="k-means||"
         self.scale = scale
         self.missing = missing
         self.metric = metric
+        self.copy_x = copy_x
 
     _parameters = _PARAMETERS
 
-    def _n_init(self) -> int:
+    def _resolve_n_init(self) -> int:
         if self.n_init != "auto":
             return int(self.n_init)
         return 10 if (callable(self.init) or (isinstance(self.init, str)
                                                  and self.init == "random")) else 1
 
-    def fit(self, X: Any, y: None = None, sample_weight: Any = None) -> KMeans:
+    def fit(self, X: Any, y: None = None, sample_weight: Any = None, *,
+            storage_options: dict | None = None) -> KMeans:
         """Compute k-means clustering.
 
         Parameters
@@ -213,33 +221,41 @@ of shape (n_samples, n_features)
             Ignored; present for API consistency.
         sample_weight : array-like or dask array of shape (n_samples,), default=None
             Non-negative weight of each row; None means unit weights.
+        storage_options : dict, optional
+            When X is a URL: passed to fsspec (endpoint, credentials); they
+            travel to the workers with the tasks.
 
         Returns
         -------
         self : KMeans
         """
-        return self._fit(X, sample_weight)
+        return self._fit(X, sample_weight, storage_options=storage_options)
 
     def _fit(self, X: Any, sample_weight: Any = None, start: Any = None,
-             on_iteration: Any = None) -> KMeans:
+             on_iteration: Any = None, storage_options: dict | None = None) -> KMeans:
         """:meth:`fit`, optionally resuming from a checkpoint and reporting
         every iteration (the command line's scheduled jobs use these)."""
         self._check_params()
         if self.scale and self.metric == "cosine":
             raise InvalidParameterError("scale=True with metric='cosine': rows are scaled "
                                         "to unit length already; choose one.")
-        data = as_dataset(X, sample_weight)
+        self._check_feature_names(X, reset=True)
+        data = as_dataset(X, sample_weight, storage_options)
         prep = Preprocessing.learn(data.X, scale=self.scale, impute=self.missing == "impute",
                                    unit=self.metric == "cosine")
-        data = replace(data, X=prep.apply(data.X))
+        raw, data = data.X, replace(data, X=prep.apply(data.X))
         if data.n_samples < self.n_clusters:
             raise InvalidInputError(
                 f"n_samples={data.n_samples} should be >= n_clusters={self.n_clusters}.")
         seed = self._seed()
-        n_init = self._n_init()
+        n_init = self._n_init = self._resolve_n_init()
+        if self.algorithm == "elkan" and self.n_clusters == 1:
+            warnings.warn("algorithm='elkan' doesn't make sense for a single cluster. Using "
+                          "'lloyd' instead.", RuntimeWarning, stacklevel=3)
         init = self.init
         if callable(init):
-            init = _wrap_callable(init, X if data.source != "numpy" else None, data, seed)
+            init = _wrap_callable(init, prep.impute(raw), data.source == "numpy", prep,
+                                  data.n_features, data.dtype, seed)
         elif not isinstance(init, str):
             init = prep.to_model(check_centers(init, self.n_clusters, data.n_features,
                                                data.dtype))
@@ -253,7 +269,7 @@ of shape (n_samples, n_features)
             data, self.n_clusters, init=init, n_init=n_init, max_iter=self.max_iter,
             tol=self.tol, seed=seed, oversampling_factor=self.oversampling_factor,
             init_rounds=self.init_rounds, persist=self.persist, verbose=self.verbose,
-            bounds=self.algorithm == "hamerly", start=start, on_iteration=on_iteration,
+            bounds=self.algorithm in ("hamerly", "elkan"), start=start, on_iteration=on_iteration,
             unit_centers=self.metric == "cosine")
         self._preprocessing = prep
         self.cluster_centers_ = prep.to_original(result.centers)
@@ -265,3 +281,15 @@ of shape (n_samples, n_features)
         self.n_features_in_ = data.n_features
         self.timings_ = result.timings
         return self
+
+    def _fitted_for_file(self) -> tuple[dict, dict[str, np.ndarray]]:
+        fitted, arrays = super()._fitted_for_file()
+        fitted["inertia_history"] = [float(v) for v in self.inertia_history_]
+        return fitted, arrays
+
+    def _restore_fitted(self, fitted: dict, read: Callable[[str], np.ndarray]) -> None:
+        history = np.asarray(fitted["inertia_history"], dtype=np.float64)
+        if history.shape != (fitted["n_iter"],):
+            raise InvalidInputError(f"inertia_history has {history.size} values in the "
+                                    f"metadata, for {fitted['n_iter']} iterations.")
+        self.inertia_history_ = history

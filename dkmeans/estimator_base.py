@@ -9,6 +9,8 @@ lists its parameters in a table of (test, what is expected) checked at fit.
 from __future__ import annotations
 
 import numbers
+import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -22,13 +24,15 @@ from sklearn.base import (
     TransformerMixin,
 )
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from dkmeans.data import Dataset, as_chunked, as_weights
 from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.fit import distances, nearest_sq_distances, predict_labels
+from dkmeans.modelfile import write_model_dir
 from dkmeans.preprocessing import Preprocessing
 from dkmeans.runner import compute
+from dkmeans.storage import Location, locate, write_labels
 
 
 def _is_int(v: Any) -> bool:
@@ -39,18 +43,27 @@ def _is_real(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
-# name -> (test, what is expected), checked at fit time, in this order.
+def _plain(value: Any) -> Any:
+    """A parameter as a JSON value (numpy scalars become Python numbers)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def check_centers(centers: Any, n_clusters: int, n_features: int,
                   dtype: np.dtype) -> np.ndarray:
     """Validate initial centers given as an array; return them in X's dtype."""
     centers = np.asarray(centers)
     if centers.dtype.kind not in "biuf":
         raise InvalidInputError(f"init has dtype {centers.dtype}; expected real numbers.")
-    expected = (n_clusters, n_features)
-    if centers.shape != expected:
+    if centers.ndim != 2 or centers.shape[0] != n_clusters:
         raise InvalidInputError(
-            f"The shape of the initial centers {centers.shape} does not match the "
-            f"expected shape {expected} (n_clusters, n_features).")
+            f"The shape of the initial centers {centers.shape} does not match the number "
+            f"of clusters {n_clusters}.")
+    if centers.shape[1] != n_features:
+        raise InvalidInputError(
+            f"The shape of the initial centers {centers.shape} does not match the number "
+            f"of features of the data {n_features}.")
     if not np.isfinite(centers).all():
         raise InvalidInputError("init contains NaN or infinity; initial centers must be "
                                 "finite.")
@@ -96,10 +109,22 @@ class _BaseKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixi
         rs = check_random_state(self.random_state)
         return int(rs.randint(np.iinfo(np.int32).max))
 
-    def _chunked(self, X: Any) -> tuple[da.Array, bool]:
+    def _check_feature_names(self, X: Any, reset: bool) -> None:
+        """Record (fit) or check (after) the column names of a table, as
+        scikit-learn's estimators do (``feature_names_in_``)."""
+        if isinstance(X, (str, os.PathLike, Location)):
+            return
+        if hasattr(X, "columns") or (not reset and hasattr(self, "feature_names_in_")):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+        elif reset and hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+    def _chunked(self, X: Any, storage_options: dict | None = None,
+                 ) -> tuple[da.Array, bool]:
         """X checked against the fit and preprocessed as the fit's data was."""
         check_is_fitted(self)
-        arr, source = as_chunked(X)
+        self._check_feature_names(X, reset=False)
+        arr, source = as_chunked(X, storage_options=storage_options)
         if arr.shape[1] != self.n_features_in_:
             raise InvalidInputError(
                 f"X has {arr.shape[1]} features, but {type(self).__name__} is expecting "
@@ -113,44 +138,56 @@ class _BaseKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixi
         """The centers in the space the rows are compared in (scaled features)."""
         return self._prep().to_model(self.cluster_centers_)
 
-    def predict(self, X: Any) -> np.ndarray | da.Array:
+    def predict(self, X: Any, storage_options: dict | None = None) -> np.ndarray | da.Array:
         """Index of the nearest center of each row.
 
         Parameters
         ----------
-        X : array-like, dask array, zarr.Array or Zarr path, of shape (n_samples, n_features)
+        X : array-like, dask array, zarr.Array, or a path or URL (Zarr, .npy, \
+Parquet / CSV), of shape (n_samples, n_features)
+        storage_options : dict, optional
+            For a URL: passed to fsspec (endpoint, credentials).
 
         Returns
         -------
         labels : ndarray (for in-memory X) or lazy dask array, shape (n_samples,), int32
         """
-        arr, in_memory = self._chunked(X)
+        arr, in_memory = self._chunked(X, storage_options)
         labels = predict_labels(arr, self._model_centers())
         return compute(labels)[0] if in_memory else labels
 
-    def predict_to_zarr(self, X: Any, path: Any) -> Any:
+    def predict_to_zarr(self, X: Any, path: Any, storage_options: dict | None = None,
+                        ) -> Location:
         """Write the index of each row's nearest center to a Zarr array.
 
         For data larger than memory: the labels are computed and written
         chunk by chunk on the workers (one Zarr chunk per block of X), never
-        gathered. They are written beside ``path`` and renamed into place
-        only once complete, so an existing array at ``path`` is replaced
-        whole or not at all.
+        gathered. They go to a hidden staging array beside ``path``, every
+        chunk is checked present, and only then is the array swapped in, so
+        an existing array at ``path`` is replaced whole or not at all (see
+        :mod:`dkmeans.storage`). Missing chunks would read as -1, never as a
+        valid label.
 
         Parameters
         ----------
-        X : array-like, dask array, zarr.Array or Zarr path, of shape (n_samples, n_features)
-        path : str or path-like
-            A directory for the Zarr array.
+        X : array-like, dask array, zarr.Array, or a path or URL, \
+of shape (n_samples, n_features)
+        path : str, path-like or fsspec URL (``s3://bucket/labels.zarr``)
+            Where the Zarr array goes; a relative path is made absolute here,
+            on the client. On a cluster whose workers cannot see it, an error
+            is raised before anything is computed.
+        storage_options : dict, optional
+            Passed to fsspec for ``path`` (and for X, if X is a URL); they
+            travel to the workers with the tasks.
 
         Returns
         -------
-        pathlib.Path
+        Location
+            Where the array was written (``str()`` gives its path or URL).
         """
-        from dkmeans.io import write_labels
-
-        arr, _ = self._chunked(X)
-        return write_labels(predict_labels(arr, self._model_centers()), path)
+        arr, _ = self._chunked(X, storage_options)
+        return write_labels(predict_labels(arr, self._model_centers()),
+                            locate(path, storage_options))
 
     def anomaly_score(self, X: Any) -> np.ndarray | da.Array:
         """Distance from each row to its nearest center: large means unusual.
@@ -214,17 +251,97 @@ class _BaseKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixi
             d2 = d2 * as_weights(sample_weight, arr)
         return -float(compute(d2.sum())[0])
 
-    def save(self, path: Any) -> Any:
+    def save(self, path: Any, storage_options: dict | None = None,
+             fingerprint: dict | None = None) -> Location:
         """Write the fitted model to the directory ``path`` (JSON and .npy, no
-        pickle); :func:`dkmeans.load` reads it back. See :mod:`dkmeans.io`.
+        pickle, atomic on any filesystem); :func:`dkmeans.load` reads it back.
+        See :mod:`dkmeans.modelfile`.
+
+        Parameters
+        ----------
+        path : str, path-like or fsspec URL
+        storage_options : dict, optional
+        fingerprint : dict, optional
+            The training input's :func:`~dkmeans.modelfile.fingerprint`.
 
         Returns
         -------
-        pathlib.Path
+        Location
         """
-        from dkmeans.io import save_model
+        from dkmeans import __version__
 
-        return save_model(self, path)
+        check_is_fitted(self)
+        params, arrays = self._params_for_file()
+        fitted, fitted_arrays = self._fitted_for_file()
+        meta = {"dkmeans_version": __version__, "estimator": type(self).__name__,
+                "state": "complete", "input_fingerprint": fingerprint, "params": params,
+                "fitted": fitted}
+        return write_model_dir(path, meta, {**arrays, **fitted_arrays}, storage_options)
+
+    def _params_for_file(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The parameters as JSON values, and an array ``init`` apart."""
+        params = {k: _plain(v) for k, v in self.get_params().items()}
+        arrays = {}
+        init = self.init
+        if callable(init):
+            name = f"{getattr(init, '__module__', '?')}.{getattr(init, '__qualname__', '?')}"
+            warnings.warn(f"init={name} is a callable: saved by name only; a loaded model "
+                          "refits with the default init.", UserWarning, stacklevel=3)
+            params["init"] = {"callable": name}
+        elif not isinstance(init, str):
+            arrays["init"] = np.asarray(init)
+            params["init"] = {"array": "init"}
+        if isinstance(self.random_state, np.random.RandomState):
+            warnings.warn("random_state is a RandomState instance: saved as None.",
+                          UserWarning, stacklevel=3)
+            params["random_state"] = None
+        return params, arrays
+
+    def _fitted_for_file(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """What predicts (and continues) as JSON values and arrays."""
+        fitted = {"n_features_in": int(self.n_features_in_), "inertia": float(self.inertia_),
+                  "n_iter": int(self.n_iter_), "dtype": str(self.cluster_centers_.dtype),
+                  "timings": {k: float(v) for k, v in getattr(self, "timings_", {}).items()}}
+        if hasattr(self, "feature_names_in_"):
+            fitted["feature_names_in"] = [str(v) for v in self.feature_names_in_]
+        arrays = {"cluster_centers": self.cluster_centers_,
+                  **{f"feature_{k}": v for k, v in self._prep().arrays().items()}}
+        return fitted, arrays
+
+    @classmethod
+    def _from_file(cls, meta: dict, read: Callable[[str], np.ndarray], names: list[str],
+                   ) -> _BaseKMeans:
+        """A fitted estimator from a model directory's metadata and arrays.
+
+        ``read(name)`` returns an array; ``names`` lists those present.
+        """
+        params, fitted = dict(meta["params"]), meta["fitted"]
+        init = params["init"]
+        if isinstance(init, dict):
+            params["init"] = (read("init") if "array" in init
+                              else cls.__init__.__kwdefaults__["init"])
+        model = cls(**params)
+        centers = read("cluster_centers")
+        expected = (params["n_clusters"], fitted["n_features_in"])
+        if centers.shape != expected or str(centers.dtype) != fitted["dtype"]:
+            raise InvalidInputError(
+                f"cluster_centers has shape {centers.shape} and dtype {centers.dtype}; "
+                f"the metadata says {expected} and {fitted['dtype']}.")
+        model.cluster_centers_ = centers
+        model._preprocessing = Preprocessing.from_arrays(
+            {n.removeprefix("feature_"): read(n) for n in names if n.startswith("feature_")},
+            unit=params.get("metric") == "cosine")
+        model.inertia_ = float(fitted["inertia"])
+        model.n_iter_ = int(fitted["n_iter"])
+        model.n_features_in_ = int(fitted["n_features_in"])
+        if "feature_names_in" in fitted:
+            model.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
+        model.timings_ = dict(fitted.get("timings", {}))
+        model._restore_fitted(fitted, read)
+        return model
+
+    def _restore_fitted(self, fitted: dict, read: Callable[[str], np.ndarray]) -> None:
+        """What each estimator adds to :meth:`_from_file`."""
 
     # -------------------------------------------------- sklearn plumbing
 

@@ -9,7 +9,10 @@ the source) and, for :meth:`MiniBatchKMeans.partial_fit`, the single step
 
 from __future__ import annotations
 
+import math
 import warnings
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +24,7 @@ from dkmeans.estimator import _PARAMETERS
 from dkmeans.estimator_base import _BaseKMeans, _is_int, _is_real, check_centers
 from dkmeans.fit import fit_minibatch_kmeans, init_from_sample
 from dkmeans.minibatch import MiniBatchState, StepRules, update_centers
+from dkmeans.preprocessing import SHIFT_PROBE_ROWS, Preprocessing, _needs_shift
 from dkmeans.runner import compute
 
 _MB_PARAMETERS = {
@@ -93,7 +97,9 @@ or callable, default="k-means++"
         Only with ``compute_labels``; a lazy dask array for chunked input.
     inertia_ : float
     n_iter_ : int
-        Epochs begun.
+        Epochs begun. A batch never spans two groups of blocks, so an epoch
+        has a few more, smaller batches than scikit-learn's ``ceil(n_samples
+        / batch_size)``.
     n_steps_ : int
         Batches processed.
     n_passes_read_ : float
@@ -129,15 +135,21 @@ or callable, default="k-means++"
         self.n_init = n_init
         self.reassignment_ratio = reassignment_ratio
 
-    def _n_init(self) -> int:
+    def _resolve_n_init(self) -> int:
         if self.n_init != "auto":
             return int(self.n_init)
-        return 1 if isinstance(self.init, str) and self.init != "random" else 3
+        if isinstance(self.init, str):
+            return 3 if self.init == "random" else 1
+        return 3 if callable(self.init) else 1
 
-    def _init_size(self, n_samples: int) -> int:
+    def _resolve_init_size(self, n_samples: int) -> int:
+        """scikit-learn's rule: 3 x batch_size, at least 3 x n_clusters, at
+        most the number of rows."""
         size = self.init_size
         if size is None:
-            size = max(3 * min(self.batch_size, n_samples), 3 * self.n_clusters)
+            size = 3 * self.batch_size
+            if size < self.n_clusters:
+                size = 3 * self.n_clusters
         elif size < self.n_clusters:
             warnings.warn(f"init_size={size} should be larger than n_clusters="
                           f"{self.n_clusters}. Setting it to min(3*n_clusters, n_samples)",
@@ -145,17 +157,19 @@ or callable, default="k-means++"
             size = 3 * self.n_clusters
         return min(size, n_samples)
 
-    def _init(self, n_features: int, dtype: np.dtype) -> Any:
-        """The init argument checked: a name, centers, or a wrapped callable."""
+    def _init(self, n_features: int, dtype: np.dtype, prep: Preprocessing) -> Any:
+        """The init argument checked: a name, centers, or a wrapped callable,
+        centers mapped into the space the clustering runs in (``prep``)."""
         init = self.init
         if callable(init):
             user = init
 
-            def init(sample, k, run):
-                centers = user(sample, k, np.random.RandomState(self._seed_ + run))
-                return check_centers(centers, k, n_features, dtype)
+            def init(sample, k, run):  # the user's callable sees rows in X's units
+                centers = user(prep.to_original(sample), k,
+                               np.random.RandomState(self._seed_ + run))
+                return prep.to_model(check_centers(centers, k, n_features, dtype))
         elif not isinstance(init, str):
-            init = check_centers(init, self.n_clusters, n_features, dtype)
+            init = prep.to_model(check_centers(init, self.n_clusters, n_features, dtype))
             if self.n_init not in ("auto", 1):
                 warnings.warn(
                     "Explicit initial center position passed: performing only one init "
@@ -168,7 +182,8 @@ or callable, default="k-means++"
                          self.max_no_improvement, min(self.batch_size, n_samples),
                          n_samples, self._seed_)
 
-    def fit(self, X: Any, y: None = None, sample_weight: Any = None) -> MiniBatchKMeans:
+    def fit(self, X: Any, y: None = None, sample_weight: Any = None, *,
+            storage_options: dict | None = None) -> MiniBatchKMeans:
         """Compute the centers by streaming X in mini-batches.
 
         Parameters
@@ -178,34 +193,42 @@ of shape (n_samples, n_features)
         y : None
             Ignored.
         sample_weight : array-like or dask array of shape (n_samples,), default=None
+        storage_options : dict, optional
+            When X is a URL: passed to fsspec.
 
         Returns
         -------
         self : MiniBatchKMeans
         """
-        return self._fit(X, sample_weight)
+        return self._fit(X, sample_weight, storage_options=storage_options)
 
     def _fit(self, X: Any, sample_weight: Any = None, on_window: Any = None,
-             ) -> MiniBatchKMeans:
+             storage_options: dict | None = None) -> MiniBatchKMeans:
         """:meth:`fit`, calling ``on_window(state, epoch)`` after each window
         of groups (progress reports; the fault tests use it)."""
         self._check_params()
-        data = as_dataset(X, sample_weight)
+        self._check_feature_names(X, reset=True)
+        data = as_dataset(X, sample_weight, storage_options)
         n = data.n_samples
         if n < self.n_clusters:
             raise InvalidInputError(f"n_samples={n} should be >= n_clusters={self.n_clusters}.")
+        prep = Preprocessing.learn(data.X, scale=False, impute=False, unit=False)
+        data = replace(data, X=prep.apply(data.X))
         self._seed_ = self._seed()
-        init = self._init(data.n_features, data.dtype)
+        self._n_init = self._resolve_n_init()
+        self._init_size = self._resolve_init_size(n)
+        init = self._init(data.n_features, data.dtype, prep)
         result = fit_minibatch_kmeans(
-            data, self.n_clusters, init=init, n_init=self._n_init(), max_iter=self.max_iter,
+            data, self.n_clusters, init=init, n_init=self._n_init, max_iter=self.max_iter,
             batch_size=min(self.batch_size, n), tol=self.tol,
             max_no_improvement=self.max_no_improvement,
-            reassignment_ratio=self.reassignment_ratio, init_size=self._init_size(n),
+            reassignment_ratio=self.reassignment_ratio, init_size=self._init_size,
             seed=self._seed_, compute_labels=self.compute_labels, verbose=self.verbose,
             on_window=on_window)
         state = result.run.state
         self._state = state
-        self.cluster_centers_ = state.centers
+        self._preprocessing = prep
+        self.cluster_centers_ = prep.to_original(state.centers)
         self.inertia_ = result.inertia
         if result.labels is not None:
             self.labels_ = (compute(result.labels)[0] if data.source == "numpy"
@@ -237,6 +260,7 @@ of shape (n_samples, n_features)
         -------
         self : MiniBatchKMeans
         """
+        self._check_feature_names(X, reset=not hasattr(self, "_state"))
         x = as_block(X)
         w = as_block_weights(sample_weight, x.shape[0])
         bad = kernels.first_nonfinite_row(x)
@@ -249,13 +273,14 @@ of shape (n_samples, n_features)
             raise InvalidInputError(
                 f"X has {x.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input.")
-        x = x.astype(self._state.centers.dtype, copy=False)
+        prep = self._prep()
+        x = prep.apply_block(x.astype(self._state.centers.dtype, copy=False))
         self._state, _ = update_centers(self._state, x, w,
                                         self._rules(max(x.shape[0], self.n_clusters)))
-        self.cluster_centers_ = self._state.centers
+        self.cluster_centers_ = prep.to_original(self._state.centers)
         self.n_steps_ = self._state.n_steps
         if self.compute_labels:
-            labels, d2 = kernels.nearest(x, self.cluster_centers_)
+            labels, d2 = kernels.nearest(x, self._state.centers)
             self.labels_ = labels
             self.inertia_ = float(d2 @ (np.ones(len(x)) if w is None else w))
         return self
@@ -266,20 +291,47 @@ of shape (n_samples, n_features)
             raise InvalidInputError(f"The first batch has {x.shape[0]} rows; it should have "
                                     f"at least n_clusters={self.n_clusters}.")
         self._seed_ = self._seed()
-        init = self._init(x.shape[1], x.dtype)
+        prep = Preprocessing(shift=_needs_shift(x[:SHIFT_PROBE_ROWS]))
+        init = self._init(x.shape[1], x.dtype, prep)
+        x = prep.apply_block(x)
         if isinstance(init, str):
             rng = np.random.default_rng(self._seed_)
-            size = self._init_size(x.shape[0])
+            size = self._init_size = self._resolve_init_size(x.shape[0])
             p = None if w is None else w / w.sum()
             sample = x[np.sort(rng.choice(x.shape[0], size=size, replace=False, p=p))]
             name = "k-means++" if init == "k-means||" else init
-            centers = init_from_sample(sample, self.n_clusters, name, self._n_init(),
+            self._n_init = self._resolve_n_init()
+            centers = init_from_sample(sample, self.n_clusters, name, self._n_init,
                                        self._seed_)
         elif callable(init):
             centers = init(x, self.n_clusters, 0)
         else:
             centers = init
+        self._preprocessing = prep
         self._state = MiniBatchState.start(np.asarray(centers, dtype=x.dtype))
         self.n_features_in_ = x.shape[1]
         self.n_iter_ = 0
 
+    # ----------------------------------------------------------- model files
+
+    def _fitted_for_file(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The mini-batch state too, so ``partial_fit`` continues a loaded model."""
+        fitted, arrays = super()._fitted_for_file()
+        state = {k: v for k, v in asdict(self._state).items()
+                 if k not in ("centers", "counts")}
+        fitted["n_steps"] = int(self._state.n_steps)
+        fitted["state"] = {k: (None if isinstance(v, float) and math.isnan(v)
+                               else v.item() if isinstance(v, np.generic) else v)
+                           for k, v in state.items()}
+        fitted["seed"] = int(self._seed_)
+        arrays["state_centers"] = self._state.centers
+        arrays["state_counts"] = self._state.counts
+        return fitted, arrays
+
+    def _restore_fitted(self, fitted: dict, read: Callable[[str], np.ndarray]) -> None:
+        self.n_steps_ = int(fitted["n_steps"])
+        if "state" not in fitted:  # format 1: centers only; partial_fit starts afresh
+            return
+        scalars = {k: (math.nan if v is None else v) for k, v in fitted["state"].items()}
+        self._state = MiniBatchState(read("state_centers"), read("state_counts"), **scalars)
+        self._seed_ = int(fitted["seed"])

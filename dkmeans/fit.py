@@ -365,16 +365,16 @@ def _distance_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.n
 def predict_labels(X: da.Array, centers: np.ndarray) -> da.Array:
     """Index of the nearest center of every row: lazy, shape (n,), int32."""
     return X.map_blocks(_labels_block, centers, dtype=np.int32, drop_axis=1,
-                        name="dkmeans-predict")
+                        token="dkmeans-predict")
 
 
 def nearest_sq_distances(X: da.Array, centers: np.ndarray) -> da.Array:
     """Squared distance of every row to its nearest center: lazy, (n,), float64."""
     return X.map_blocks(_d2_block, centers, dtype=np.float64, drop_axis=1,
-                        name="dkmeans-nearest-d2")
+                        token="dkmeans-nearest-d2")
 
 
 def distances(X: da.Array, centers: np.ndarray) -> da.Array:
     """Euclidean distance from every row to every center: lazy, (n, k), X's dtype."""
     return X.map_blocks(_distance_block, centers, dtype=X.dtype,
-                        chunks=(X.chunks[0], (centers.shape[0],)), name="dkmeans-transform")
+                        chunks=(X.chunks[0], (centers.shape[0],)), token="dkmeans-transform")

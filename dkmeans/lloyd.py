@@ -149,6 +149,8 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
         centers = start.centers
     states, previous, searched = None, None, 1.0
     n_rows = max(sum(b.n for b in blocks), 1)
+    if verbose:
+        print("Initialization complete")
     for n_iter in range(done + 1, max_iter + 1):
         t0 = time.perf_counter()
         if keep_bounds:
@@ -180,6 +182,10 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
             on_iteration(LloydProgress(n_iter, centers, tuple(history), stats.inertia, shift,
                                        seconds, converged=shift <= tol or n_iter == max_iter))
         if shift <= tol:
+            if verbose:  # scikit-learn's wording, which its users grep for
+                print(f"Converged at iteration {n_iter - 1}: strict convergence." if shift == 0
+                      else f"Converged at iteration {n_iter - 1}: center shift {shift:.3g} "
+                      f"within tolerance {tol:.3g}.")
             break
     if keep_labels:
         states, final = run_pass(ASSIGN, blocks, centers, split_every=split_every)

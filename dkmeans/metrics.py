@@ -172,20 +172,42 @@ class SilhouetteEstimate:
 
 
 def silhouette_score(X: Any, labels: Any, sample_size: int = 10_000,
-                     random_state: int | None = 0) -> SilhouetteEstimate:
+                     random_state: Any = None) -> float:
     """Silhouette on a uniform sample of ``sample_size`` rows (one pass).
 
     The full silhouette compares every pair of rows; this draws a uniform
     sample without replacement where the rows live, then computes the exact
     silhouette of the sample (:func:`sklearn.metrics.silhouette_samples`).
     With ``sample_size >= n`` it equals scikit-learn's full score.
+    :func:`silhouette_estimate` gives the standard error too.
+
+    Parameters
+    ----------
+    X : array-like, dask array, zarr.Array or path, of shape (n_samples, n_features)
+    labels : array-like or dask array of shape (n_samples,)
+    sample_size : int
+    random_state : int, RandomState or None
+        Seeds the sample; None draws a new one each call, as scikit-learn does.
+
+    Returns
+    -------
+    float
+    """
+    return silhouette_estimate(X, labels, sample_size, random_state).score
+
+
+def silhouette_estimate(X: Any, labels: Any, sample_size: int = 10_000,
+                        random_state: Any = None) -> SilhouetteEstimate:
+    """:func:`silhouette_score` with its standard error and sample size.
 
     Returns
     -------
     SilhouetteEstimate
     """
+    from sklearn.utils import check_random_state
+
     _, blocks = _rows_and_labels(X, labels)
-    seed = 0 if random_state is None else int(random_state)
+    seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
     estimate = sampled_silhouette(blocks, stream_key(seed, 9), int(sample_size))
     if np.isnan(estimate.score):
         raise InvalidInputError(f"The sample of {estimate.sample_size} rows has fewer than "

@@ -60,6 +60,9 @@ class MiniBatchState:
         Consecutive batches without a new lowest smoothed inertia.
     converged : bool
         Early stopping triggered: later steps leave the state unchanged.
+    stopped_by : str
+        Why it stopped early ("small centers change" or "lack of improvement
+        in inertia"), or "".
     n_reassigned : int
         Centers moved onto random rows because they starved.
     """
@@ -73,6 +76,7 @@ class MiniBatchState:
     no_improvement: int = 0
     converged: bool = False
     n_reassigned: int = 0
+    stopped_by: str = ""
 
     @classmethod
     def start(cls, centers: np.ndarray) -> MiniBatchState:
@@ -93,9 +97,11 @@ class StepRules:
     max_no_improvement : int or None
         Stop after this many batches without a lower smoothed inertia.
     batch_size : int
-        Normalises the batch inertia (as scikit-learn does).
+        With ``n_samples``, sets the smoothing factor ``2 batch_size /
+        (n_samples + 1)`` of the batch inertia (as scikit-learn does). The
+        batch inertia itself is divided by the batch's total weight, not by
+        ``batch_size`` (:func:`check_convergence`).
     n_samples : int
-        Sets the smoothing factor ``2 batch_size / (n_samples + 1)``.
     seed : int
         Keys the random reassignments, by step.
     """
@@ -199,14 +205,15 @@ def check_convergence(state: MiniBatchState, previous: np.ndarray, batch_inertia
     if rules.tol > 0:
         shift = float(((state.centers.astype(np.float64) - previous) ** 2).sum())
         if shift <= rules.tol:
-            return replace(state, ewa_inertia=ewa, converged=True)
+            return replace(state, ewa_inertia=ewa, converged=True,
+                           stopped_by="small centers change")
     if math.isnan(state.ewa_inertia_min) or ewa < state.ewa_inertia_min:
         best, stalled = ewa, 0
     else:
         best, stalled = state.ewa_inertia_min, state.no_improvement + 1
     done = rules.max_no_improvement is not None and stalled >= rules.max_no_improvement
     return replace(state, ewa_inertia=ewa, ewa_inertia_min=best, no_improvement=stalled,
-                   converged=done)
+                   converged=done, stopped_by="lack of improvement in inertia" if done else "")
 
 
 # --------------------------------------------------------------------------
@@ -391,6 +398,8 @@ def minibatch(blocks: Sequence[Block], centers: np.ndarray, rules: StepRules, *,
             if state.converged:
                 break
         if state.converged:
+            if verbose:  # scikit-learn's wording
+                print(f"Converged ({state.stopped_by}) at step {state.n_steps}")
             break
     return MiniBatchResult(state, epoch + 1, rows_read, rows_used,
                            time.perf_counter() - t0)

@@ -1,4 +1,12 @@
-"""Plots of a fitted model (matplotlib, an optional extra: ``dkmeans[plot]``)."""
+"""Plots of a fitted model (matplotlib, an optional extra: ``dkmeans[plot]``).
+
+Every function returns its matplotlib Axes or Figure and leaves the backend
+alone: Jupyter shows the figures inline, a script with no screen gets
+matplotlib's own non-interactive default, and files are written with
+``savefig``. Rows and centers are drawn in the space the model clusters in
+(standardized features for ``scale=True``, unit rows for cosine), where the
+labels are decided.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +18,6 @@ import numpy as np
 
 def _pyplot():
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # files, not windows: jobs and tests have no screen
         import matplotlib.pyplot as plt
     except ImportError as err:
         from dkmeans.errors import InputTypeError
@@ -51,16 +56,16 @@ def principal_axes(X: Any, n_components: int = 2) -> tuple[np.ndarray, np.ndarra
 
 def labelled_sample(model: Any, X: Any, size: int, random_state: int = 0,
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """A uniform sample of ``size`` rows of X and their predicted labels (one pass)."""
-    from dkmeans.data import as_chunked
+    """A uniform sample of ``size`` rows of X, as the model compares them
+    (preprocessed), and their predicted labels (one pass)."""
     from dkmeans.fit import predict_labels
     from dkmeans.metrics import paired_blocks
     from dkmeans.runner import run_pass
     from dkmeans.scoring import LABELLED_SAMPLE
     from dkmeans.seeding import stream_key
 
-    arr, _ = as_chunked(X)
-    pairs = paired_blocks(arr, predict_labels(arr, model.cluster_centers_))
+    arr, _ = model._chunked(X)
+    pairs = paired_blocks(arr, predict_labels(arr, model._model_centers()))
     sample = run_pass(LABELLED_SAMPLE, pairs, stream_key(random_state, 8), size)
     return sample.rows, sample.labels
 
@@ -97,10 +102,10 @@ def plot_projection(model: Any, X: Any, sample_size: int = 5_000, random_state: 
     """
     plt = _pyplot()
     ax = ax if ax is not None else plt.subplots(figsize=(5.5, 4.5))[1]
-    mean, axes = principal_axes(X)
+    mean, axes = principal_axes(model._chunked(X)[0])
     rows, labels = labelled_sample(model, X, sample_size, random_state)
     xy = (rows - mean) @ axes
-    cxy = (model.cluster_centers_ - mean) @ axes
+    cxy = (model._model_centers() - mean) @ axes
     ax.scatter(xy[:, 0], xy[:, 1], c=labels, s=2, cmap="tab20", alpha=0.5)
     ax.scatter(cxy[:, 0], cxy[:, 1], c="black", marker="x", s=60, label="centers")
     ax.set(xlabel="PC 1", ylabel="PC 2",

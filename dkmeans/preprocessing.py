@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from dkmeans.data import as_chunked
-from dkmeans.runner import Block, Pass, run_pass
+from dkmeans.runner import Block, Pass, compute, run_pass
 
 
 @dataclass(frozen=True)
@@ -136,49 +136,124 @@ class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return np.asarray(X) * self.scale_ + self.mean_
 
 
+#: Rows read from the start of X to decide whether to shift it (see
+#: :meth:`Preprocessing.learn`): the same rows whatever the chunking.
+SHIFT_PROBE_ROWS = 1024
+
+#: Shift X when its probe rows' mean lies farther from the origin than this
+#: many of their standard deviations (summed over features).
+SHIFT_RATIO = 4.0
+
+
+def _needs_shift(head: np.ndarray) -> np.ndarray | None:
+    """The mean of ``head`` if the data sits far from the origin for its spread.
+
+    The kernels find the nearest center through ``|x|^2 - 2 x.c + |c|^2``:
+    exact in real numbers, but for data such as ``1e8 + small integers`` the
+    three terms cancel and every distance rounds to the same value (k-means++
+    then stops early, argmin picks arbitrary centers). Subtracting a point
+    near the data makes the terms as small as the spread. Data already near
+    the origin is left alone, so it pays nothing for this.
+    """
+    rows = head[np.isfinite(head).all(axis=1)].astype(np.float64)  # bad rows: the scan's
+    if not len(rows):
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, var = rows.mean(axis=0), rows.var(axis=0)
+    if not (np.isfinite(mean).all() and np.isfinite(var).all()):
+        return None
+    if (mean @ mean) > SHIFT_RATIO**2 * var.sum() + np.finfo(np.float64).tiny:
+        return mean
+    return None
+
+
+def _shift_block(x: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    return x - shift.astype(x.dtype)
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """What an estimator does to rows before clustering them, and back.
 
-    Applied in this order: NaN -> ``fill``; ``(x - mean) / scale``; rows to
-    unit length. Each part is optional (None / False).
+    Applied in this order: NaN -> ``fill``; ``x - shift``; ``(x - mean) /
+    scale``; rows to unit length. Each part is optional (None / False).
+    ``shift`` is only numerical (see :func:`_needs_shift`): distances, inertia
+    and labels do not depend on it.
     """
 
     fill: np.ndarray | None = None
     mean: np.ndarray | None = None
     scale: np.ndarray | None = None
     unit: bool = False
+    shift: np.ndarray | None = None
 
     @classmethod
     def learn(cls, X: da.Array, *, scale: bool, impute: bool, unit: bool) -> Preprocessing:
-        """Learn the means and scales the options need (one pass, or none)."""
+        """Learn the means and scales the options need (one pass, or none),
+        and a numerical shift from the first rows when neither scaling nor
+        unit rows already bring the data near the origin."""
+        shift = None
+        if not (scale or unit):
+            shift = _needs_shift(np.asarray(compute(X[:SHIFT_PROBE_ROWS])[0]))
         if not (scale or impute):
-            return cls(unit=unit)
+            return cls(unit=unit, shift=shift)
         scaler = StandardScaler().fit(X)
         return cls(fill=scaler.mean_ if impute else None,
                    mean=scaler.mean_ if scale else None,
-                   scale=scaler.scale_ if scale else None, unit=unit)
+                   scale=scaler.scale_ if scale else None, unit=unit, shift=shift)
 
     @property
     def is_identity(self) -> bool:
-        return self.fill is None and self.mean is None and not self.unit
+        return (self.fill is None and self.mean is None and not self.unit
+                and self.shift is None)
+
+    def impute(self, X: da.Array) -> da.Array:
+        """Only the imputation: the rows in the data's units, without NaN (lazy)."""
+        return X if self.fill is None else impute(X, self.fill)
 
     def apply(self, X: da.Array) -> da.Array:
         """The rows as the clustering sees them (lazy)."""
-        if self.fill is not None:
-            X = impute(X, self.fill)
+        X = self.impute(X)
+        if self.shift is not None:
+            X = X.map_blocks(_shift_block, self.shift, dtype=X.dtype)
         if self.mean is not None:
             X = X.map_blocks(_scale_block, self.mean, self.scale, dtype=X.dtype)
         return unit_rows(X) if self.unit else X
 
+    def apply_block(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`apply` on one in-memory block."""
+        if self.fill is not None:
+            x = _impute_block(x, self.fill)
+        if self.shift is not None:
+            x = _shift_block(x, self.shift)
+        if self.mean is not None:
+            x = _scale_block(x, self.mean, self.scale)
+        return _unit_rows_block(x) if self.unit else x
+
     def to_original(self, centers: np.ndarray) -> np.ndarray:
         """Centers from the clustering's space back to the data's units."""
-        if self.mean is None:
-            return centers
-        return (centers * self.scale + self.mean).astype(centers.dtype)
+        out = centers.astype(np.float64)
+        if self.mean is not None:
+            out = out * self.scale + self.mean
+        if self.shift is not None:
+            out = out + self.shift
+        return out.astype(centers.dtype)
 
     def to_model(self, centers: np.ndarray) -> np.ndarray:
         """Centers in the data's units into the clustering's space."""
-        if self.mean is None:
-            return centers
-        return ((centers - self.mean) / self.scale).astype(centers.dtype)
+        out = centers.astype(np.float64)
+        if self.shift is not None:
+            out = out - self.shift
+        if self.mean is not None:
+            out = (out - self.mean) / self.scale
+        return out.astype(centers.dtype)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The learned arrays by name (model files)."""
+        return {name: getattr(self, name) for name in ("fill", "mean", "scale", "shift")
+                if getattr(self, name) is not None}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], unit: bool) -> Preprocessing:
+        return cls(unit=unit, **{name: arrays.get(name)
+                                 for name in ("fill", "mean", "scale", "shift")})

@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 import functools
 import operator
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -74,7 +75,43 @@ def _blas_controller():
     return ThreadpoolController()
 
 
-@contextlib.contextmanager
+class _BlasPin:
+    """A process-wide BLAS limit of one thread, held while passes run.
+
+    threadpoolctl's limit is process-wide, and OpenBLAS takes a new thread
+    count only from the thread that loaded it (a limit set or restored from
+    another thread is ignored, or sticks). So only passes started from the
+    main thread pin BLAS; the first to enter sets the limit and the last to
+    leave restores it (nested passes, a pass inside a ``compute``). A fit
+    running in another thread leaves BLAS as it found it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._limiter: Any = None
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        with self._lock:
+            if self._users == 0:
+                self._limiter = _blas_controller().limit(limits=1, user_api="blas")
+            self._users += 1
+
+    def __exit__(self, *exc: object) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+
+
+_BLAS_PIN = _BlasPin()
+
+
 def _blas_pinned(get: Callable):
     """Pin BLAS to one thread while dask's own threads use every core.
 
@@ -83,11 +120,7 @@ def _blas_pinned(get: Callable):
     ``distributed`` already start with one BLAS thread, so only the local
     threaded scheduler (``get``) needs this.
     """
-    if get is not dask.threaded.get:
-        yield
-        return
-    with _blas_controller().limit(limits=1, user_api="blas"):
-        yield
+    return _BLAS_PIN if get is dask.threaded.get else contextlib.nullcontext()
 
 
 def run_pass(spec: Pass, blocks: Sequence[Block], *shared: Any,

@@ -46,7 +46,9 @@ FIT_CASES = [
      "n_samples=20 should be >= n_clusters=21"),
     ("init-name", KMeans(2, init="kmeans"), GOOD, None, InvalidParameterError, "'init'"),
     ("init-shape", KMeans(3, init=np.zeros((2, 2))), GOOD, None, InvalidInputError,
-     r"shape of the initial centers \(2, 2\).*\(3, 2\)"),
+     r"shape of the initial centers \(2, 2\) does not match the number of clusters 3"),
+    ("init-features", KMeans(2, init=np.zeros((2, 3))), GOOD, None, InvalidInputError,
+     r"initial centers \(2, 3\) does not match the number of features of the data 2"),
     ("init-nan", KMeans(2, init=np.array([[0, 0], [np.nan, 1]])), GOOD, None,
      InvalidInputError, "init contains NaN"),
     ("weights-length", KMeans(2), GOOD, np.ones(19), InvalidInputError,
@@ -67,8 +69,8 @@ FIT_CASES = [
     ("persist", KMeans(2, persist="yes"), GOOD, None, InvalidParameterError, "'persist'"),
     ("random-state", KMeans(2, random_state="x"), GOOD, None, InvalidParameterError,
      "'random_state'"),
-    ("algorithm", KMeans(2, algorithm="elkan"), GOOD, None, InvalidParameterError,
-     "'algorithm' parameter of KMeans must be 'lloyd' or 'hamerly'; got 'elkan'"),
+    ("algorithm", KMeans(2, algorithm="full"), GOOD, None, InvalidParameterError,
+     "'algorithm' parameter of KMeans must be 'lloyd', 'elkan' or 'hamerly'; got 'full'"),
 ]
 
 
@@ -89,7 +91,7 @@ MINIBATCH_CASES = [
     ("mb-compute-labels", MB(2, compute_labels="yes"), GOOD, None, InvalidParameterError,
      "'compute_labels'"),
     ("mb-init-shape", MB(3, init=np.zeros((3, 5))), GOOD, None, InvalidInputError,
-     r"\(3, 5\).*\(3, 2\)"),
+     r"initial centers \(3, 5\) does not match the number of features of the data 2"),
     ("mb-weights-negative", MB(2), GOOD, np.r_[-1, np.ones(19)], InvalidInputError,
      "found -1.0 at index 0"),
 ]

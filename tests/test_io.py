@@ -40,12 +40,37 @@ def test_array_init_round_trips(fitted, tmp_path):
     np.testing.assert_array_equal(back.fit(X).cluster_centers_, km.cluster_centers_)
 
 
+def _centers_file(path):
+    meta = json.loads((path / "model.json").read_text())
+    return path / meta["arrays"]["cluster_centers"]["file"]
+
+
+def _rewrite_centers(path, data):
+    """Replace the centers file and its checksum, as a consistent edit would."""
+    import hashlib
+
+    meta = json.loads((path / "model.json").read_text())
+    (path / meta["arrays"]["cluster_centers"]["file"]).write_bytes(data)
+    meta["arrays"]["cluster_centers"]["sha256"] = hashlib.sha256(data).hexdigest()
+    (path / "model.json").write_text(json.dumps(meta))
+
+
+def _npy(arr, allow_pickle=False):
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
 def test_files_hold_no_pickle(fitted, tmp_path):
     _, km = fitted
     km.save(tmp_path / "m")
     names = sorted(p.name for p in (tmp_path / "m").iterdir())
-    assert names == ["cluster_centers.npy", "model.json"]
+    assert names == [_centers_file(tmp_path / "m").name, "model.json"]
+    assert names[0].startswith("cluster_centers-") and names[0].endswith(".npy")
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["format_version"] == 2
     assert meta["fitted"]["inertia_history"] == km.inertia_history_.tolist()
     for p in (tmp_path / "m").glob("*.npy"):
         np.load(p, allow_pickle=False)  # raises if any holds objects
@@ -67,6 +92,18 @@ def test_resave_replaces_and_failed_save_keeps_the_old(fitted, tmp_path, monkeyp
     monkeypatch.undo()
     assert dkmeans.load(tmp_path / "m").n_clusters == 3  # the old model, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporaries left
+    # and the directory holds exactly the old model's files
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == sorted(
+        [_centers_file(tmp_path / "m").name, "model.json"])
+
+
+def test_resave_leaves_only_the_new_arrays(fitted, tmp_path):
+    X, km = fitted
+    km.save(tmp_path / "m")
+    KMeans(3, random_state=0).fit(X).save(tmp_path / "m")
+    back = dkmeans.load(tmp_path / "m")
+    assert back.cluster_centers_.shape == (3, 3)
+    assert len(list((tmp_path / "m").glob("*.npy"))) == 1
 
 
 def test_unfitted_model_is_not_saved(tmp_path):
@@ -94,27 +131,30 @@ def _corrupt(path, what):
         meta["fitted"]["inertia_history"] = meta["fitted"]["inertia_history"][:-1]
         (path / "model.json").write_text(json.dumps(meta))
     elif what == "truncated-npy":
-        data = (path / "cluster_centers.npy").read_bytes()
-        (path / "cluster_centers.npy").write_bytes(data[: len(data) - 7])
+        data = _centers_file(path).read_bytes()
+        _centers_file(path).write_bytes(data[: len(data) - 7])
+    elif what == "truncated-consistent":
+        data = _centers_file(path).read_bytes()
+        _rewrite_centers(path, data[: len(data) - 7])
     elif what == "pickled-npy":
-        np.save(path / "cluster_centers.npy", np.array([{"a": 1}], dtype=object),
-                allow_pickle=True)
+        _rewrite_centers(path, _npy(np.array([{"a": 1}], dtype=object), allow_pickle=True))
     elif what == "wrong-shape":
-        np.save(path / "cluster_centers.npy", np.zeros((2, 2), np.float32))
+        _rewrite_centers(path, _npy(np.zeros((2, 2), np.float32)))
     elif what == "no-centers":
-        (path / "cluster_centers.npy").unlink()
+        _centers_file(path).unlink()
 
 
 @pytest.mark.parametrize("what,match", [
     ("truncated-json", "not valid JSON"),
-    ("newer", "format version 99; this dkmeans reads versions up to 1"),
+    ("newer", "format version 99; this dkmeans reads versions up to 2"),
     ("other-format", "not a dkmeans model"),
     ("missing-field", "lacks or mistypes a field"),
-    ("truncated-npy", "not a plain numeric array"),
+    ("truncated-npy", "does not match its sha256"),
+    ("truncated-consistent", "not a plain numeric array"),
     ("pickled-npy", "not a plain numeric array"),
     ("wrong-shape", r"shape \(2, 2\)"),
     ("short-history", "inertia_history has"),
-    ("no-centers", r"lacks cluster_centers\.npy"),
+    ("no-centers", r"lacks cluster_centers-"),
 ])
 def test_bad_model_directories_are_refused(fitted, tmp_path, what, match):
     _, km = fitted

@@ -226,11 +226,11 @@ def test_every_init_method_finds_the_blobs(blobs, init):
 
 
 def test_n_init_auto():
-    assert KMeans()._n_init() == 1
-    assert KMeans(init="k-means++")._n_init() == 1
-    assert KMeans(init="random")._n_init() == 10
-    assert KMeans(init=lambda X, k, rs: X[:k])._n_init() == 10
-    assert KMeans(init="random", n_init=3)._n_init() == 3
+    assert KMeans()._resolve_n_init() == 1
+    assert KMeans(init="k-means++")._resolve_n_init() == 1
+    assert KMeans(init="random")._resolve_n_init() == 10
+    assert KMeans(init=lambda X, k, rs: X[:k])._resolve_n_init() == 10
+    assert KMeans(init="random", n_init=3)._resolve_n_init() == 3
 
 
 def test_more_runs_never_worse(overlapping):

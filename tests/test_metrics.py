@@ -42,15 +42,21 @@ def test_calinski_harabasz_is_stable_far_from_the_origin(clustered):
 
 def test_silhouette_is_exact_on_the_whole_data_and_estimated_on_a_sample(clustered):
     X, _, labels = clustered
-    full = metrics.silhouette_score(chunked(X), labels, sample_size=len(X))
-    assert full.score == pytest.approx(skm.silhouette_score(X, labels), rel=1e-6)
-    assert full.sample_size == len(X)
-    est = metrics.silhouette_score(chunked(X), labels, sample_size=300, random_state=1)
+    score = metrics.silhouette_score(chunked(X), labels, sample_size=len(X))
+    assert type(score) is float  # as scikit-learn's
+    assert score == pytest.approx(skm.silhouette_score(X, labels), rel=1e-6)
+    full = metrics.silhouette_estimate(chunked(X), labels, sample_size=len(X))
+    assert full.score == score and full.sample_size == len(X)
+    est = metrics.silhouette_estimate(chunked(X), labels, sample_size=300, random_state=1)
     assert est.sample_size == 300
     assert abs(est.score - full.score) < 4 * est.stderr
     # the sample is uniform: the same seed gives the same estimate on any chunking
-    again = metrics.silhouette_score(chunked(X, 700), labels, sample_size=300, random_state=1)
+    again = metrics.silhouette_estimate(chunked(X, 700), labels, sample_size=300,
+                                        random_state=1)
     assert again.score == est.score
+    # random_state=None draws a new sample each call (scikit-learn's meaning), not seed 0
+    draws = {metrics.silhouette_score(chunked(X), labels, sample_size=50) for _ in range(4)}
+    assert len(draws) > 1
 
 
 @pytest.mark.parametrize("name", ["adjusted_rand_score", "normalized_mutual_info_score",

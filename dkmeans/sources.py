@@ -1,0 +1,189 @@
+"""Inputs given as a path or URL: Zarr arrays, ``.npy`` files, tables.
+
+Every path goes through :func:`dkmeans.storage.locate`, so a local path, a
+``file://`` URL and an object store URL (``s3://``, ``gs://``, ...) are
+read the same way; the storage options travel with the tasks. On a
+``distributed`` cluster a path the workers cannot see is refused before any
+work starts (:func:`dkmeans.storage.check_input_shared`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+
+from dkmeans.errors import InputNotFoundError, InputTypeError, InvalidInputError
+from dkmeans.storage import (
+    Location,
+    check_input_shared,
+    locate,
+    read_npy_header,
+    read_npy_rows,
+)
+
+#: Suffixes read as tables, with the separator each implies by default.
+TABLE_SUFFIXES = {".parquet": None, ".csv": ",", ".tsv": "\t", ".txt": "\t"}
+
+
+def open_path(path: Any, storage_options: dict | None = None,
+              columns: list | None = None, sep: str | None = None,
+              header: bool = True) -> Any:
+    """A path or URL as a zarr.Array or a row-chunked dask array.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or Location
+        A Zarr array, a ``.npy`` file, or a table (Parquet, CSV, TSV; a file
+        or a folder of files).
+    storage_options : dict, optional
+    columns, sep, header
+        For tables: see :func:`open_table`.
+    """
+    loc = locate(path, storage_options)
+    if loc.path.endswith(".npy"):
+        arr = open_npy(loc)
+    elif table_files(loc) is not None:
+        arr = open_table(loc, columns, sep=sep, header=header)
+    else:
+        arr = open_zarr(loc)
+    check_input_shared(loc)
+    return arr
+
+
+def open_zarr(loc: Location) -> Any:
+    """The Zarr array at ``loc``, opened read-only."""
+    import zarr
+
+    try:
+        return zarr.open_array(store=loc.zarr_store(read_only=True), mode="r")
+    except FileNotFoundError as err:
+        raise InputNotFoundError(f"No Zarr array at {loc.url!r}: {err}") from err
+    except Exception as err:  # zarr raises several types for "not an array"
+        if not loc.exists():
+            raise InputNotFoundError(f"No Zarr array at {loc.url!r}: nothing is there."
+                                     ) from err
+        raise InvalidInputError(f"Could not open {loc.url!r} as a Zarr array: {err}") from err
+
+
+#: Target size of a block read from a ``.npy`` file.
+NPY_BLOCK_BYTES = 16 * 2**20
+
+
+def _npy_block(loc: Location, offset: int, dtype: np.dtype, n_features: int,
+               block_info: dict | None = None) -> np.ndarray:
+    (start, stop), _ = block_info[None]["array-location"]
+    return read_npy_rows(loc, offset, dtype, n_features, start, stop)
+
+
+def open_npy(loc: Location) -> da.Array:
+    """A ``.npy`` file as a row-chunked dask array, each task reading its
+    rows by a ranged read (the graph holds the location, not the data)."""
+    if not loc.fs.isfile(loc.path):
+        raise InputNotFoundError(f"No .npy file at {loc.url!r}.")
+    shape, dtype, offset = read_npy_header(loc)
+    if len(shape) != 2:
+        raise InvalidInputError(f"{loc.url!r} holds an array of shape {shape}; expected "
+                                "(n_samples, n_features).")
+    rows = max(1, min(shape[0], NPY_BLOCK_BYTES // max(1, shape[1] * dtype.itemsize)))
+    modified = loc.fs.info(loc.path).get("mtime") or loc.fs.info(loc.path).get("LastModified")
+    token = tokenize(loc.url, shape, str(dtype), str(modified))
+    return da.map_blocks(_npy_block, loc, offset, dtype, shape[1], dtype=dtype,
+                         name=f"dkmeans-npy-{token}",
+                         chunks=(da.core.normalize_chunks(rows, (shape[0],))[0], (shape[1],)))
+
+
+def _suffix(path: str) -> str | None:
+    return next((s for s in TABLE_SUFFIXES if path.endswith(s)), None)
+
+
+def table_files(loc: Location) -> tuple[str, list[str]] | None:
+    """(suffix, files) when ``loc`` is a table file or a folder of them."""
+    if loc.fs.isdir(loc.path):
+        names = sorted(loc.fs.ls(loc.path, detail=False))
+        for suffix in TABLE_SUFFIXES:
+            files = [n for n in names if n.endswith(suffix)]
+            if files:
+                return suffix, files
+        return None
+    suffix = _suffix(loc.path)
+    return None if suffix is None else (suffix, [loc.path])
+
+
+def _pick(df: Any, columns: list | None, where: str) -> Any:
+    """Columns by name, or by position (integers, or digit strings on a table
+    whose columns are not named so)."""
+    if not columns:
+        return df
+    names = list(df.columns)
+    picked = []
+    for c in columns:
+        if c in names:
+            picked.append(c)
+        elif isinstance(c, (int, np.integer)) or (isinstance(c, str) and c.isdigit()):
+            i = int(c)
+            if not 0 <= i < len(names):
+                raise InvalidInputError(f"Column position {i} is out of range for {where}: "
+                                        f"it has {len(names)} columns.")
+            picked.append(names[i])
+        else:
+            raise InvalidInputError(f"Columns {[c]} are not in {where}; it has {names}.")
+    return df[picked]
+
+
+def open_table(loc: Location, columns: list | None = None, sep: str | None = None,
+               header: bool = True) -> da.Array:
+    """Parquet, CSV or TSV (a file or a folder of files) as a row-chunked float array.
+
+    Read through ``dask.dataframe`` (pandas and pyarrow: ``pip install
+    dkmeans[dataframe]``), one partition per block.
+
+    Parameters
+    ----------
+    loc : Location
+    columns : list of str or int, optional
+        The features, in order: names, or positions counted from 0.
+    sep : str, optional
+        Field separator of text tables; by default ``,`` for ``.csv`` and a
+        tab for ``.tsv`` and ``.txt``.
+    header : bool
+        Whether the first line of a text table names the columns; without,
+        columns are picked by position.
+    """
+    found = table_files(loc)
+    if found is None:
+        raise InputNotFoundError(f"No Parquet, CSV or TSV files at {loc.url!r}.")
+    suffix, files = found
+    if not all(loc.fs.exists(f) for f in files):
+        raise InputNotFoundError(f"No such table file: {loc.url!r}.")
+    try:
+        import dask.dataframe as dd
+    except ImportError as err:
+        raise InputTypeError("Reading Parquet or CSV needs pandas and pyarrow: pip install "
+                             "'dkmeans[dataframe]'.") from err
+    urls = [loc.fs.unstrip_protocol(f) if not loc.is_local else f for f in files]
+    options = loc.options or None
+    if suffix == ".parquet":
+        df = dd.read_parquet(urls, storage_options=options)
+    else:
+        df = dd.read_csv(urls, sep=sep or TABLE_SUFFIXES[suffix],
+                         header=0 if header else None, storage_options=options)
+        if not header:
+            df.columns = [str(i) for i in range(len(df.columns))]
+    df = _pick(df, columns, repr(loc.url))
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    bad = [c for c, t in df.dtypes.items() if not (is_numeric_dtype(t) or is_bool_dtype(t))]
+    if bad:
+        raise InputTypeError(f"Columns {bad} of {loc.url!r} are not numeric; choose numeric "
+                             "features with columns=[...] (--columns).")
+    # chunk sizes from the array itself: to_dask_array(lengths=True) can
+    # disagree with dask-expr's merged partitions (seen with Parquet)
+    arr = df.to_dask_array().compute_chunk_sizes()
+    if any(math.isnan(c) for c in arr.chunks[0]):
+        raise InvalidInputError(f"Could not count the rows of {loc.url!r}.")
+    return arr
+
