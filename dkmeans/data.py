@@ -346,7 +346,14 @@ def as_weights(sample_weight: Any, X: da.Array) -> da.Array | None:
 
 def as_dataset(X: Any, sample_weight: Any = None, storage_options: dict | None = None,
                ) -> Dataset:
-    """Validate ``X`` and ``sample_weight`` and wrap them as a :class:`Dataset`."""
+    """Validate ``X`` and ``sample_weight`` and wrap them as a :class:`Dataset`.
+
+    On a ``distributed`` cluster with no worker yet, waits for one first (a
+    fit's first computation would otherwise wait forever).
+    """
+    client = active_client()
+    if client is not None:
+        _wait_for_workers(client)
     arr, source = as_chunked(X, storage_options=storage_options)
     weights = as_weights(sample_weight, arr)
     return Dataset(arr, weights, source)

@@ -114,3 +114,15 @@ def test_long_run_keeps_scheduler_and_client_flat():
             for n_iter in (160, 300):
                 assert counts[n_iter][0] <= counts[40][0] + slack, counts
                 assert counts[n_iter][1] == counts[40][1], counts
+
+
+def test_auto_persist_waits_for_workers_and_says_when_none_joined(data, tmp_path,
+                                                                 dask_processes):
+    from dkmeans.data import NoWorkersError
+
+    _, path = data
+    with dask_processes(tmp_path, 0) as address, \
+            dask.config.set({"distributed.comm.timeouts.connect": "2s"}), \
+            distributed.Client(address, timeout="30s"), \
+            pytest.raises(NoWorkersError, match="No worker joined the Dask cluster"):
+        KMeans(3, persist="auto").fit(path)
