@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -112,8 +113,6 @@ def _storage_options(args: argparse.Namespace) -> dict:
 def _with_aws_credentials(options: dict) -> dict:
     """``options`` with the key, secret and token botocore resolves here,
     unless they name their own credentials (or anonymous access)."""
-    import os
-
     if {"key", "secret", "anon", "profile"} & set(options):
         return options
     try:
@@ -167,10 +166,11 @@ class _Progress:
     def __call__(self, p: Any) -> None:
         from dkmeans.io import save_checkpoint
 
-        change = (float("nan") if self.previous is None
-                  else (p.inertia - self.previous) / self.previous)
+        change = ("" if self.previous is None
+                  else f"  change {(p.inertia - self.previous) / self.previous:+.2e}")
         self.previous = p.inertia
-        log.info("iteration %d  inertia %.6g  change %+.2e  shift %.3g  %.3f s",
+        # the same number as inertia_history_[n_iter - 1]
+        log.info("iteration %d  inertia %.6g%s  shift %.3g  %.3f s",
                  p.n_iter, p.inertia, change, p.shift, p.seconds)
         every = self.args.checkpoint_every
         if every and p.n_iter % every == 0 and not p.converged:
@@ -349,8 +349,11 @@ def _info(args: argparse.Namespace) -> int:
 
     loc = locate(args.model, _storage_options(args))
     meta = read_meta(loc)
+    from dkmeans.io import read_array
+
+    centers = read_array(loc, meta, "cluster_centers")
     if args.json:
-        print(json.dumps(meta))
+        print(json.dumps({**meta, "cluster_centers": centers.tolist()}))
         return 0
     fitted, params = meta["fitted"], meta["params"]
     print(f"{loc}: {meta.get('state', 'complete')} {meta['estimator']}, dkmeans "
@@ -361,6 +364,10 @@ def _info(args: argparse.Namespace) -> int:
     if fp:
         print(f"  trained on shape {tuple(fp['shape'])} {fp['dtype']}, sample sha256 "
               f"{fp['sample_sha256'][:16]}")
+    with np.printoptions(precision=4, suppress=True, linewidth=120):
+        print(f"  centers ({centers.shape[0]} x {centers.shape[1]}):")
+        for i, row in enumerate(centers):
+            print(f"    {i:>3}  {np.array2string(row)}")
     return 0
 
 
@@ -476,7 +483,14 @@ def main(argv: list[str] | None = None) -> int:
     from dkmeans.errors import DKMeansError
 
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        # the reader went away (`dkmeans info m | head`): a normal end; point
+        # stdout at /dev/null so the interpreter's last flush does not fail
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ClusterUnavailableError as err:  # not the caller's input: exit 1
         print(f"dkmeans: error: {err}", file=sys.stderr)
         return 1

@@ -150,8 +150,10 @@ or callable, default="k-means||"
     n_iter_ : int
         Lloyd iterations run.
     inertia_history_ : ndarray of shape (n_iter_,)
-        Inertia of the centers after each Lloyd iteration; ends with
-        ``inertia_``.
+        The inertia of each Lloyd iteration: that of the centers it assigned
+        the rows to, before its update. The first is the seeding's inertia;
+        ``inertia_`` (after the last update) is at most the last. ``verbose``
+        and the command line print these same numbers.
     n_features_in_ : int
     timings_ : dict
         Seconds spent scanning the data, seeding and in Lloyd iterations.

@@ -44,10 +44,11 @@ class LloydProgress:
     centers : ndarray of shape (k, d)
         The centers after ``n_iter`` iterations.
     history : tuple of float
-        Inertia of the centers after iterations 1 .. n_iter - 1 (that of the
-        current centers is known only after the next pass).
+        The inertia of each iteration so far, this one last (see
+        :class:`LloydResult`).
     inertia : float
-        Inertia of the centers this iteration assigned to.
+        This iteration's inertia: that of the centers it assigned the rows
+        to, before its update (``history[-1]``).
     shift : float
         Sum of squared center moves in this iteration.
     seconds : float
@@ -76,7 +77,9 @@ class LloydResult:
         Inertia of ``centers`` (from the final assignment pass).
     n_iter : int
     inertia_history : ndarray of shape (n_iter,)
-        Inertia of the centers after each iteration; the last is ``inertia``.
+        The inertia of each iteration: that of the centers it assigned the
+        rows to, before its update. The first is the seeding's inertia; the
+        final ``inertia`` (after the last update) is at most the last.
     labels : list or None
         Per-block labels of the final assignment, still on the workers
         (None unless ``keep_labels``).
@@ -165,8 +168,7 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
             previous, searched = centers, stats.n_searched / n_rows
         else:
             stats = run_pass(LLOYD, blocks, centers, k - 1, split_every=split_every)
-        if n_iter > 1:
-            history.append(stats.inertia)  # inertia of the previous iteration's centers
+        history.append(stats.inertia)  # of the centers this pass assigned to
         new, moved = passes.lloyd_aggregate(stats, centers)
         if unit_centers:
             new = kernels.unit_length(new)
@@ -192,7 +194,6 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
     else:
         states, final = None, run_pass(ASSIGN_STREAM, blocks, centers,
                                        split_every=split_every)
-    history.append(final.inertia)
     return LloydResult(centers, final.inertia, n_iter, np.asarray(history), states,
                        final.counts, n_relocated)
 

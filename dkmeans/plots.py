@@ -71,7 +71,9 @@ def labelled_sample(model: Any, X: Any, size: int, random_state: int = 0,
 
 
 def plot_inertia(history: Any, ax: Any = None) -> Any:
-    """Inertia after each Lloyd iteration (``model.inertia_history_``).
+    """The inertia of each Lloyd iteration (``model.inertia_history_``: that
+    of the centers the iteration assigned to, the seeding's first), and the
+    final inertia after the last update.
 
     Returns
     -------
@@ -79,8 +81,14 @@ def plot_inertia(history: Any, ax: Any = None) -> Any:
     """
     plt = _pyplot()
     ax = ax if ax is not None else plt.subplots(figsize=(5.5, 4))[1]
+    final = getattr(history, "inertia_", None)
     history = np.asarray(getattr(history, "inertia_history_", history), dtype=np.float64)
     ax.plot(np.arange(1, len(history) + 1), history, marker="o")
+    if final is not None:
+        ax.plot([len(history) + 1], [final], marker="s", linestyle="none",
+                label=f"final: {final:.6g}")
+        ax.legend(loc="best")
+        history = np.append(history, final)
     ax.set(xlabel="Lloyd iteration", ylabel="inertia", title="Inertia per iteration")
     ax.ticklabel_format(axis="y", useOffset=False, style="sci", scilimits=(-3, 4))
     low, high = float(history.min()), float(history.max())

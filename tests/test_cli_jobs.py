@@ -98,6 +98,44 @@ def test_killed_fit_resumes_to_the_same_centers(data, tmp_path):
     # rerunning a finished job is a no-op
     again = json.loads(run(*args, "-o", tmp_path / "m", "--resume", "--json", "-q").stdout)
     assert again["state"] == "complete" and again["resumed_from"] is None
+    # ... but not with other parameters: refused, naming what changed
+    other_k = ["fit", data / "X.npy", "-k", 2, *args[4:]]
+    proc = run(*other_k, "-o", tmp_path / "m", "--resume", check=False)
+    assert proc.returncode == 2 and "--n-clusters is 2" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # and a fit onto an existing model needs --resume or --force
+    proc = run(*other_k, "-o", tmp_path / "m", check=False)
+    assert proc.returncode == 2 and "already holds a complete model" in proc.stderr
+    assert dkmeans.load(tmp_path / "m").n_clusters == 30  # untouched
+    run(*other_k, "-o", tmp_path / "m", "--force", "-q")
+    assert dkmeans.load(tmp_path / "m").n_clusters == 2
+
+
+def test_printed_iterations_are_the_recorded_history(data, tmp_path):
+    import re
+
+    proc = run("fit", data / "X.npy", "-k", 12, "--tol", 0, "--max-iter", 8, "--workers", 1,
+               "-o", tmp_path / "m")
+    printed = [float(v) for v in re.findall(r"iteration \d+  inertia (\S+)", proc.stderr)]
+    history = dkmeans.load(tmp_path / "m").inertia_history_
+    assert len(printed) == len(history) > 1
+    np.testing.assert_allclose(printed, history, rtol=1e-5)  # printed with 6 digits
+    assert "nan" not in proc.stderr
+
+
+def test_info_prints_centers_and_a_closed_pipe_is_a_normal_end(data, tmp_path):
+    run("fit", data / "X.npy", "-k", 3, "--workers", 1, "-o", tmp_path / "m", "-q")
+    model = dkmeans.load(tmp_path / "m")
+    info = json.loads(run("info", tmp_path / "m", "--json").stdout)
+    np.testing.assert_allclose(info["cluster_centers"], model.cluster_centers_, rtol=1e-6)
+    assert "centers" in run("info", tmp_path / "m").stdout
+    # `dkmeans info m | head`: the reader has gone before anything is written
+    proc = subprocess.Popen([sys.executable, "-m", "dkmeans", "info", str(tmp_path / "m")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "BrokenPipeError" not in err and "Traceback" not in err
 
 
 def test_resume_refuses_another_input(data, tmp_path):
