@@ -27,21 +27,32 @@ log = logging.getLogger("dkmeans")
 
 
 def _demo(args: argparse.Namespace) -> int:
+    """The demo; its generated data goes to a temporary folder removed at the
+    end, unless ``--path`` names a folder to keep it in."""
+    if args.path is not None:
+        return _run_demo(args, Path(args.path))
+    with tempfile.TemporaryDirectory(prefix="dkmeans-demo-") as workdir:
+        return _run_demo(args, Path(workdir))
+
+
+def _run_demo(args: argparse.Namespace, workdir: Path) -> int:
     import dask.array as da
 
     from dkmeans import KMeans
     from dkmeans.cluster import connect
     from dkmeans.datasets import make_blobs
 
-    workdir = Path(args.path or tempfile.mkdtemp(prefix="dkmeans-demo-"))
+    started = time.perf_counter()
     path = str(workdir / "X.zarr")
     X, true_centers = make_blobs(args.rows, args.features, args.clusters, seed=args.seed)
     print(f"dkmeans demo: {args.rows:,} x {args.features} float32 "
           f"({X.nbytes / 1e6:,.0f} MB) from {args.clusters} Gaussian blobs")
+    t0 = time.perf_counter()
     with connect(args.cluster, n_workers=args.workers) as client:
         info = client.scheduler_info(n_workers=-1)["workers"].values()
         print(f"cluster: {len(info)} worker processes, "
-              f"{sum(w['nthreads'] for w in info)} threads, dashboard {client.dashboard_link}")
+              f"{sum(w['nthreads'] for w in info)} threads, dashboard {client.dashboard_link} "
+              f"(started in {time.perf_counter() - t0:.1f} s)")
         t0 = time.perf_counter()
         da.to_zarr(X, path, overwrite=True)
         print(f"wrote {path} in {time.perf_counter() - t0:.1f} s (by the workers, chunk by "
@@ -49,21 +60,28 @@ def _demo(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         km = KMeans(args.clusters, random_state=args.seed, verbose=args.verbose).fit(path)
         total = time.perf_counter() - t0
+        _report_demo(args, km, total, true_centers)
+        default = workdir / "dkmeans-demo.png" if args.path else Path("dkmeans-demo.png")
+        _demo_plot(km, path, args.plot or str(default))
+    print(f"demo wall time {time.perf_counter() - started:.1f} s"
+          + ("" if args.path else "; the generated data was removed"))
+    return 0
+
+
+def _report_demo(args: argparse.Namespace, km: Any, total: float, true_centers: Any) -> None:
     t = km.timings_
     print(f"\nfitted KMeans(n_clusters={args.clusters}, init='k-means||') in {total:.2f} s:"
           f" scan {t['scan']:.2f} s, seeding {t['seeding']:.2f} s, Lloyd {t['lloyd']:.2f} s "
           f"for {km.n_iter_} iterations ({t['lloyd'] / km.n_iter_:.3f} s each)")
     print(f"inertia: {km.inertia_:,.1f} ({km.inertia_ / args.rows:.3f} per row; "
           f"{args.features:.3f} expected for unit-variance blobs)")
-    print(f"inertia per iteration: {np.array2string(km.inertia_history_, precision=4)}")
+    print(f"inertia per iteration: {np.array2string(km.inertia_history_, precision=6)}")
     found = km.cluster_centers_
     gap = np.sqrt(((true_centers[:, None, :] - found[None]) ** 2).sum(-1)).min(1)
     print(f"farthest true blob center from a found center: {gap.max():.3f}")
     with np.printoptions(precision=2, suppress=True, linewidth=120):
         print(f"centers (first {min(6, args.features)} features):")
         print(found[:, :6])
-    _demo_plot(km, path, args.plot or str(workdir / "dkmeans-demo.png"))
-    return 0
 
 
 def _demo_plot(model: Any, data_path: str, out: str) -> None:
@@ -415,10 +433,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--clusters", type=_positive_int, default=12, help="blobs and k")
     demo.add_argument("--workers", type=_positive_int, default=None)
     demo.add_argument("--cluster", default=None, help="cluster YAML (cluster_configs/)")
-    demo.add_argument("--path", default=None, help="folder for the Zarr data (default: temp)")
+    demo.add_argument("--path", default=None,
+                      help="folder to keep the Zarr data in (default: a temporary folder, "
+                           "removed at the end)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--plot", default=None, metavar="FILE.png",
-                      help="where to write the plot (default: beside the data)")
+                      help="where to write the plot (default: dkmeans-demo.png in --path, "
+                           "or here)")
     demo.add_argument("--verbose", "-v", action="count", default=0)
     demo.set_defaults(run=_demo, quiet=False, log_level="INFO")
 

@@ -10,6 +10,29 @@ import pytest
 from sklearn.datasets import make_blobs
 
 
+def pytest_configure(config):
+    """Everything the tests write in a temporary folder (pytest's tmp_path,
+    and through TMPDIR the subprocesses': workers' scratch space, notebook
+    kernels, the demo) goes under one root, removed when the run ends."""
+    import tempfile
+
+    if config.option.basetemp is not None:
+        return
+    root = tempfile.mkdtemp(prefix="dkmeans-tests-")
+    config._dkmeans_tmp = root
+    config.option.basetemp = os.path.join(root, "pytest")
+    os.environ["TMPDIR"] = root
+    tempfile.tempdir = root
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    root = getattr(config, "_dkmeans_tmp", None)
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -1,5 +1,6 @@
 """The README's main job and the cluster configuration."""
 
+import os
 import subprocess
 import sys
 
@@ -18,9 +19,24 @@ def test_demo_runs_and_recovers_the_blobs(tmp_path):
     assert "fitted KMeans(n_clusters=5" in out
     gap = float(out.split("farthest true blob center from a found center:")[1].split()[0])
     assert gap < 0.1  # every true center was found
-    assert (tmp_path / "X.zarr").is_dir()
+    assert (tmp_path / "X.zarr").is_dir()  # --path: the data is kept there
     if "plot: " in out:  # matplotlib installed (the 'plot' extra)
         assert (tmp_path / "dkmeans-demo.png").stat().st_size > 10_000
+
+
+@pytest.mark.cluster
+def test_demo_leaves_nothing_in_the_temp_folder(tmp_path):
+    tmp, here = tmp_path / "tmp", tmp_path / "here"
+    tmp.mkdir()
+    here.mkdir()
+    out = subprocess.run(
+        [sys.executable, "-m", "dkmeans", "demo", "--rows", "40000", "--features", "4",
+         "--clusters", "3", "--workers", "1"], cwd=here, env={**os.environ, "TMPDIR": str(tmp)},
+        capture_output=True, text=True, timeout=300, check=True).stdout
+    assert "the generated data was removed" in out and "demo wall time" in out
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith("dkmeans-")]
+    if "plot: " in out:  # the plot is where the demo says, in the working directory
+        assert (here / "dkmeans-demo.png").stat().st_size > 10_000
 
 
 def test_config_defaults_file_env_and_flags(tmp_path, monkeypatch):

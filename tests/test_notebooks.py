@@ -30,7 +30,8 @@ def test_notebook_is_stored_without_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
     monkeypatch.setenv("DKMEANS_NOTEBOOK_ROWS", "300000")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's own (inline) backend
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # where the notebook puts its data
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
@@ -39,3 +40,10 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
               if o.output_type == "error"]
     assert not errors
     assert os.environ["DKMEANS_NOTEBOOK_ROWS"] == "300000"
+    # the notebook removed the data it generated
+    assert not list(tmp_path.glob("dkmeans-notebook-*"))
+    # dkmeans' plots show inline: the library never chose a backend
+    if "plot" in "".join(c.source for c in nb.cells if c.cell_type == "code"):
+        images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                  if "image/png" in o.get("data", {})]
+        assert images, f"{path.name} plotted but displayed no figure"
