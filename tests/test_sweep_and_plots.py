@@ -15,6 +15,30 @@ def test_knee_of_a_hand_made_elbow():
     assert knee([2, 3], [5, 4]) == 2  # too few points: the first k
 
 
+def _separated_blobs(k, d, seed, n=1500):
+    """k Gaussian blobs (std 1) whose centers are at least 8 apart."""
+    from sklearn.datasets import make_blobs
+
+    rng = np.random.default_rng(seed)
+    centers = []
+    while len(centers) < k:
+        c = rng.uniform(-18 * k**0.5, 18 * k**0.5, d)
+        if all(np.linalg.norm(c - o) >= 8 for o in centers):
+            centers.append(c)
+    return make_blobs(n, centers=np.array(centers), cluster_std=1.0, random_state=seed)[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("true_k,d,ks", [(3, 2, range(2, 13)), (5, 2, range(1, 16)),
+                                         (7, 5, range(2, 13)), (7, 2, range(2, 21)),
+                                         (9, 16, range(2, 13)), (11, 5, range(2, 15)),
+                                         (4, 16, range(2, 8))])
+def test_the_knee_finds_well_separated_blobs(true_k, d, ks):
+    X = _separated_blobs(true_k, d, seed=true_k)
+    result = sweep(X, ks, random_state=0, silhouette_sample=500)
+    assert result.knee == true_k, result.inertia
+
+
 def test_sweep_scores_every_k_and_finds_the_true_k(blobs):
     X, _ = blobs  # 6 well-separated blobs
     result = sweep(da.from_array(X, chunks=(400, 5)), range(2, 10), random_state=0,
@@ -24,6 +48,8 @@ def test_sweep_scores_every_k_and_finds_the_true_k(blobs):
     assert int(result.ks[np.argmax(result.calinski_harabasz)]) == 6
     assert int(result.ks[np.argmin(result.davies_bouldin)]) == 6
     assert int(result.ks[np.argmax(result.silhouette)]) == 6
+    assert result.suggestions == {"inertia": 6, "calinski_harabasz": 6,
+                                  "davies_bouldin": 6, "silhouette": 6}
     # each row's scores are those of its centers, as scikit-learn computes them
     i = list(result.ks).index(6)
     centers = result.centers[i]
