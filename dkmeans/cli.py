@@ -13,12 +13,20 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dkmeans.cli_options import (
+    _positive_int,
+    add_estimator_options,
+    cluster_options,
+    estimator_params,
+    storage_option,
+    storage_options,
+)
+from dkmeans.demo import run as _demo
 
 log = logging.getLogger("dkmeans")
 
@@ -26,128 +34,32 @@ log = logging.getLogger("dkmeans")
 # ---------------------------------------------------------------- commands
 
 
-def _demo(args: argparse.Namespace) -> int:
-    """The demo; its generated data goes to a temporary folder removed at the
-    end, unless ``--path`` names a folder to keep it in."""
-    if args.path is not None:
-        return _run_demo(args, Path(args.path))
-    with tempfile.TemporaryDirectory(prefix="dkmeans-demo-") as workdir:
-        return _run_demo(args, Path(workdir))
+def _table_options(args: argparse.Namespace, model: Any = None) -> dict:
+    """How to read a table input: ``--columns``, ``--sep``, ``--no-header``;
+    for predict and evaluate, by default what the model was fitted with."""
+    columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
+    given = {"columns": columns, "sep": args.sep, "header": args.header}
+    if model is not None and columns is None and args.sep is None and args.header:
+        from dkmeans.io import read_meta
+
+        saved = (read_meta(model, storage_options(args)).get("input_fingerprint") or {})
+        return dict(saved.get("table") or given)
+    return given
 
 
-def _run_demo(args: argparse.Namespace, workdir: Path) -> int:
-    import dask.array as da
-
-    from dkmeans import KMeans
-    from dkmeans.cluster import connect
-    from dkmeans.datasets import make_blobs
-
-    started = time.perf_counter()
-    path = str(workdir / "X.zarr")
-    X, true_centers = make_blobs(args.rows, args.features, args.clusters, seed=args.seed)
-    print(f"dkmeans demo: {args.rows:,} x {args.features} float32 "
-          f"({X.nbytes / 1e6:,.0f} MB) from {args.clusters} Gaussian blobs")
-    t0 = time.perf_counter()
-    with connect(args.cluster, n_workers=args.workers) as client:
-        info = client.scheduler_info(n_workers=-1)["workers"].values()
-        print(f"cluster: {len(info)} worker processes, "
-              f"{sum(w['nthreads'] for w in info)} threads, dashboard {client.dashboard_link} "
-              f"(started in {time.perf_counter() - t0:.1f} s)")
-        t0 = time.perf_counter()
-        da.to_zarr(X, path, overwrite=True)
-        print(f"wrote {path} in {time.perf_counter() - t0:.1f} s (by the workers, chunk by "
-              "chunk)")
-        t0 = time.perf_counter()
-        km = KMeans(args.clusters, random_state=args.seed, verbose=args.verbose).fit(path)
-        total = time.perf_counter() - t0
-        _report_demo(args, km, total, true_centers)
-        default = workdir / "dkmeans-demo.png" if args.path else Path("dkmeans-demo.png")
-        _demo_plot(km, path, args.plot or str(default))
-    print(f"demo wall time {time.perf_counter() - started:.1f} s"
-          + ("" if args.path else "; the generated data was removed"))
-    return 0
-
-
-def _report_demo(args: argparse.Namespace, km: Any, total: float, true_centers: Any) -> None:
-    t = km.timings_
-    print(f"\nfitted KMeans(n_clusters={args.clusters}, init='k-means||') in {total:.2f} s:"
-          f" scan {t['scan']:.2f} s, seeding {t['seeding']:.2f} s, Lloyd {t['lloyd']:.2f} s "
-          f"for {km.n_iter_} iterations ({t['lloyd'] / km.n_iter_:.3f} s each)")
-    print(f"inertia: {km.inertia_:,.1f} ({km.inertia_ / args.rows:.3f} per row; "
-          f"{args.features:.3f} expected for unit-variance blobs)")
-    print(f"inertia per iteration: {np.array2string(km.inertia_history_, precision=6)}")
-    found = km.cluster_centers_
-    gap = np.sqrt(((true_centers[:, None, :] - found[None]) ** 2).sum(-1)).min(1)
-    print(f"farthest true blob center from a found center: {gap.max():.3f}")
-    with np.printoptions(precision=2, suppress=True, linewidth=120):
-        print(f"centers (first {min(6, args.features)} features):")
-        print(found[:, :6])
-
-
-def _demo_plot(model: Any, data_path: str, out: str) -> None:
-    from dkmeans.errors import InputTypeError
-    from dkmeans.plots import plot_fit
-
-    try:
-        written = plot_fit(model, data_path, out)
-    except InputTypeError as err:  # matplotlib missing: the demo still succeeds
-        print(f"no plot: {err}")
-        return
-    print(f"plot: {written}")
-
-
-def _open_input(args: argparse.Namespace, storage_options: dict) -> Any:
-    """The INPUT argument as a chunked array (Zarr, .npy, Parquet or CSV)."""
+def _open_input(args: argparse.Namespace, storage_options: dict, table: dict) -> Any:
+    """The INPUT argument as a chunked array (Zarr, .npy or a table)."""
     from dkmeans.data import as_chunked
 
-    columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
-    return as_chunked(args.input, columns=columns, storage_options=storage_options)[0]
+    return as_chunked(args.input, storage_options=storage_options, **table)[0]
 
 
-def _storage_options(args: argparse.Namespace) -> dict:
-    """Storage options: the cluster file's ``storage:`` section, then
-    ``--storage-options``; for s3:// paths, credentials the AWS SDK finds
-    on this machine (environment, config files) are added, so they travel
-    to workers that have none."""
-    from dkmeans.cluster import load_config
-    from dkmeans.errors import InvalidParameterError
+def _fingerprint(X: Any, table: dict) -> dict:
+    """The input's fingerprint, with how a table was read (so the model
+    remembers its columns, and a resume with other columns is refused)."""
+    from dkmeans.io import fingerprint
 
-    options = dict(load_config(args.cluster).get("storage") or {})
-    if getattr(args, "storage_options", None):
-        try:
-            given = json.loads(args.storage_options)
-        except json.JSONDecodeError as err:
-            raise InvalidParameterError(f"--storage-options is not valid JSON: {err}") from err
-        if not isinstance(given, dict):
-            raise InvalidParameterError("--storage-options must be a JSON object, e.g. "
-                                        "'{\"endpoint_url\": \"http://127.0.0.1:9000\"}'.")
-        options.update(given)
-    paths = [getattr(args, name, None) or "" for name in ("input", "output", "model")]
-    if any(str(p).startswith(("s3://", "s3a://")) for p in paths):
-        options = _with_aws_credentials(options)
-    return options
-
-
-def _with_aws_credentials(options: dict) -> dict:
-    """``options`` with the key, secret and token botocore resolves here,
-    unless they name their own credentials (or anonymous access)."""
-    if {"key", "secret", "anon", "profile"} & set(options):
-        return options
-    try:
-        import botocore.session
-    except ImportError:
-        return options
-    found = botocore.session.Session().get_credentials()
-    if found is None:
-        return options
-    frozen = found.get_frozen_credentials()
-    options = {**options, "key": frozen.access_key, "secret": frozen.secret_key}
-    if frozen.token:
-        options["token"] = frozen.token
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if endpoint and "endpoint_url" not in options:
-        options["endpoint_url"] = endpoint
-    return options
+    return {**fingerprint(X), "table": table}
 
 
 class ProgressBar:
@@ -244,20 +156,19 @@ def _prepare_output(args: argparse.Namespace, out: Any, estimator: str, params: 
 def _fit(args: argparse.Namespace) -> int:
     from dkmeans import KMeans
     from dkmeans.cluster import connect
-    from dkmeans.io import fingerprint, read_checkpoint, read_meta
+    from dkmeans.io import read_checkpoint, read_meta
     from dkmeans.storage import locate
 
     if args.mode == "minibatch":
         return _fit_minibatch(args)
-    model = KMeans(args.n_clusters, init=args.init or "k-means||", max_iter=args.max_iter or 300,
-                   tol=1e-4 if args.tol is None else args.tol,
-                   random_state=args.random_state, algorithm=args.algorithm)
+    model = KMeans(**estimator_params(args))
     params = model._params_for_file()[0]
-    storage = _storage_options(args)
+    storage = storage_options(args)
     out = locate(args.output, storage)
     start, resumed_from = None, None
-    X = _open_input(args, storage)
-    fp = fingerprint(X)  # checks the input before a cluster starts
+    table = _table_options(args)
+    X = _open_input(args, storage, table)
+    fp = _fingerprint(X, table)  # checks the input before a cluster starts
     meta = _prepare_output(args, out, "KMeans", params, fp)
     if meta is not None and meta.get("state") == "complete":
         log.info("%s already holds this finished model: nothing to do", out)
@@ -267,7 +178,7 @@ def _fit(args: argparse.Namespace) -> int:
         resumed_from = start.n_iter
         log.info("resuming from iteration %d", start.n_iter)
     with connect(args.cluster, n_workers=args.workers):
-        X = _open_input(args, storage)  # now checked against the cluster's workers
+        X = _open_input(args, storage, table)  # now checked against the cluster's workers
         t0 = time.perf_counter()
         with _progress_bar(args):
             model._fit(X, start=start, on_iteration=_Progress(args, out, params, fp))
@@ -281,25 +192,24 @@ def _fit_minibatch(args: argparse.Namespace) -> int:
     from dkmeans import MiniBatchKMeans
     from dkmeans.cluster import connect
     from dkmeans.errors import InvalidInputError
-    from dkmeans.io import fingerprint, read_meta
+    from dkmeans.io import read_meta
     from dkmeans.storage import locate
 
     if args.checkpoint_every:
         raise InvalidInputError("--checkpoint-every: checkpoints are written by --mode lloyd "
                                 "only; a mini-batch fit reads at most a few passes.")
-    model = MiniBatchKMeans(args.n_clusters, init=args.init or "k-means++",
-                            max_iter=args.max_iter or 100, batch_size=args.batch_size,
-                            tol=args.tol or 0.0, random_state=args.random_state)
-    storage = _storage_options(args)
+    model = MiniBatchKMeans(**estimator_params(args))
+    storage = storage_options(args)
     out = locate(args.output, storage)
-    X = _open_input(args, storage)
-    fp = fingerprint(X)
+    table = _table_options(args)
+    X = _open_input(args, storage, table)
+    fp = _fingerprint(X, table)
     meta = _prepare_output(args, out, "MiniBatchKMeans", model._params_for_file()[0], fp)
     if meta is not None:  # a mini-batch job has no checkpoints: it is finished
         log.info("%s already holds this finished model: nothing to do", out)
         return _summary(args, meta, resumed_from=None, seconds=0.0)
     with connect(args.cluster, n_workers=args.workers):
-        X = _open_input(args, storage)
+        X = _open_input(args, storage, table)
         t0 = time.perf_counter()
         with _progress_bar(args):
             model.fit(X)
@@ -330,12 +240,13 @@ def _predict(args: argparse.Namespace) -> int:
     from dkmeans.cluster import connect
     from dkmeans.storage import locate
 
-    storage = _storage_options(args)
+    storage = storage_options(args)
     model = load(args.model, storage)
     out = locate(args.output, storage)
-    X = _open_input(args, storage)
+    table = _table_options(args, args.model)
+    X = _open_input(args, storage, table)
     with connect(args.cluster, n_workers=args.workers):
-        X = _open_input(args, storage)
+        X = _open_input(args, storage, table)
         model.predict_to_zarr(X, out)  # chunk by chunk, on the workers
     summary = {"labels": out.url, "n_samples": int(X.shape[0])}
     print(json.dumps(summary) if args.json else f"{out}: {X.shape[0]:,} labels")
@@ -346,11 +257,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     from dkmeans import load
     from dkmeans.cluster import connect
 
-    storage = _storage_options(args)
+    storage = storage_options(args)
     model = load(args.model, storage)
-    X = _open_input(args, storage)
+    table = _table_options(args, args.model)
+    X = _open_input(args, storage, table)
     with connect(args.cluster, n_workers=args.workers):
-        X = _open_input(args, storage)
+        X = _open_input(args, storage, table)
         inertia = -model.score(X)
     n = X.shape[0]
     summary = {"inertia": inertia, "n_samples": int(n), "mean_sq_distance": inertia / n}
@@ -365,7 +277,7 @@ def _info(args: argparse.Namespace) -> int:
     from dkmeans.io import read_meta
     from dkmeans.storage import locate
 
-    loc = locate(args.model, _storage_options(args))
+    loc = locate(args.model, storage_options(args))
     meta = read_meta(loc)
     from dkmeans.io import read_array
 
@@ -390,35 +302,6 @@ def _info(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ parser
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
-def _storage_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--storage-options", default=None, metavar="JSON",
-                   help="fsspec storage options for every path and URL, as a JSON object "
-                        "(e.g. '{\"endpoint_url\": \"http://minio:9000\"}'); s3:// "
-                        "credentials also come from the AWS environment and config files")
-
-
-def _cluster_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--columns", default=None, metavar="A,B,...",
-                   help="Parquet / CSV input: the feature columns, in order")
-    _storage_option(p)
-    p.add_argument("--cluster", metavar="CONFIG.yaml", default=None,
-                   help="cluster configuration (cluster_configs/), with an optional "
-                        "'storage:' section of storage options; default: a local cluster")
-    p.add_argument("--workers", type=_positive_int, default=None,
-                   help="worker processes of the local cluster")
-    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
-    p.add_argument("--log-level", default="INFO",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="progress detail")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -446,20 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="fit k-means on a Zarr array or .npy file")
     fit.add_argument("input", help="Zarr path or URL, a .npy file, or Parquet / CSV "
                                    "(a file or a folder of files; see --columns)")
-    fit.add_argument("--n-clusters", "-k", type=_positive_int, required=True)
-    fit.add_argument("--output", "-o", required=True, metavar="MODEL_DIR")
-    fit.add_argument("--mode", choices=["lloyd", "minibatch"], default="lloyd")
-    fit.add_argument("--init", choices=["k-means||", "k-means++", "random"], default=None,
-                     help="default k-means||; with --mode minibatch k-means++ on a sample")
-    fit.add_argument("--max-iter", type=_positive_int, default=None,
-                     help="Lloyd iterations (default 300), or epochs with --mode minibatch "
-                          "(default 100)")
-    fit.add_argument("--tol", type=float, default=None,
-                     help="relative tolerance (default 1e-4; 0 with --mode minibatch)")
-    fit.add_argument("--batch-size", type=_positive_int, default=65536,
-                     help="rows per batch with --mode minibatch")
-    fit.add_argument("--random-state", type=int, default=0)
-    fit.add_argument("--algorithm", choices=["lloyd", "hamerly"], default="lloyd")
+    fit.add_argument("--output", "-o", required=True, metavar="MODEL_DIR",
+                     help="the model directory: a local path or a URL")
+    fit.add_argument("--n-clusters", "-k", type=_positive_int, required=True,
+                     help="number of clusters")
+    fit.add_argument("--mode", choices=["lloyd", "minibatch"], default="lloyd",
+                     help="lloyd: KMeans (full passes, checkpoints); minibatch: "
+                          "MiniBatchKMeans (a few streamed epochs)")
+    add_estimator_options(fit)
     fit.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",
                      help="write the state to MODEL_DIR every N iterations (atomically)")
     fit.add_argument("--resume", action="store_true",
@@ -467,26 +344,26 @@ def build_parser() -> argparse.ArgumentParser:
                           "model of the same input and parameters is kept as it is)")
     fit.add_argument("--force", action="store_true",
                      help="replace whatever model or checkpoint MODEL_DIR holds")
-    _cluster_options(fit)
+    cluster_options(fit)
     fit.set_defaults(run=_fit)
 
     predict = sub.add_parser("predict", help="write the label of every row to Zarr")
     predict.add_argument("model", metavar="MODEL_DIR")
     predict.add_argument("input")
     predict.add_argument("--output", "-o", required=True, metavar="LABELS.zarr")
-    _cluster_options(predict)
+    cluster_options(predict)
     predict.set_defaults(run=_predict)
 
     evaluate = sub.add_parser("evaluate", help="inertia of a model on an input")
     evaluate.add_argument("model", metavar="MODEL_DIR")
     evaluate.add_argument("input")
-    _cluster_options(evaluate)
+    cluster_options(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
     info = sub.add_parser("info", help="describe a model directory or checkpoint")
     info.add_argument("model", metavar="MODEL_DIR")
     info.add_argument("--json", action="store_true")
-    _storage_option(info)
+    storage_option(info)
     info.set_defaults(run=_info, quiet=False, log_level="INFO", cluster=None)
     return parser
 

@@ -179,7 +179,8 @@ def open_table(loc: Location, columns: list | None = None, sep: str | None = Non
     bad = [c for c, t in df.dtypes.items() if not (is_numeric_dtype(t) or is_bool_dtype(t))]
     if bad:
         raise InputTypeError(f"Columns {bad} of {loc.url!r} are not numeric; choose numeric "
-                             "features with columns=[...] (--columns).")
+                             "features with dkmeans.open_array(path, columns=[...]) or "
+                             "--columns (names, or positions from 0).")
     # chunk sizes from the array itself: to_dask_array(lengths=True) can
     # disagree with dask-expr's merged partitions (seen with Parquet)
     arr = df.to_dask_array().compute_chunk_sizes()

@@ -144,8 +144,9 @@ def test_resume_refuses_another_input(data, tmp_path):
 
     X = np.load(data / "X.npy")
     params = dkmeans.KMeans(5, random_state=0).get_params()
+    table = {"columns": None, "sep": None, "header": True}  # how the job reads its input
     save_checkpoint(tmp_path / "m", params, LloydProgress(2, X[:5], (1.0,)),
-                    fingerprint(data / "X.npy"))
+                    {**fingerprint(data / "X.npy"), "table": table})
     np.save(tmp_path / "other.npy", X[:1000])
     proc = run("fit", tmp_path / "other.npy", "-k", 5, "-o", tmp_path / "m", "--resume",
                "--workers", 1, check=False)
@@ -292,3 +293,59 @@ def test_fit_on_a_tls_scheduler(data, tmp_path, dask_processes):
                    check=False, timeout=120)
         assert proc.returncode == 2 and not (tmp_path / "m2").exists()
         assert "is tls:// but the configuration names no certificates" in proc.stderr
+
+
+def test_tables_as_they_come_and_a_model_that_remembers_its_columns(tmp_path):
+    X, _ = make_blobs(3000, centers=3, n_features=3, random_state=0)
+    lines = [f"{a:.6f}\t{b:.6f}\tname{i}\t{c:.6f}" for i, (a, b, c) in enumerate(X)]
+    (tmp_path / "rows.tsv").write_text("\n".join(lines) + "\n")  # no header line
+    out = json.loads(run("fit", tmp_path / "rows.tsv", "-k", 3, "--no-header", "--columns",
+                         "0,1,3", "-o", tmp_path / "m", "--workers", 1, "--json", "-q").stdout)
+    assert out["state"] == "complete"
+    # predict on the same table needs no --columns: the model remembers them
+    run("predict", tmp_path / "m", tmp_path / "rows.tsv", "-o", tmp_path / "labels.zarr",
+        "--workers", 1, "-q")
+    labels = zarr.open_array(str(tmp_path / "labels.zarr"))[:]
+    expected = dkmeans.load(tmp_path / "m").predict(np.round(X, 6))
+    np.testing.assert_array_equal(labels, expected)
+    # the same rows as a CSV with a header, columns by name
+    csv = "a,b,name,c\n" + "\n".join(line.replace("\t", ",") for line in lines) + "\n"
+    (tmp_path / "rows.csv").write_text(csv)
+    ev = json.loads(run("evaluate", tmp_path / "m", tmp_path / "rows.csv", "--columns", "a,b,c",
+                        "--workers", 1, "--json", "-q").stdout)
+    assert ev["inertia"] == pytest.approx(out["inertia"], rel=1e-6)
+    # a missing table: one line, exit 2
+    proc = run("fit", tmp_path / "missing.csv", "-k", 2, "-o", tmp_path / "x", check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_every_estimator_parameter_round_trips_through_the_command_line(data, tmp_path):
+    from dkmeans.cli_options import NOT_OPTIONS, OPTIONS
+
+    for cls in (dkmeans.KMeans, dkmeans.MiniBatchKMeans):
+        names = set(cls().get_params()) - {"n_clusters", *NOT_OPTIONS}
+        assert names <= set(OPTIONS), names - set(OPTIONS)
+    lloyd = {"init": "k-means++", "n_init": 2, "max_iter": 7, "tol": 0.001, "random_state": 3,
+             "oversampling_factor": 3.0, "init_rounds": 2, "persist": False,
+             "algorithm": "hamerly", "scale": True, "missing": "impute"}
+    minibatch = {"init": "random", "n_init": 2, "max_iter": 2, "tol": 0.001,
+                 "random_state": 4, "batch_size": 4096, "init_size": 5000,
+                 "max_no_improvement": 3, "reassignment_ratio": 0.02, "compute_labels": False}
+    cosine = {"metric": "cosine", "persist": True}
+    for mode, params in (("lloyd", lloyd), ("minibatch", minibatch), ("lloyd", cosine)):
+        flags = []
+        for name, value in params.items():
+            flag = "--" + name.replace("_", "-")
+            if name == "scale":  # a switch
+                flags.append(flag)
+            elif name == "compute_labels":
+                flags.append("--compute-labels" if value else "--no-compute-labels")
+            else:
+                flags += [flag, str(value).lower() if isinstance(value, bool) else value]
+        run("fit", data / "X.npy", "-k", 4, "--mode", mode, *flags, "-o", tmp_path / mode,
+            "--workers", 1, "-q", "--force")
+        got = dkmeans.load(tmp_path / mode).get_params()
+        assert {k: got[k] for k in params} == params
+    proc = run("fit", data / "X.npy", "-k", 4, "--mode", "minibatch", "--scale", "-o",
+               tmp_path / "bad", check=False)
+    assert proc.returncode == 2 and "--scale applies to --mode lloyd only" in proc.stderr

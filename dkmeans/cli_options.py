@@ -1,0 +1,223 @@
+"""Every estimator parameter as a ``dkmeans fit`` option, from one table.
+
+Each row names the parameter, its type and help, and the modes (``lloyd``:
+:class:`~dkmeans.KMeans`; ``minibatch``: :class:`~dkmeans.MiniBatchKMeans`)
+it applies to. An option left out keeps the estimator's own default, except
+where the table gives the command line's own (a fixed ``--random-state`` so
+a rerun job is reproducible; larger mini-batches for data on disk). An option
+given for the other mode is an error naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from dkmeans.errors import InvalidParameterError
+
+LLOYD, MINIBATCH = "lloyd", "minibatch"
+BOTH = (LLOYD, MINIBATCH)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _n_init(text: str) -> int | str:
+    return text if text == "auto" else _positive_int(text)
+
+
+def _persist(text: str) -> bool | str:
+    choices = {"auto": "auto", "true": True, "false": False}
+    if text.lower() not in choices:
+        raise argparse.ArgumentTypeError(f"expected auto, true or false, got {text}")
+    return choices[text.lower()]
+
+
+def _optional_int(text: str) -> int | None:
+    return None if text.lower() == "none" else int(text)
+
+
+def _init(text: str) -> str:
+    """A seeding name, or a ``.npy`` file of initial centers (read at fit)."""
+    return text
+
+
+#: parameter -> (argparse keywords, modes, command-line default or None)
+OPTIONS: dict[str, tuple[dict, tuple[str, ...], Any]] = {
+    "init": (dict(type=_init, metavar="NAME|CENTERS.npy",
+                  help="k-means||, k-means++, random, or a .npy file of initial centers "
+                       "(default: k-means||; k-means++ on a sample with --mode minibatch)"),
+             BOTH, None),
+    "n_init": (dict(type=_n_init, metavar="auto|N",
+                    help="seedings tried, best kept (default auto)"), BOTH, None),
+    "max_iter": (dict(type=_positive_int, metavar="N",
+                      help="Lloyd iterations (default 300), or epochs with --mode minibatch "
+                           "(default 100)"), BOTH, None),
+    "tol": (dict(type=float, help="tolerance relative to the mean feature variance "
+                                  "(default 1e-4; 0 with --mode minibatch)"), BOTH, None),
+    "random_state": (dict(type=int, metavar="SEED",
+                          help="seed of every random choice (default 0, so a job rerun "
+                               "gives the same model)"), BOTH, 0),
+    "oversampling_factor": (dict(type=float, help="k-means|| candidates per round, "
+                                                  "times k (default 2)"), (LLOYD,), None),
+    "init_rounds": (dict(type=_positive_int, metavar="N",
+                         help="k-means|| rounds (default 5)"), (LLOYD,), None),
+    "persist": (dict(type=_persist, metavar="auto|true|false",
+                     help="keep the data in the workers' memory (default auto: when it "
+                          "takes at most half of it)"), (LLOYD,), None),
+    "algorithm": (dict(choices=["lloyd", "elkan", "hamerly"],
+                       help="hamerly (or elkan): per-row bounds skip rows whose center "
+                            "cannot change; same iterations (default lloyd)"), (LLOYD,), None),
+    "scale": (dict(action="store_true", default=None,
+                   help="standardize every feature first (centers reported in the data's "
+                        "units)"), (LLOYD,), None),
+    "missing": (dict(choices=["error", "impute"],
+                     help="NaN: an error naming its row, or the feature's mean "
+                          "(default error)"), (LLOYD,), None),
+    "metric": (dict(choices=["euclidean", "cosine"],
+                    help="cosine: spherical k-means on unit rows (default euclidean)"),
+               (LLOYD,), None),
+    "batch_size": (dict(type=_positive_int, metavar="N",
+                        help="rows per mini-batch (default 65536 here; 1024 in Python)"),
+                   (MINIBATCH,), 65536),
+    "init_size": (dict(type=_positive_int, metavar="N",
+                       help="rows sampled for seeding (default 3 x batch size)"),
+                  (MINIBATCH,), None),
+    "max_no_improvement": (dict(type=_optional_int, metavar="N|none",
+                                help="stop after N batches without a lower smoothed "
+                                     "inertia; none: never (default 10)"), (MINIBATCH,), None),
+    "reassignment_ratio": (dict(type=float, help="move centers that absorbed less than "
+                                                 "this share of the largest (default 0.01)"),
+                           (MINIBATCH,), None),
+    "compute_labels": (dict(action=argparse.BooleanOptionalAction, default=None,
+                            help="a last pass for the inertia over all rows (default on)"),
+                       (MINIBATCH,), None),
+}
+
+#: Parameters with no meaning on the command line: verbose (progress goes to
+#: stderr, see --quiet) and copy_x (dkmeans never modifies its input).
+NOT_OPTIONS = ("verbose", "copy_x")
+
+
+def add_estimator_options(parser: argparse.ArgumentParser) -> None:
+    """One option per estimator parameter (``--n-clusters`` is added apart)."""
+    group = parser.add_argument_group("estimator parameters (see KMeans / MiniBatchKMeans)")
+    for name, (kwargs, modes, _) in OPTIONS.items():
+        extra = "" if modes == BOTH else f" [--mode {modes[0]}]"
+        kw = {"default": None, **kwargs}
+        kw["help"] = kw["help"] + extra
+        group.add_argument(f"--{name.replace('_', '-')}", dest=name, **kw)
+
+
+def estimator_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The estimator's keyword arguments the options give for ``args.mode``.
+
+    Raises
+    ------
+    InvalidParameterError
+        An option of the other mode was given.
+    """
+    import numpy as np
+
+    params: dict[str, Any] = {"n_clusters": args.n_clusters}
+    for name, (_, modes, default) in OPTIONS.items():
+        value = getattr(args, name)
+        if value is None:
+            if args.mode in modes and default is not None:
+                params[name] = default
+            continue
+        if args.mode not in modes:
+            raise InvalidParameterError(f"--{name.replace('_', '-')} applies to --mode "
+                                        f"{modes[0]} only.")
+        params[name] = value
+    init = params.get("init")
+    if isinstance(init, str) and init.endswith(".npy"):
+        try:
+            params["init"] = np.load(init, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise InvalidParameterError(f"--init {init}: not a readable .npy array of "
+                                        f"centers: {err}") from err
+    return params
+
+
+# ------------------------------------------------------------ where data lives
+
+
+def storage_options(args: argparse.Namespace) -> dict:
+    """Storage options: the cluster file's ``storage:`` section, then
+    ``--storage-options``; for s3:// paths, credentials the AWS SDK finds
+    on this machine (environment, config files) are added, so they travel
+    to workers that have none."""
+    from dkmeans.cluster import load_config
+    from dkmeans.errors import InvalidParameterError
+
+    options = dict(load_config(args.cluster).get("storage") or {})
+    if getattr(args, "storage_options", None):
+        try:
+            given = json.loads(args.storage_options)
+        except json.JSONDecodeError as err:
+            raise InvalidParameterError(f"--storage-options is not valid JSON: {err}") from err
+        if not isinstance(given, dict):
+            raise InvalidParameterError("--storage-options must be a JSON object, e.g. "
+                                        "'{\"endpoint_url\": \"http://127.0.0.1:9000\"}'.")
+        options.update(given)
+    paths = [getattr(args, name, None) or "" for name in ("input", "output", "model")]
+    if any(str(p).startswith(("s3://", "s3a://")) for p in paths):
+        options = _with_aws_credentials(options)
+    return options
+
+
+def _with_aws_credentials(options: dict) -> dict:
+    """``options`` with the key, secret and token botocore resolves here,
+    unless they name their own credentials (or anonymous access)."""
+    if {"key", "secret", "anon", "profile"} & set(options):
+        return options
+    try:
+        import botocore.session
+    except ImportError:
+        return options
+    found = botocore.session.Session().get_credentials()
+    if found is None:
+        return options
+    frozen = found.get_frozen_credentials()
+    options = {**options, "key": frozen.access_key, "secret": frozen.secret_key}
+    if frozen.token:
+        options["token"] = frozen.token
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint and "endpoint_url" not in options:
+        options["endpoint_url"] = endpoint
+    return options
+
+
+def storage_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage-options", default=None, metavar="JSON",
+                   help="fsspec storage options for every path and URL, as a JSON object "
+                        "(e.g. '{\"endpoint_url\": \"http://minio:9000\"}'); s3:// "
+                        "credentials also come from the AWS environment and config files")
+
+
+def cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--columns", default=None, metavar="A,B,...",
+                   help="table input: the feature columns, in order, by name or by position "
+                        "(0,1,2); predict and evaluate default to the model's own")
+    p.add_argument("--sep", default=None, metavar="SEP",
+                   help="text table input: the field separator (default ',' for .csv, a "
+                        "tab for .tsv and .txt)")
+    p.add_argument("--no-header", dest="header", action="store_false",
+                   help="text table input: the first line is data, not column names")
+    storage_option(p)
+    p.add_argument("--cluster", metavar="CONFIG.yaml", default=None,
+                   help="cluster configuration (cluster_configs/), with an optional "
+                        "'storage:' section of storage options; default: a local cluster")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="worker processes of the local cluster")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    p.add_argument("--log-level", default="INFO",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="progress detail")
