@@ -62,28 +62,14 @@ def _fingerprint(X: Any, table: dict) -> dict:
     return {**fingerprint(X), "table": table}
 
 
-class ProgressBar:
-    """A one-line bar per pass on a terminal: ``lloyd [#####.....] 8/16``."""
-
-    def __init__(self, stream: Any, width: int = 30):
-        self.stream, self.width = stream, width
-
-    def __call__(self, name: str, done: int, total: int) -> None:
-        label = name.removeprefix("dkmeans-")
-        filled = self.width * done // max(total, 1)
-        bar = "#" * filled + "." * (self.width - filled)
-        end = "\n" if done >= total else ""
-        self.stream.write(f"\r  {label:<16} [{bar}] {done}/{total}{end}")
-        self.stream.flush()
-
-
 def _progress_bar(args: argparse.Namespace) -> Any:
-    """A bar on stderr when it is a terminal and progress is wanted."""
+    """Bars per pass on stderr (tqdm) when it is a terminal and progress is wanted."""
+    from dkmeans.progress import PassBars
     from dkmeans.runner import report_progress
 
     if args.quiet or not sys.stderr.isatty():
         return contextlib.nullcontext()
-    return report_progress(ProgressBar(sys.stderr))
+    return report_progress(PassBars(sys.stderr))
 
 
 class _Progress:

@@ -19,6 +19,7 @@ from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.estimator_base import _BaseKMeans, _is_int, _is_real, check_centers
 from dkmeans.fit import fit_kmeans
 from dkmeans.preprocessing import Preprocessing
+from dkmeans.progress import chain, show_progress
 from dkmeans.runner import compute
 from dkmeans.seeding import INIT_METHODS, INIT_ROUNDS
 
@@ -45,6 +46,7 @@ _PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "algorithm": (lambda v: v in ("lloyd", "elkan", "hamerly"),
                   "'lloyd', 'elkan' or 'hamerly'"),
     "copy_x": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+    "progress": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
     "scale": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
     "missing": (lambda v: v in ("error", "impute"), "'error' or 'impute'"),
     "metric": (lambda v: v in ("euclidean", "cosine"), "'euclidean' or 'cosine'"),
@@ -137,6 +139,13 @@ or callable, default="k-means||"
         "cosine" is spherical k-means (text, embeddings): rows are scaled to
         unit length (zero rows stay zero) and every center is the unit-length
         direction of its cluster's mean. Not combined with ``scale``.
+    copy_x : bool, default=True
+        Accepted for scikit-learn compatibility; dkmeans never modifies X
+        (preprocessing and the numerical shift are applied chunk by chunk to
+        copies), so it has no effect.
+    progress : bool, default=False
+        Show a bar per pass and one for the Lloyd iterations, with the time
+        left (``tqdm.auto``: a widget in Jupyter, text on a terminal).
 
     Attributes
     ----------
@@ -184,7 +193,8 @@ or callable, default="k-means||"
                  random_state: Any = None, verbose: int = 0,
                  persist: bool | str = "auto", algorithm: str = "lloyd",
                  scale: bool = False, missing: str = "error",
-                 metric: str = "euclidean", copy_x: bool = True) -> None:
+                 metric: str = "euclidean", copy_x: bool = True,
+                 progress: bool = False) -> None:
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -200,6 +210,7 @@ or callable, default="k-means||"
         self.missing = missing
         self.metric = metric
         self.copy_x = copy_x
+        self.progress = progress
 
     _parameters = _PARAMETERS
 
@@ -267,12 +278,13 @@ of shape (n_samples, n_features)
                     f"in {type(self).__name__} instead of n_init={n_init}.",
                     RuntimeWarning, stacklevel=2)
                 n_init = 1
-        result = fit_kmeans(
-            data, self.n_clusters, init=init, n_init=n_init, max_iter=self.max_iter,
-            tol=self.tol, seed=seed, oversampling_factor=self.oversampling_factor,
-            init_rounds=self.init_rounds, persist=self.persist, verbose=self.verbose,
-            bounds=self.algorithm in ("hamerly", "elkan"), start=start, on_iteration=on_iteration,
-            unit_centers=self.metric == "cosine")
+        with show_progress(self.progress, self.max_iter) as shown:
+            result = fit_kmeans(
+                data, self.n_clusters, init=init, n_init=n_init, max_iter=self.max_iter,
+                tol=self.tol, seed=seed, oversampling_factor=self.oversampling_factor,
+                init_rounds=self.init_rounds, persist=self.persist, verbose=self.verbose,
+                bounds=self.algorithm in ("hamerly", "elkan"), start=start,
+                on_iteration=chain(on_iteration, shown), unit_centers=self.metric == "cosine")
         self._preprocessing = prep
         self.cluster_centers_ = prep.to_original(result.centers)
         self.labels_ = (compute(result.labels)[0] if data.source == "numpy"

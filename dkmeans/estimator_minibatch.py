@@ -25,6 +25,7 @@ from dkmeans.estimator_base import _BaseKMeans, _is_int, _is_real, check_centers
 from dkmeans.fit import fit_minibatch_kmeans, init_from_sample
 from dkmeans.minibatch import MiniBatchState, StepRules, update_centers
 from dkmeans.preprocessing import SHIFT_PROBE_ROWS, Preprocessing, _needs_shift
+from dkmeans.progress import show_progress
 from dkmeans.runner import compute
 
 _MB_PARAMETERS = {
@@ -38,6 +39,7 @@ _MB_PARAMETERS = {
     "init_size": (lambda v: v is None or (_is_int(v) and v >= 1), "None or an integer >= 1"),
     "reassignment_ratio": (lambda v: _is_real(v) and 0 <= v < np.inf,
                            "a finite number >= 0"),
+    "progress": _PARAMETERS["progress"],
 }
 
 
@@ -89,6 +91,8 @@ or callable, default="k-means++"
     reassignment_ratio : float, default=0.01
         Centers whose seen weight is below this share of the largest are
         moved onto random rows of a batch (every ``10 * n_clusters`` rows).
+    progress : bool, default=False
+        Show a bar per pass over the data (``tqdm.auto``).
 
     Attributes
     ----------
@@ -121,7 +125,8 @@ or callable, default="k-means++"
                  batch_size: int = 1024, verbose: int = 0, compute_labels: bool = True,
                  random_state: Any = None, tol: float = 0.0,
                  max_no_improvement: int | None = 10, init_size: int | None = None,
-                 n_init: int | str = "auto", reassignment_ratio: float = 0.01) -> None:
+                 n_init: int | str = "auto", reassignment_ratio: float = 0.01,
+                 progress: bool = False) -> None:
         self.n_clusters = n_clusters
         self.init = init
         self.max_iter = max_iter
@@ -134,6 +139,7 @@ or callable, default="k-means++"
         self.init_size = init_size
         self.n_init = n_init
         self.reassignment_ratio = reassignment_ratio
+        self.progress = progress
 
     def _resolve_n_init(self) -> int:
         if self.n_init != "auto":
@@ -218,13 +224,20 @@ of shape (n_samples, n_features)
         self._n_init = self._resolve_n_init()
         self._init_size = self._resolve_init_size(n)
         init = self._init(data.n_features, data.dtype, prep)
-        result = fit_minibatch_kmeans(
+        with show_progress(self.progress):
+            result = self._fit_result(data, init, n, on_window)
+        return self._set_fitted(result, data, prep)
+
+    def _fit_result(self, data: Any, init: Any, n: int, on_window: Any) -> Any:
+        return fit_minibatch_kmeans(
             data, self.n_clusters, init=init, n_init=self._n_init, max_iter=self.max_iter,
             batch_size=min(self.batch_size, n), tol=self.tol,
             max_no_improvement=self.max_no_improvement,
             reassignment_ratio=self.reassignment_ratio, init_size=self._init_size,
             seed=self._seed_, compute_labels=self.compute_labels, verbose=self.verbose,
             on_window=on_window)
+
+    def _set_fitted(self, result: Any, data: Any, prep: Preprocessing) -> MiniBatchKMeans:
         state = result.run.state
         self._state = state
         self._preprocessing = prep

@@ -98,7 +98,7 @@ def test_progress_reports_every_block_of_every_pass():
     import numpy as np
 
     from dkmeans import KMeans
-    from dkmeans.cli import ProgressBar
+    from dkmeans.progress import PassBars
     from dkmeans.runner import report_progress
 
     X = da.from_array(np.random.default_rng(0).normal(size=(4000, 3)), chunks=(500, 3))
@@ -115,11 +115,11 @@ def test_progress_reports_every_block_of_every_pass():
     lloyd = per_pass["dkmeans-lloyd"]
     assert lloyd == list(range(1, 9)) * km.n_iter_
     out = io.StringIO()
-    bar = ProgressBar(out, width=10)
+    bar = PassBars(out)  # tqdm's text bar off a notebook
     bar("dkmeans-lloyd", 4, 8)
     bar("dkmeans-lloyd", 8, 8)
-    assert out.getvalue() == ("\r  lloyd            [#####.....] 4/8"
-                              "\r  lloyd            [##########] 8/8\n")
+    bar.close()
+    assert "lloyd" in out.getvalue() and "4/8" in out.getvalue() and "8/8" in out.getvalue()
 
 
 @pytest.mark.cluster

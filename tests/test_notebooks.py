@@ -47,3 +47,23 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
         images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
                   if "image/png" in o.get("data", {})]
         assert images, f"{path.name} plotted but displayed no figure"
+
+
+@pytest.mark.slow
+def test_progress_of_a_python_fit_shows_in_a_jupyter_kernel(tmp_path):
+    pytest.importorskip("ipywidgets")
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import numpy as np\n"
+        "from dkmeans import KMeans\n"
+        "X = np.random.default_rng(0).normal(size=(20000, 4))\n"
+        "km = KMeans(4, random_state=0, progress=True).fit(X)"))
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    outputs = nb.cells[0].outputs
+    widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json"
+               in o.get("data", {})]
+    assert widgets, outputs  # tqdm.auto drew widgets (bars), not text on stderr
+    texts = " ".join(str(o.get("data", {}).get("text/plain", "")) for o in widgets)
+    assert "Lloyd iterations" in texts
