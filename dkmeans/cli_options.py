@@ -100,9 +100,10 @@ OPTIONS: dict[str, tuple[dict, tuple[str, ...], Any]] = {
                        (MINIBATCH,), None),
 }
 
-#: Parameters with no meaning on the command line: verbose (progress goes to
-#: stderr, see --quiet) and copy_x (dkmeans never modifies its input).
-NOT_OPTIONS = ("verbose", "copy_x")
+#: Parameters with no meaning on the command line: verbose and progress (the
+#: command prints its own progress on stderr, see --quiet) and copy_x
+#: (dkmeans never modifies its input).
+NOT_OPTIONS = ("verbose", "progress", "copy_x")
 
 
 def add_estimator_options(parser: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import dask
@@ -46,12 +46,19 @@ class Dataset:
         Where the data came from: decides what type results are returned as.
     persisted : bool
         Whether X already lives in memory (numpy input, or persisted).
+    local : ndarray of shape (n_samples, n_features) or None
+        Small numpy input on a local scheduler, as the passes see it: then
+        every pass runs directly on it in this thread (see
+        :data:`LOCAL_MAX_BYTES`), not through a task graph.
+    local_weights : ndarray of shape (n_samples,) or None
     """
 
     X: da.Array
     weights: da.Array | None
     source: Source
     persisted: bool = False
+    local: np.ndarray | None = field(default=None, repr=False)
+    local_weights: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_samples(self) -> int:
@@ -66,7 +73,10 @@ class Dataset:
         return self.X.dtype
 
     def blocks(self) -> list[Block]:
-        """The row blocks as graph nodes, with their first global row."""
+        """The row blocks as graph nodes (or in-memory arrays, for
+        :attr:`local` data), with their first global row."""
+        if self.local is not None:
+            return [Block(self.local, self.local_weights, 0, len(self.local))]
         xs = self.X.to_delayed().ravel()
         ws = [None] * len(xs) if self.weights is None else list(self.weights.to_delayed())
         sizes = self.X.chunks[0]
@@ -74,6 +84,12 @@ class Dataset:
         keep = (self.X, self.weights)  # persisted futures live as long as the blocks
         return [Block(x, w, int(o), int(s), keep) for x, w, o, s in zip(xs, ws, offsets, sizes,
                                                                          strict=True)]
+
+    def preprocessed(self, prep: Any) -> Dataset:
+        """The data as ``prep`` (a :class:`~dkmeans.preprocessing.Preprocessing`)
+        makes it: lazily for X, at once for :attr:`local` data."""
+        local = None if self.local is None else prep.apply_block(self.local)
+        return replace(self, X=prep.apply(self.X), local=local)
 
     def persist(self) -> Dataset:
         """Load the data into (cluster) memory once, for many passes.
@@ -85,7 +101,7 @@ class Dataset:
         68 ms over 4). Results do not change: random draws are keyed by the
         global row, not the block.
         """
-        if self.persisted:
+        if self.persisted or self.local is not None:
             return self
         ds = self
         threads = _distributed_threads()
@@ -102,6 +118,13 @@ class Dataset:
             X, weights = dask.persist(ds.X, ds.weights)
         return replace(ds, X=X, weights=weights, persisted=True)
 
+
+#: numpy input up to this size, on a local scheduler, is clustered in this
+#: thread without a task graph: it would be one block anyway (below
+#: :data:`TARGET_CHUNK_BYTES` and the size at which blocks are split for
+#: the cores), and a pass through dask's scheduler costs about 1 ms, most of
+#: a small fit's time.
+LOCAL_MAX_BYTES = 4 * 2**20
 
 #: Largest block made when merging blocks for a distributed cluster.
 MAX_PERSISTED_CHUNK_BYTES = 128 * 2**20
@@ -356,6 +379,11 @@ def as_dataset(X: Any, sample_weight: Any = None, storage_options: dict | None =
         _wait_for_workers(client)
     arr, source = as_chunked(X, storage_options=storage_options)
     weights = as_weights(sample_weight, arr)
+    if source == "numpy" and client is None and arr.nbytes <= LOCAL_MAX_BYTES:
+        local = as_block(X)
+        local = local if local.dtype == arr.dtype else local.astype(arr.dtype)
+        w = None if sample_weight is None else as_block_weights(sample_weight, len(local))
+        return Dataset(arr, weights, source, persisted=True, local=local, local_weights=w)
     return Dataset(arr, weights, source)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -255,8 +254,8 @@ of shape (n_samples, n_features)
         self._check_feature_names(X, reset=True)
         data = as_dataset(X, sample_weight, storage_options)
         prep = Preprocessing.learn(data.X, scale=self.scale, impute=self.missing == "impute",
-                                   unit=self.metric == "cosine")
-        raw, data = data.X, replace(data, X=prep.apply(data.X))
+                                   unit=self.metric == "cosine", head=data.local)
+        raw, data = data.X, data.preprocessed(prep)
         if data.n_samples < self.n_clusters:
             raise InvalidInputError(
                 f"n_samples={data.n_samples} should be >= n_clusters={self.n_clusters}.")
@@ -287,7 +286,8 @@ of shape (n_samples, n_features)
                 on_iteration=chain(on_iteration, shown), unit_centers=self.metric == "cosine")
         self._preprocessing = prep
         self.cluster_centers_ = prep.to_original(result.centers)
-        self.labels_ = (compute(result.labels)[0] if data.source == "numpy"
+        self.labels_ = (result.labels if isinstance(result.labels, np.ndarray)
+                        else compute(result.labels)[0] if data.source == "numpy"
                         else result.labels)
         self.inertia_ = float(result.inertia)
         self.n_iter_ = int(result.n_iter)

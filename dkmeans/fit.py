@@ -36,9 +36,10 @@ class KMeansResult:
     Attributes
     ----------
     centers : ndarray of shape (k, d)
-    labels : dask.array.Array of shape (n,), int32
+    labels : dask.array.Array or ndarray of shape (n,), int32
         Labels of the best run, persisted where the data was; for streamed
-        data, a lazy assignment computed from the source when asked for.
+        data, a lazy assignment computed from the source when asked for; for
+        local data (:attr:`Dataset.local`), in memory.
     inertia : float
     n_iter : int
     inertia_history : ndarray of shape (n_iter,)
@@ -220,6 +221,8 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
             ConvergenceWarning, stacklevel=3)
     if stream:  # nothing per row is kept: labels are read again when asked for
         labels = predict_labels(data.X, best.centers)
+    elif data.local is not None:
+        labels = np.concatenate(best.labels)
     else:
         labels = da.concatenate([_as_block(s, b.n) for s, b in
                                  zip(best.labels, blocks, strict=True)])

@@ -188,13 +188,17 @@ class Preprocessing:
     shift: np.ndarray | None = None
 
     @classmethod
-    def learn(cls, X: da.Array, *, scale: bool, impute: bool, unit: bool) -> Preprocessing:
+    def learn(cls, X: da.Array, *, scale: bool, impute: bool, unit: bool,
+              head: np.ndarray | None = None) -> Preprocessing:
         """Learn the means and scales the options need (one pass, or none),
-        and a numerical shift from the first rows when neither scaling nor
-        unit rows already bring the data near the origin."""
+        and a numerical shift from the first rows (``head``, if already in
+        memory) when neither scaling nor unit rows bring the data near the
+        origin."""
         shift = None
         if not (scale or unit):
-            shift = _needs_shift(np.asarray(compute(X[:SHIFT_PROBE_ROWS])[0]))
+            if head is None:
+                head = np.asarray(compute(X[:SHIFT_PROBE_ROWS])[0])
+            shift = _needs_shift(head[:SHIFT_PROBE_ROWS])
         if not (scale or impute):
             return cls(unit=unit, shift=shift)
         scaler = StandardScaler().fit(X)

@@ -18,10 +18,10 @@ from dkmeans.runner import report_progress
 class PassBars:
     """One bar per pass over the blocks, replaced when the next pass starts."""
 
-    def __init__(self, file: Any = None) -> None:
+    def __init__(self, file: Any = None, **tqdm_options: Any) -> None:
         from tqdm.auto import tqdm
 
-        self._tqdm, self._file = tqdm, file
+        self._tqdm, self._file, self._options = tqdm, file, tqdm_options
         self._bar: Any = None
         self._name: str | None = None
 
@@ -29,7 +29,8 @@ class PassBars:
         if self._bar is None or name != self._name or done < self._bar.n:
             self.close()
             self._bar = self._tqdm(total=total, desc=name.removeprefix("dkmeans-"),
-                                   unit="block", leave=False, file=self._file)
+                                   unit="block", leave=False, file=self._file,
+                                   **self._options)
             self._name = name
         self._bar.update(done - self._bar.n)
 

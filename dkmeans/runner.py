@@ -40,14 +40,15 @@ class Pass:
 
 @dataclass(frozen=True)
 class Block:
-    """One block of rows as graph nodes: data, weights (or None), first row.
+    """One block of rows as graph nodes (or in-memory arrays, run without a
+    graph): data, weights (or None), first row.
 
     ``keep`` holds the collections the nodes come from: for persisted data on
     a cluster they own the futures, which must live as long as the blocks.
     """
 
-    x: Delayed
-    w: Delayed | None
+    x: Delayed | np.ndarray
+    w: Delayed | np.ndarray | None
     offset: int
     n: int
     keep: tuple = field(default=(), repr=False, compare=False)
@@ -152,9 +153,11 @@ def run_pass(spec: Pass, blocks: Sequence[Block], *shared: Any,
     # with identical inputs (same centers after convergence) would otherwise
     # reuse the keys of the previous pass while the cluster is still releasing
     # them, and distributed cancels such tasks ("lost dependencies").
-    name = f"{spec.name}-{uuid.uuid4().hex}"
     if states is None:
         states = [None] * len(blocks)
+    if all(isinstance(b.x, np.ndarray) for b in blocks):
+        return _run_in_memory(spec, blocks, shared, states, split_every)
+    name = f"{spec.name}-{uuid.uuid4().hex}"
     get = _scheduler([b.x for b in blocks])
     if get in _LOCAL:
         return _run_local(get, spec, blocks, shared, states, name, split_every)
@@ -195,6 +198,28 @@ def _run_local(get: Callable, spec: Pass, blocks: Sequence[Block], shared: Seque
             return get(dsk, total)
         pairs, total = get(dsk, [chunk_keys, total])
     return [p[0] for p in pairs], total
+
+
+def _run_in_memory(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
+                   states: Sequence[Any], split_every: int):
+    """A pass over in-memory blocks, called here: the same chunk calls and
+    the same reduction tree as the task graph (so the same bits), without
+    a scheduler, whose cost per pass dominates a fit of small data."""
+    reporter = _reporter.get()
+    results = []
+    with _BLAS_PIN:  # the same one-thread GEMM as under the threaded scheduler
+        for i, (b, state) in enumerate(zip(blocks, states, strict=True)):
+            results.append(spec.chunk(b.x, b.w, b.offset,
+                                      *((state,) if spec.stateful else ()), *shared))
+            if reporter is not None:
+                reporter(spec.name, i + 1, len(blocks))
+    outs = [r[1] for r in results] if spec.stateful else results
+    first = spec.stateful  # a stateful pass combines at least once, as in the graph
+    while len(outs) > 1 or first:
+        outs = [spec.combine(outs[i : i + split_every]) for i in range(0, len(outs),
+                                                                          split_every)]
+        first = False
+    return ([r[0] for r in results], outs[0]) if spec.stateful else outs[0]
 
 
 def _blocks_graph(blocks: Sequence[Block]) -> dict:

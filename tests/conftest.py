@@ -47,22 +47,24 @@ def blobs():
 
 
 @contextlib.contextmanager
-def _dask_processes(folder, n_workers, flags=(), protocol="tcp"):
+def _dask_processes(folder, n_workers, flags=(), protocol="tcp", worker_argv=None, env=None):
     """A real `dask scheduler` and `dask worker` processes on loopback; yields
-    the scheduler's address and stops them all on exit."""
+    the scheduler's address and stops them all on exit. ``worker_argv(address)``
+    gives another command line for each worker; ``env`` their environment."""
     sched_file = folder / "scheduler.json"
     procs = [subprocess.Popen(["dask", "scheduler", "--protocol", protocol, "--host",
                                "127.0.0.1", "--port", "0", "--dashboard-address", ":0",
                                "--scheduler-file", str(sched_file), *flags],
-                              stderr=subprocess.DEVNULL, start_new_session=True)]
+                              stderr=subprocess.DEVNULL, start_new_session=True, env=env)]
     try:
         deadline = time.monotonic() + 60
         while not sched_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         address = json.loads(sched_file.read_text())["address"]
-        procs += [subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host",
-                                    "127.0.0.1", *flags], stderr=subprocess.DEVNULL,
-                                   start_new_session=True) for _ in range(n_workers)]
+        argv = (worker_argv(address) if worker_argv is not None else
+                ["dask", "worker", address, "--nthreads", "1", "--host", "127.0.0.1", *flags])
+        procs += [subprocess.Popen(argv, stderr=subprocess.DEVNULL, start_new_session=True,
+                                   env=env) for _ in range(n_workers)]
         yield address
     finally:
         for p in procs:
@@ -133,7 +135,6 @@ def _without_cloud_credentials(env):
             if not k.startswith(("AWS_", "GOOGLE_", "AZURE_", "DKMEANS_"))}
 
 
-@contextlib.contextmanager
 def _isolated_dask(folder, n_workers, hidden):
     """A real scheduler, and workers that share no files with the client:
     each runs in its own mount namespace with a fresh tmpfs over ``hidden``
@@ -143,34 +144,15 @@ def _isolated_dask(folder, n_workers, hidden):
 
     if shutil.which("unshare") is None or os.geteuid() != 0:
         pytest.skip("isolated workers need root and unshare (CI runs as root)")
-    sched_file = folder / "scheduler.json"
-    env = _without_cloud_credentials(os.environ)
-    procs = [subprocess.Popen(["dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--dashboard-address", ":0", "--scheduler-file",
-                               str(sched_file)],
-                              stderr=subprocess.DEVNULL, start_new_session=True, env=env)]
-    try:
-        deadline = time.monotonic() + 60
-        while not sched_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(sched_file.read_text())["address"]
+
+    def worker_argv(address):
         script = (f"mount -t tmpfs tmpfs {hidden} && mkdir -p {hidden}/worker && "
                   f"cd {hidden}/worker && exec dask worker {address} --nthreads 1 "
                   "--host 127.0.0.1 --no-dashboard")
-        procs += [subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                                    script], stderr=subprocess.DEVNULL,
-                                   start_new_session=True, env=env)
-                  for _ in range(n_workers)]
-        yield address
-    finally:
-        for p in procs:
-            os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(timeout=15)
+        return ["unshare", "-m", "--propagation", "private", "sh", "-c", script]
+
+    return _dask_processes(folder, n_workers, worker_argv=worker_argv,
+                           env=_without_cloud_credentials(os.environ))
 
 
 @pytest.fixture(scope="module")

@@ -115,7 +115,7 @@ def test_progress_reports_every_block_of_every_pass():
     lloyd = per_pass["dkmeans-lloyd"]
     assert lloyd == list(range(1, 9)) * km.n_iter_
     out = io.StringIO()
-    bar = PassBars(out)  # tqdm's text bar off a notebook
+    bar = PassBars(out, mininterval=0)  # tqdm's text bar off a notebook, every update
     bar("dkmeans-lloyd", 4, 8)
     bar("dkmeans-lloyd", 8, 8)
     bar.close()

@@ -235,3 +235,18 @@ def test_any_finite_data_gives_k_centers_and_round_trips(case):
         back = dkmeans.load(km.save(f"{tmp}/m"))
     np.testing.assert_array_equal(back.cluster_centers_, km.cluster_centers_)
     np.testing.assert_array_equal(back.predict(X), km.labels_)
+
+
+def test_pandas_input_records_feature_names_as_scikit_learn_does(data):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(data, columns=["a", "b", "c", "d"])
+    km = KMeans(3, random_state=0).fit(df)
+    assert list(km.feature_names_in_) == ["a", "b", "c", "d"]
+    assert list(km.get_feature_names_out()) == ["kmeans0", "kmeans1", "kmeans2"]
+    np.testing.assert_array_equal(km.predict(df), km.labels_)
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        km.predict(data)
+    with pytest.raises(ValueError, match="feature names"):
+        km.predict(df.rename(columns={"a": "z"}))
+    back = KMeans(3, random_state=0).fit(data)  # refit on numpy: the names are gone
+    assert not hasattr(back, "feature_names_in_")

@@ -264,3 +264,43 @@ def test_command_line_on_s3_killed_and_resumed(s3, s3_data, cluster_file, tmp_pa
     # no local folder named like a URL ever appears
     assert not any(p.name.startswith("s3:") for p in Path(tmp_path).rglob("*"))
     assert not Path("s3:").exists()
+
+
+def test_labels_write_killed_midway_leaves_old_or_new_never_a_mixture(
+        s3, cluster_file, tmp_path, reference, X):
+    """``dkmeans predict`` killed with SIGKILL while it writes labels to S3."""
+    opts = ["--cluster", cluster_file, "--storage-options", json.dumps(s3)]
+    big = np.tile(X, (20, 1)).astype(np.float32)  # 400,000 rows: many chunks to write
+    z = zarr.create_array("s3://dkmeans/kill/X.zarr", shape=big.shape, chunks=(10_000, D),
+                          dtype="f4", storage_options=s3, overwrite=True)
+    z[:] = big
+    reference.save("s3://dkmeans/kill/old", storage_options=s3)
+    KMeans(3, random_state=0).fit(X).save("s3://dkmeans/kill/new", storage_options=s3)
+    target = "s3://dkmeans/kill/labels.zarr"
+    _cli("predict", "s3://dkmeans/kill/old", "s3://dkmeans/kill/X.zarr", "-o", target, *opts,
+         "-q")
+    old = zarr.open_array(target, mode="r", storage_options=s3)[:]
+    proc = subprocess.Popen([sys.executable, "-m", "dkmeans", "predict", "s3://dkmeans/kill/new",
+                             "s3://dkmeans/kill/X.zarr", "-o", target, *map(str, opts), "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    fs = _fs(s3)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        fs.invalidate_cache()
+        if any(".labels.zarr.tmp-" in p for p in fs.ls("dkmeans/kill", detail=False)):
+            break
+        time.sleep(0.01)
+    killed_while_writing = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    print(f"killed while writing: {killed_while_writing}")
+    now = zarr.open_array(target, mode="r", storage_options=s3)[:]
+    new = dkmeans.load("s3://dkmeans/kill/new", storage_options=s3).predict(big)
+    assert np.array_equal(now, old) or np.array_equal(now, new)  # whole, one or the other
+    # the next write removes what the killed one left, and succeeds
+    _cli("predict", "s3://dkmeans/kill/new", "s3://dkmeans/kill/X.zarr", "-o", target, *opts,
+         "-q")
+    np.testing.assert_array_equal(zarr.open_array(target, mode="r", storage_options=s3)[:],
+                                  new)
+    fs.invalidate_cache()
+    assert [p for p in fs.ls("dkmeans/kill", detail=False) if ".tmp-" in p] == []
