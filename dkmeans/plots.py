@@ -86,7 +86,7 @@ def plot_inertia(history: Any, ax: Any = None) -> Any:
     ax.plot(np.arange(1, len(history) + 1), history, marker="o")
     if final is not None:
         ax.plot([len(history) + 1], [final], marker="s", linestyle="none",
-                label=f"final: {final:.6g}")
+                label=f"after the last update: {final:.6g}")
         ax.legend(loc="best")
         history = np.append(history, final)
     ax.set(xlabel="Lloyd iteration", ylabel="inertia", title="Inertia per iteration")
