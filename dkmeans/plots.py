@@ -54,6 +54,18 @@ def principal_axes(X: Any, n_components: int = 2) -> tuple[np.ndarray, np.ndarra
     return mean, axes
 
 
+def _sample_axes(rows: np.ndarray, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and leading principal axes of in-memory rows."""
+    rows = rows.astype(np.float64)
+    mean = rows.mean(axis=0)
+    values, vectors = np.linalg.eigh(np.cov(rows - mean, rowvar=False).reshape(
+        rows.shape[1], rows.shape[1]))
+    axes = vectors[:, np.argsort(values)[::-1][:n_components]]
+    if axes.shape[1] < n_components:  # fewer features than components
+        axes = np.eye(rows.shape[1], n_components)
+    return mean, axes
+
+
 def labelled_sample(model: Any, X: Any, size: int, random_state: int = 0,
                     ) -> tuple[np.ndarray, np.ndarray]:
     """A uniform sample of ``size`` rows of X, as the model compares them
@@ -101,8 +113,13 @@ def plot_inertia(history: Any, ax: Any = None) -> Any:
 
 def plot_projection(model: Any, X: Any, sample_size: int = 5_000, random_state: int = 0,
                     ax: Any = None) -> Any:
-    """A uniform sample of X on its first two principal components (computed
-    over all of X with dask), coloured by cluster, with the centers marked.
+    """A uniform sample of X on the sample's first two principal components,
+    coloured by cluster, with the centers marked.
+
+    One pass over X draws the sample; the axes come from the sample itself (a
+    uniform sample of thousands of rows gives the data's leading axes closely,
+    and computing them over all of X cost two more passes: 13 of the demo's 22
+    seconds). :func:`principal_axes` computes them over all of X.
 
     Returns
     -------
@@ -110,8 +127,8 @@ def plot_projection(model: Any, X: Any, sample_size: int = 5_000, random_state: 
     """
     plt = _pyplot()
     ax = ax if ax is not None else plt.subplots(figsize=(5.5, 4.5))[1]
-    mean, axes = principal_axes(model._chunked(X)[0])
     rows, labels = labelled_sample(model, X, sample_size, random_state)
+    mean, axes = _sample_axes(rows)
     xy = (rows - mean) @ axes
     cxy = (model._model_centers() - mean) @ axes
     ax.scatter(xy[:, 0], xy[:, 1], c=labels, s=2, cmap="tab20", alpha=0.5)

@@ -21,7 +21,6 @@ from dkmeans.kernels import (
     _assign_block,
     _block_step,
     _gemm_buffer,
-    _min_slot,
     _prepare_centers,
     _row_sqdist,
 )
@@ -88,16 +87,44 @@ def row_uniforms(key: np.ndarray, start: int, n: int) -> np.ndarray:
 @numba.njit(**_FAST)
 def _race_offer(top_key, top_pos, slot, weight, u, pos):  # pragma: no cover - compiled
     """Enter row ``pos`` of positive ``weight`` into the race's top m if its
-    key ``weight / E`` (E = -log(1 - u) ~ Exp(1)) beats the smallest kept,
-    in slot ``slot``. Returns the slot of the smallest key afterwards."""
+    key ``weight / E`` (E = -log(1 - u) ~ Exp(1)) beats the smallest kept.
+
+    The top m is a min-heap (slot 0 holds the entry given up next), so an
+    entry costs O(log m), not a scan of all m: with m = 20,000 (a sweep's or
+    a plot's sample) the scan made a 125,000-row block take 1.3 s. Returns
+    the slot of the smallest key, 0.
+    """
     e = -np.log1p(-u)
     key = weight / e if e > 0.0 else np.inf
     # strict: rows come in order, so on a tie the earlier row stays
-    if key > top_key[slot]:
-        top_key[slot] = key
-        top_pos[slot] = pos
-        slot = _min_slot(top_key, top_pos)
-    return slot
+    if key > top_key[0]:
+        _heap_replace_min(top_key, top_pos, key, pos)
+    return 0
+
+
+@numba.njit(**_FAST)
+def _heap_replace_min(keys, pos, key, p):  # pragma: no cover - compiled
+    """Replace the smallest entry of a min-heap by (key, p) and restore the
+    heap. Order: by key, ties to the larger position first (so ties keep
+    the earlier row, as a scan for the minimum would)."""
+    n = keys.shape[0]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        right = child + 1
+        if right < n and (keys[right] < keys[child]
+                          or (keys[right] == keys[child] and pos[right] > pos[child])):
+            child = right
+        if keys[child] < key or (keys[child] == key and pos[child] > p):
+            keys[i] = keys[child]
+            pos[i] = pos[child]
+            i = child
+        else:
+            break
+    keys[i] = key
+    pos[i] = p
 
 
 @numba.njit(**_FAST)
