@@ -14,7 +14,6 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
-from dask.base import tokenize
 
 from dkmeans.errors import InputNotFoundError, InputTypeError, InvalidInputError
 from dkmeans.storage import (
@@ -74,7 +73,9 @@ NPY_BLOCK_BYTES = 16 * 2**20
 
 
 def _npy_block(loc: Location, offset: int, dtype: np.dtype, n_features: int,
-               block_info: dict | None = None) -> np.ndarray:
+               version: str, block_info: dict | None = None) -> np.ndarray:
+    """Rows of a ``.npy`` file; ``version`` (its modification time) is unused
+    here but part of the task's key, so a rewritten file gets new keys."""
     (start, stop), _ = block_info[None]["array-location"]
     return read_npy_rows(loc, offset, dtype, n_features, start, stop)
 
@@ -89,10 +90,12 @@ def open_npy(loc: Location) -> da.Array:
         raise InvalidInputError(f"{loc.url!r} holds an array of shape {shape}; expected "
                                 "(n_samples, n_features).")
     rows = max(1, min(shape[0], NPY_BLOCK_BYTES // max(1, shape[1] * dtype.itemsize)))
-    modified = loc.fs.info(loc.path).get("mtime") or loc.fs.info(loc.path).get("LastModified")
-    token = tokenize(loc.url, shape, str(dtype), str(modified))
-    return da.map_blocks(_npy_block, loc, offset, dtype, shape[1], dtype=dtype,
-                         name=f"dkmeans-npy-{token}",
+    info = loc.fs.info(loc.path)
+    version = str(info.get("mtime") or info.get("LastModified") or info.get("ETag"))
+    # keys: dask tokenizes every argument (the location with its storage
+    # options, the layout, the version)
+    return da.map_blocks(_npy_block, loc, offset, dtype, shape[1], version, dtype=dtype,
+                         token="dkmeans-npy",
                          chunks=(da.core.normalize_chunks(rows, (shape[0],))[0], (shape[1],)))
 
 
