@@ -43,14 +43,9 @@ def _optional_int(text: str) -> int | None:
     return None if text.lower() == "none" else int(text)
 
 
-def _init(text: str) -> str:
-    """A seeding name, or a ``.npy`` file of initial centers (read at fit)."""
-    return text
-
-
 #: parameter -> (argparse keywords, modes, command-line default or None)
 OPTIONS: dict[str, tuple[dict, tuple[str, ...], Any]] = {
-    "init": (dict(type=_init, metavar="NAME|CENTERS.npy",
+    "init": (dict(metavar="NAME|CENTERS.npy",
                   help="k-means||, k-means++, random, or a .npy file of initial centers "
                        "(default: k-means||; k-means++ on a sample with --mode minibatch)"),
              BOTH, None),

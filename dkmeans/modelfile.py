@@ -148,11 +148,6 @@ def read_array(path: Any, meta: dict, name: str, storage_options: dict | None = 
                                 f"holding objects): {err}") from err
 
 
-def array_names(meta: dict) -> list[str]:
-    """The arrays a model directory holds."""
-    return list(meta.get("arrays", {}))
-
-
 def fingerprint(X: Any, storage_options: dict | None = None) -> dict:
     """What identifies an input, so a resumed job refuses different data:
     shape, dtype and a hash of its first and last 1,024 rows."""
