@@ -363,8 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     log.addHandler(handler)
     log.setLevel(logging.WARNING if args.quiet else args.log_level)
     log.propagate = False
-    from dkmeans.cluster import ClusterUnavailableError
-    from dkmeans.errors import DKMeansError
+    from dkmeans.errors import ClusterUnavailableError, DKMeansError
 
     try:
         code = args.run(args)

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from dkmeans.errors import DKMeansError, InvalidParameterError
+from dkmeans.errors import ClusterUnavailableError, InvalidParameterError
 
 ENV_PREFIX = "DKMEANS_CLUSTER__"
 
@@ -64,10 +64,6 @@ _SCHEMAS: dict[str, dict[str, tuple[Any, Any]]] = {
 for _schema in _SCHEMAS.values():
     _schema["storage"] = ((dict, type(None)), None)
 _TLS_KEYS = {"ca_file", "cert", "key"}
-
-
-class ClusterUnavailableError(DKMeansError, ConnectionError):
-    """The configured cluster could not be reached or started."""
 
 
 def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from dkmeans.errors import DKMeansError, InputTypeError, InvalidInputError
+from dkmeans.errors import ClusterUnavailableError, InputTypeError, InvalidInputError
 from dkmeans.runner import Block
 from dkmeans.sources import open_path
 from dkmeans.storage import Location, active_client
@@ -387,10 +387,6 @@ def as_dataset(X: Any, sample_weight: Any = None, storage_options: dict | None =
     return Dataset(arr, weights, source)
 
 
-class NoWorkersError(DKMeansError, ConnectionError):
-    """The cluster has no workers to run on."""
-
-
 def _wait_for_workers(client: Any) -> list[dict]:
     """The cluster's workers, waiting for at least one (the connect timeout)."""
     import dask
@@ -402,10 +398,10 @@ def _wait_for_workers(client: Any) -> list[dict]:
     try:
         client.wait_for_workers(1, timeout=timeout)
     except TimeoutError as err:
-        raise NoWorkersError(
+        raise ClusterUnavailableError(
             f"No worker joined the Dask cluster at {client.scheduler.address} within "
-            f"{timeout}: persist='auto' decides from the workers' memory, and nothing "
-            "can run without them. Start workers, or check their logs.") from err
+            f"{timeout}: nothing can run without one (and persist='auto' decides from "
+            "the workers' memory). Start workers, or check their logs.") from err
     return list(client.scheduler_info(n_workers=-1)["workers"].values())
 
 

@@ -27,3 +27,10 @@ class InputTypeError(DKMeansError, TypeError):
 
 class InputNotFoundError(DKMeansError, FileNotFoundError):
     """A path given as input does not exist."""
+
+
+class ClusterUnavailableError(DKMeansError, ConnectionError):
+    """The Dask cluster could not be reached or started, or no worker joined it.
+
+    Not the caller's input: the command line exits with 1, not 2.
+    """

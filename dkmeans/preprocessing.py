@@ -88,11 +88,6 @@ def impute(X: da.Array, fill: np.ndarray) -> da.Array:
     return X.map_blocks(_impute_block, fill, dtype=X.dtype)
 
 
-def unit_rows(X: da.Array) -> da.Array:
-    """Every row divided by its Euclidean length (zero rows stay zero), lazily."""
-    return X.map_blocks(_unit_rows_block, dtype=X.dtype)
-
-
 class StandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Standardize features over chunked data, learned in one pass.
 
@@ -171,6 +166,10 @@ def _shift_block(x: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return x - shift.astype(x.dtype)
 
 
+def _apply_block(x: np.ndarray, prep: Preprocessing) -> np.ndarray:
+    return prep.apply_block(x)
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """What an estimator does to rows before clustering them, and back.
@@ -216,13 +215,11 @@ class Preprocessing:
         return X if self.fill is None else impute(X, self.fill)
 
     def apply(self, X: da.Array) -> da.Array:
-        """The rows as the clustering sees them (lazy)."""
-        X = self.impute(X)
-        if self.shift is not None:
-            X = X.map_blocks(_shift_block, self.shift, dtype=X.dtype)
-        if self.mean is not None:
-            X = X.map_blocks(_scale_block, self.mean, self.scale, dtype=X.dtype)
-        return unit_rows(X) if self.unit else X
+        """The rows as the clustering sees them (lazy): :meth:`apply_block` on
+        every block, in one task per block."""
+        if self.is_identity:
+            return X
+        return X.map_blocks(_apply_block, self, dtype=X.dtype, token="dkmeans-preprocess")
 
     def apply_block(self, x: np.ndarray) -> np.ndarray:
         """:meth:`apply` on one in-memory block."""

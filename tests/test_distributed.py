@@ -118,11 +118,11 @@ def test_long_run_keeps_scheduler_and_client_flat():
 
 def test_auto_persist_waits_for_workers_and_says_when_none_joined(data, tmp_path,
                                                                  dask_processes):
-    from dkmeans.data import NoWorkersError
+    from dkmeans.errors import ClusterUnavailableError
 
     _, path = data
     with dask_processes(tmp_path, 0) as address, \
             dask.config.set({"distributed.comm.timeouts.connect": "2s"}), \
             distributed.Client(address, timeout="30s"), \
-            pytest.raises(NoWorkersError, match="No worker joined the Dask cluster"):
+            pytest.raises(ClusterUnavailableError, match="No worker joined the Dask cluster"):
         KMeans(3, persist="auto").fit(path)
