@@ -98,6 +98,16 @@ class LloydResult:
     n_relocated: int
 
 
+def _compiled_loop_applies(blocks: Sequence[Block], keep_bounds: bool, unit_centers: bool,
+                           verbose: int, on_iteration: object, start: object) -> bool:
+    """Whether the iterations run as one compiled call
+    (:func:`dkmeans.kernels.lloyd_local`): one in-memory block, where a
+    pass's Python overhead outweighs its arithmetic, and nothing to report
+    or change between iterations."""
+    return (len(blocks) == 1 and isinstance(blocks[0].x, np.ndarray) and not keep_bounds
+            and not unit_centers and not verbose and on_iteration is None and start is None)
+
+
 def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
           tol: float = 0.0, verbose: int = 0, split_every: int = 8,
           keep_bounds: bool = False, keep_labels: bool = True, unit_centers: bool = False,
@@ -154,7 +164,15 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
     n_rows = max(sum(b.n for b in blocks), 1)
     if verbose:
         print("Initialization complete")
-    for n_iter in range(done + 1, max_iter + 1):
+    first, last = done + 1, max_iter
+    if _compiled_loop_applies(blocks, keep_bounds, unit_centers, verbose, on_iteration,
+                              start):
+        b = blocks[0]
+        centers, run, n_relocated = kernels.lloyd_local(
+            b.x, np.empty(0) if b.w is None else b.w, centers, max_iter, tol)
+        history, n_iter = list(run), len(run)
+        first = last + 1  # the iterations are done: the loop below has none left
+    for n_iter in range(first, last + 1):
         t0 = time.perf_counter()
         if keep_bounds:
             if n_iter % BOUNDS_RESTART == 0:
@@ -196,17 +214,3 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
                                        split_every=split_every)
     return LloydResult(centers, final.inertia, n_iter, np.asarray(history), states,
                        final.counts, n_relocated)
-
-
-def lloyd_in_memory(X: np.ndarray, w: np.ndarray, centers: np.ndarray,
-                    max_iter: int = 300) -> np.ndarray:
-    """Weighted Lloyd on a small in-memory array, with the same kernels and
-    aggregate as the distributed passes (used to recluster k-means||
-    candidates). Runs until the centers stop moving."""
-    for _ in range(max_iter):
-        stats = passes.lloyd_chunk(X, w, 0, centers, centers.shape[0] - 1)
-        new, _ = passes.lloyd_aggregate(stats, centers)
-        if np.array_equal(new, centers):
-            break
-        centers = new
-    return centers

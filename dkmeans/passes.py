@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dkmeans import kernels, sampling
+from dkmeans import kernels
+from dkmeans.kernels import sampling
 from dkmeans.runner import Pass
 
 # --------------------------------------------------------------------------

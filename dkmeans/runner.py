@@ -70,10 +70,14 @@ def _shared(value: Any) -> Any:
 
 
 @functools.cache
-def _blas_controller():
+def _blas_libraries() -> tuple:
+    """threadpoolctl's handles on the loaded BLAS libraries, found once:
+    setting a thread count through them is a C call, where a fresh
+    ``limit()`` inspects every loaded library each time (tens of
+    microseconds, paid per pass by fits of small data)."""
     from threadpoolctl import ThreadpoolController
 
-    return ThreadpoolController()
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
 
 
 class _BlasPin:
@@ -90,14 +94,16 @@ class _BlasPin:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._users = 0
-        self._limiter: Any = None
+        self._original: list[int] = []
 
     def __enter__(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
         with self._lock:
             if self._users == 0:
-                self._limiter = _blas_controller().limit(limits=1, user_api="blas")
+                self._original = [lib.num_threads for lib in _blas_libraries()]
+                for lib in _blas_libraries():
+                    lib.set_num_threads(1)
             self._users += 1
 
     def __exit__(self, *exc: object) -> None:
@@ -106,8 +112,8 @@ class _BlasPin:
         with self._lock:
             self._users -= 1
             if self._users == 0:
-                self._limiter.restore_original_limits()
-                self._limiter = None
+                for lib, n in zip(_blas_libraries(), self._original, strict=True):
+                    lib.set_num_threads(n)
 
 
 _BLAS_PIN = _BlasPin()

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dkmeans import kernels, sampling
+from dkmeans import kernels
+from dkmeans.kernels import sampling
 from dkmeans.passes import TopRows
 from dkmeans.runner import Pass
 

@@ -1,7 +1,7 @@
 """Per-chunk kernels for random draws: row-indexed uniforms, the exponential
 race, and the fused k-means|| / k-means++ seeding round.
 
-Like :mod:`dkmeans.kernels` (whose assignment loops these reuse), nothing
+Like :mod:`dkmeans.kernels.assign` (whose assignment loops these reuse), nothing
 here imports dask; every function takes plain arrays, and the tests check
 them against numpy oracles (``tests/test_kernels.py``).
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from dkmeans.kernels import (
+from dkmeans.kernels.assign import (
     _FAST,
     _JIT,
     _assign_block,

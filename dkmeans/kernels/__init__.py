@@ -1,0 +1,60 @@
+"""Layer 1: numpy and numba functions on one in-memory block; no dask.
+
+- :mod:`~dkmeans.kernels.assign`: the fused GEMM + argmin + sums of a Lloyd
+  step (:func:`lloyd_partials`) and the nearest center (:func:`nearest`);
+- :mod:`~dkmeans.kernels.bounds`: the same step keeping Hamerly's per-row
+  bounds (:func:`lloyd_partials_bounded`);
+- :mod:`~dkmeans.kernels.sampling`: counter-based random draws and the fused
+  seeding round;
+- :mod:`~dkmeans.kernels.local`: compiled weighted k-means++ and Lloyd
+  on one in-memory block (k-means|| candidates, small fits);
+- :mod:`~dkmeans.kernels.small`: moments, validity, top-m.
+
+Every function takes plain arrays and returns plain arrays or small value
+objects, each tested against a numpy oracle (``tests/test_kernels.py``).
+"""
+
+from dkmeans.kernels.assign import (
+    BLOCK_BYTES,
+    block_rows,
+    lloyd_partials,
+    nearest,
+    pairwise_distances,
+    rows_first,
+)
+from dkmeans.kernels.bounds import center_bounds, lloyd_partials_bounded
+from dkmeans.kernels.local import (
+    kmeans_plusplus,
+    lloyd_local,
+    plusplus_trials,
+    recluster_starts,
+)
+from dkmeans.kernels.small import (
+    first_nonfinite_row,
+    merge_moments,
+    moments,
+    sqdist,
+    top_m,
+    unit_length,
+)
+
+__all__ = [
+    "BLOCK_BYTES",
+    "block_rows",
+    "center_bounds",
+    "first_nonfinite_row",
+    "kmeans_plusplus",
+    "lloyd_partials",
+    "lloyd_local",
+    "lloyd_partials_bounded",
+    "merge_moments",
+    "moments",
+    "nearest",
+    "pairwise_distances",
+    "plusplus_trials",
+    "recluster_starts",
+    "rows_first",
+    "sqdist",
+    "top_m",
+    "unit_length",
+]

@@ -1,0 +1,234 @@
+"""Whole algorithms on one in-memory block, compiled: weighted k-means++
+and Lloyd's iterations.
+
+Used where the rows are few and in memory, and calling the per-pass
+kernels step by step from Python would cost more than the arithmetic: the
+k-means|| candidates reclustered on the client (several starts, which
+release the GIL and run on several threads), and the Lloyd iterations of a
+fit of a small numpy array. Each Lloyd iteration is the fused kernel of the
+distributed pass and the same update, so the centers are those of the
+pass-by-pass loop.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from dkmeans.kernels.assign import _FAST, _gemm_buffer, _lloyd_impl, _row_sqdist, _sqnorms
+
+
+@numba.njit(**_FAST)
+def _draw(cum, u):  # pragma: no cover - compiled
+    """Row drawn with probability proportional to its increment of ``cum``
+    (side='right': a row of zero probability is never drawn)."""
+    return min(np.searchsorted(cum, u * cum[-1], side="right"), cum.shape[0] - 1)
+
+
+@numba.njit(**_FAST)
+def _plusplus(X, w, k, n_trials, u):  # pragma: no cover - compiled
+    n = X.shape[0]
+    chosen = np.empty(k, dtype=np.int64)
+    chosen[0] = _draw(np.cumsum(w), u[0])
+    mind = np.empty(n)
+    for i in range(n):
+        mind[i] = _row_sqdist(X, i, X, chosen[0])
+    cand = np.empty((n_trials, n))
+    cum = np.empty(n)
+    count = 1
+    for step in range(1, k):
+        total = 0.0
+        for i in range(n):
+            total += w[i] * mind[i]
+            cum[i] = total
+        if total <= 0.0:  # every point already is a center
+            break
+        best_t, best_pot = 0, np.inf
+        trials = np.empty(n_trials, dtype=np.int64)
+        for t in range(n_trials):
+            r = _draw(cum, u[1 + (step - 1) * n_trials + t])
+            trials[t] = r
+            pot = 0.0
+            for i in range(n):
+                dd = min(mind[i], _row_sqdist(X, i, X, r))
+                cand[t, i] = dd
+                pot += w[i] * dd
+            if pot < best_pot:
+                best_t, best_pot = t, pot
+        chosen[count] = trials[best_t]
+        count += 1
+        mind[:] = cand[best_t]
+    return chosen[:count]
+
+
+@numba.njit(**_FAST)
+def _relocate(sums, wsums, X, w, far_d2, far_row, far_lab):  # pragma: no cover - compiled
+    """Move each empty cluster onto the farthest remaining row (ties to the
+    earlier row), taking it out of its old cluster, as the distributed
+    aggregate does."""
+    taken = np.zeros(far_d2.shape[0], dtype=np.bool_)
+    moved = 0
+    for c in range(wsums.shape[0]):
+        if wsums[c] != 0.0:
+            continue
+        best = -1
+        for s in range(far_d2.shape[0]):
+            if taken[s] or far_d2[s] <= 0.0:
+                continue
+            if best < 0 or far_d2[s] > far_d2[best] or (
+                    far_d2[s] == far_d2[best] and far_row[s] < far_row[best]):
+                best = s
+        if best < 0:
+            break
+        taken[best] = True
+        moved += 1
+        row, old = far_row[best], far_lab[best]
+        wt = 1.0 if w.shape[0] == 0 else np.float64(w[row])
+        for f in range(X.shape[1]):
+            sums[old, f] -= wt * X[row, f]
+            sums[c, f] = wt * X[row, f]
+        wsums[old] -= wt
+        wsums[c] = wt
+    return moved
+
+
+@numba.njit(**_FAST)
+def _lloyd(X, w, centers, buf, rows_first, max_iter, tol, history):  # pragma: no cover
+    """Lloyd from ``centers`` (X's dtype) until the squared center shift is at
+    most ``tol``; ``history[i]`` gets the inertia of iteration i's assignment.
+    Returns (centers, iterations, clusters relocated)."""
+    k, d = centers.shape
+    n_far = min(k - 1, X.shape[0])
+    n_relocated = 0
+    for it in range(max_iter):
+        c_sqnorm = _sqnorms(centers)
+        sums, wsums = np.zeros((k, d)), np.zeros(k)
+        far_d2 = np.full(n_far, -1.0)
+        far_row = np.full(n_far, -1, dtype=np.int64)
+        far_lab = np.zeros(n_far, dtype=np.int32)
+        history[it] = _lloyd_impl(X, w, centers, np.ascontiguousarray(centers.T), c_sqnorm,
+                                  sums, wsums, far_d2, far_row, far_lab, buf, rows_first)
+        if n_far > 0:
+            n_relocated += _relocate(sums, wsums, X, w, far_d2, far_row, far_lab)
+        new = centers.astype(np.float64)
+        for c in range(k):
+            if wsums[c] > 0.0:
+                new[c] = sums[c] / wsums[c]
+        new_x = new.astype(X.dtype)
+        shift = 0.0
+        for c in range(k):
+            for f in range(d):
+                diff = np.float64(new_x[c, f]) - np.float64(centers[c, f])
+                shift += diff * diff
+        centers = new_x
+        if shift <= tol:
+            return centers, it + 1, n_relocated
+    return centers, max_iter, n_relocated
+
+
+@numba.njit(**_FAST)
+def _best_start(X, w, k, n_trials, u, buf, rows_first, max_iter):  # pragma: no cover
+    """Of the k-means++ starts drawn from the rows of ``u``, each run through
+    Lloyd, the one of lowest inertia (ties to the earlier start)."""
+    best, best_inertia = X[:k].copy(), np.inf
+    history = np.empty(max_iter)
+    for t in range(u.shape[0]):
+        chosen = _plusplus(X, w, k, n_trials, u[t])
+        centers = np.empty((k, X.shape[1]))
+        for c in range(k):
+            centers[c] = X[chosen[c % chosen.shape[0]]]
+        centers, n_iter, _ = _lloyd(X, w, centers, buf, rows_first, max_iter, 0.0, history)
+        inertia = history[n_iter - 1] if n_iter < max_iter else np.inf
+        if inertia < best_inertia or t == 0:
+            best, best_inertia = centers, inertia
+    return best, best_inertia
+
+
+def plusplus_trials(k: int) -> int:
+    """k-means++ trials per center: scikit-learn's ``2 + log(k)``."""
+    return 2 + int(np.log(k))
+
+
+def recluster_starts(X: np.ndarray, w: np.ndarray, k: int, u: np.ndarray,
+                     max_iter: int = 300) -> tuple[np.ndarray, float]:
+    """Weighted k-means++ then Lloyd from each row of uniforms ``u``, as one
+    compiled call; the best start's centers and inertia.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    w : ndarray of shape (n,), non-negative, positive sum
+    k : int, at most the number of rows of positive weight
+    u : ndarray of shape (starts, 1 + (k - 1) x plusplus_trials(k))
+        Uniform [0, 1) draws, a row per start.
+    max_iter : int
+
+    Returns
+    -------
+    centers : ndarray of shape (k, d), float64
+    inertia : float
+        Of the best start (inf if no start converged within ``max_iter``).
+    """
+    X64 = np.ascontiguousarray(X, dtype=np.float64)
+    centers, inertia = _best_start(X64, np.asarray(w, dtype=np.float64), k, plusplus_trials(k),
+                                   u, *_gemm_buffer(X64, k), max_iter)
+    return centers, float(inertia)
+
+
+def kmeans_plusplus(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator,
+                    n_trials: int | None = None) -> np.ndarray:
+    """Weighted greedy k-means++ on a small in-memory set of points.
+
+    Each step draws ``n_trials`` candidates with probability proportional to
+    weight x D^2 and keeps the one that lowers the potential most (Arthur &
+    Vassilvitskii 2007, with scikit-learn's default of ``2 + log(k)`` trials).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    w : ndarray of shape (n,), non-negative, positive sum
+    k : int
+    rng : numpy Generator
+    n_trials : int, optional
+
+    Returns
+    -------
+    ndarray of shape (m, d), X's dtype, m <= k (fewer when X has fewer
+    distinct points of positive weight)
+    """
+    n_trials = n_trials or plusplus_trials(k)
+    u = rng.random(1 + (k - 1) * n_trials)
+    X64 = np.ascontiguousarray(X, dtype=np.float64)
+    return X[_plusplus(X64, np.asarray(w, dtype=np.float64), k, n_trials, u)]
+
+
+def lloyd_local(X: np.ndarray, w: np.ndarray, centers: np.ndarray, max_iter: int,
+                tol: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Lloyd's iterations on one in-memory block, as one compiled call.
+
+    The same iterations as :func:`dkmeans.lloyd.lloyd` (without its final
+    assignment): the fused kernel of its pass, its update and relocation.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float32 or float64
+    w : ndarray of shape (n,) or (0,)
+        Sample weights; empty means unit weights.
+    centers : ndarray of shape (k, d)
+    max_iter : int
+    tol : float
+        Absolute tolerance on the sum of squared center shifts.
+
+    Returns
+    -------
+    centers : ndarray of shape (k, d), X's dtype
+    history : ndarray of shape (n_iter,)
+        Inertia of each iteration's assignment, before its update.
+    n_relocated : int
+    """
+    X = np.ascontiguousarray(X)
+    history = np.empty(max_iter)
+    centers, n_iter, n_relocated = _lloyd(X, w, np.ascontiguousarray(centers, dtype=X.dtype),
+                                          *_gemm_buffer(X, len(centers)), max_iter,
+                                          float(tol), history)
+    return centers, history[:n_iter], int(n_relocated)

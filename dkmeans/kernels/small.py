@@ -1,0 +1,70 @@
+"""Small numpy kernels: validity, moments, top-m, exact squared distances."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def first_nonfinite_row(X: np.ndarray) -> int:
+    """Position of the first row holding NaN or infinity, or -1 if none."""
+    # A sum is finite exactly when every term is, and costs one read of X;
+    # only a non-finite block pays for the row-by-row search.
+    with np.errstate(invalid="ignore", over="ignore"):
+        if np.isfinite(X.sum(dtype=np.float64)):
+            return -1
+    bad = ~np.isfinite(X).all(axis=1)
+    return int(np.argmax(bad)) if bad.any() else -1
+
+
+def moments(X: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Row count, column means and centred sums of squares (float64).
+
+    The triple merges exactly across blocks (Chan et al.), see
+    :func:`merge_moments`.
+    """
+    n = X.shape[0]
+    if n == 0:
+        d = X.shape[1]
+        return 0, np.zeros(d), np.zeros(d)
+    mean = X.mean(axis=0, dtype=np.float64)
+    centred = X - mean.astype(X.dtype)
+    m2 = np.einsum("ij,ij->j", centred, centred, dtype=np.float64)
+    return n, mean, m2
+
+
+def merge_moments(a: tuple, b: tuple) -> tuple[int, np.ndarray, np.ndarray]:
+    """Merge two :func:`moments` triples (numerically stable pairwise update)."""
+    na, mean_a, m2_a = a
+    nb, mean_b, m2_b = b
+    n = na + nb
+    if na == 0 or nb == 0:
+        return a if nb == 0 else b
+    delta = mean_b - mean_a
+    mean = mean_a + delta * (nb / n)
+    m2 = m2_a + m2_b + delta**2 * (na * nb / n)
+    return n, mean, m2
+
+
+def top_m(keys: np.ndarray, m: int) -> np.ndarray:
+    """Positions of the m largest positive keys, largest first, ties by position
+    (the farthest rows; random draws use :func:`dkmeans.sampling.race_top_m`)."""
+    positive = np.flatnonzero(keys > 0)
+    if positive.size > m:
+        part = np.argpartition(-keys[positive], m - 1)[:m]
+        positive = np.sort(positive[part])
+    order = np.lexsort((positive, -keys[positive]))
+    return positive[order]
+
+
+def sqdist(X: np.ndarray, C: np.ndarray) -> np.ndarray:
+    d2 = (np.einsum("ij,ij->i", X, X, dtype=np.float64)[:, None]
+          - 2.0 * (X.astype(np.float64) @ C.astype(np.float64).T)
+          + np.einsum("ij,ij->i", C, C, dtype=np.float64)[None, :])
+    return np.maximum(d2, 0.0)
+
+
+def unit_length(centers: np.ndarray) -> np.ndarray:
+    """Rows scaled to Euclidean length 1 (zero rows stay zero), same dtype."""
+    norms = np.sqrt((centers.astype(np.float64) ** 2).sum(axis=1))
+    norms[norms == 0] = 1.0
+    return (centers / norms[:, None]).astype(centers.dtype)
