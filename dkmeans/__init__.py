@@ -2,9 +2,10 @@
 
 Where things live, one layer calling only the ones above it in this list:
 
-- :mod:`dkmeans.kernels`: numpy/numba functions on one in-memory block;
-- :mod:`dkmeans.passes`: each distributed pass as a chunk/combine triple, run
-  by :func:`dkmeans.runner.run_pass`;
+- :mod:`dkmeans.kernels` (a folder): numpy/numba functions on one in-memory
+  block;
+- :mod:`dkmeans.passes` (a folder): each distributed pass as a chunk/combine
+  pair, run by :func:`dkmeans.runner.run_pass`;
 - :mod:`dkmeans.lloyd` (the Lloyd step: :func:`lloyd`), :mod:`dkmeans.seeding`
   (k-means||, k-means++, random), :mod:`dkmeans.minibatch` (mini-batch
   steps: :func:`minibatch`) and :mod:`dkmeans.fit` (whole fits);
@@ -18,23 +19,66 @@ Where things live, one layer calling only the ones above it in this list:
   their passes are in :mod:`dkmeans.scoring`), :mod:`dkmeans.plots`.
 """
 
-from dkmeans import metrics
-from dkmeans.data import open_array
-from dkmeans.errors import (
-    DKMeansError,
-    InputNotFoundError,
-    InputTypeError,
-    InvalidInputError,
-    InvalidParameterError,
-)
-from dkmeans.estimator import KMeans
-from dkmeans.estimator_minibatch import MiniBatchKMeans
-from dkmeans.fit import KMeansResult, fit_kmeans, fit_minibatch_kmeans
-from dkmeans.io import load
-from dkmeans.lloyd import LloydResult, lloyd
-from dkmeans.minibatch import minibatch
-from dkmeans.seeding import INIT_METHODS
-from dkmeans.sweep import sweep
+import importlib
+from typing import TYPE_CHECKING
+
+# Names are imported on first use (PEP 562), as scikit-image and SciPy do:
+# ``import dkmeans`` costs milliseconds, and dask.array and scikit-learn
+# (most of a first import's second) load with the first estimator or
+# function used.
+_LAZY = {
+    "metrics": "dkmeans.metrics",
+    "open_array": "dkmeans.data",
+    "DKMeansError": "dkmeans.errors",
+    "InputNotFoundError": "dkmeans.errors",
+    "InputTypeError": "dkmeans.errors",
+    "InvalidInputError": "dkmeans.errors",
+    "InvalidParameterError": "dkmeans.errors",
+    "KMeans": "dkmeans.estimator",
+    "MiniBatchKMeans": "dkmeans.estimator_minibatch",
+    "KMeansResult": "dkmeans.fit",
+    "fit_kmeans": "dkmeans.fit",
+    "fit_minibatch_kmeans": "dkmeans.fit",
+    "load": "dkmeans.io",
+    "LloydResult": "dkmeans.lloyd",
+    "lloyd": "dkmeans.lloyd",
+    "minibatch": "dkmeans.minibatch",
+    "INIT_METHODS": "dkmeans.seeding",
+    "sweep": "dkmeans.sweep",
+}
+
+if TYPE_CHECKING:  # for type checkers and IDEs, the eager imports
+    from dkmeans import metrics
+    from dkmeans.data import open_array
+    from dkmeans.errors import (
+        DKMeansError,
+        InputNotFoundError,
+        InputTypeError,
+        InvalidInputError,
+        InvalidParameterError,
+    )
+    from dkmeans.estimator import KMeans
+    from dkmeans.estimator_minibatch import MiniBatchKMeans
+    from dkmeans.fit import KMeansResult, fit_kmeans, fit_minibatch_kmeans
+    from dkmeans.io import load
+    from dkmeans.lloyd import LloydResult, lloyd
+    from dkmeans.minibatch import minibatch
+    from dkmeans.seeding import INIT_METHODS
+    from dkmeans.sweep import sweep
+
+
+def __getattr__(name: str) -> object:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'dkmeans' has no attribute {name!r}")
+    module = importlib.import_module(_LAZY[name])
+    value = module if module.__name__ == f"dkmeans.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __version__ = "0.1.0"
 

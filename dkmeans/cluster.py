@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from dkmeans.errors import ClusterUnavailableError, InvalidParameterError
+from dkmeans.workers import wait_for_workers
 
 ENV_PREFIX = "DKMEANS_CLUSTER__"
 
@@ -180,7 +181,7 @@ def connect(path: str | os.PathLike | None = None, **overrides: Any) -> Iterator
                 f"Could not reach the Dask scheduler at {config['address']} within "
                 f"{config['timeout']}: {err}") from err
         with client:
-            _wait_for_workers(client, 1, config["timeout"])
+            wait_for_workers(client, 1, config["timeout"])
             yield client
         return
     if kind == "local":
@@ -200,23 +201,8 @@ def connect(path: str | os.PathLike | None = None, **overrides: Any) -> Iterator
                                           resources=config["resources"])
     with cluster_cm as cluster, Client(cluster) as client:
         if kind == "local":
-            _wait_for_workers(client, config["n_workers"], "60s")
+            wait_for_workers(client, config["n_workers"], "60s")
         yield client
-
-
-def _wait_for_workers(client: Any, n: int, timeout: Any) -> None:
-    """Wait until ``n`` workers joined, so decisions made from the workers
-    (their memory, for ``persist="auto"``) see the cluster that was asked for."""
-    try:
-        client.wait_for_workers(n, timeout=timeout)
-    except TimeoutError as err:
-        have = len(client.scheduler_info(n_workers=-1)["workers"])
-        if have == 0:
-            raise ClusterUnavailableError(
-                f"No worker joined the Dask scheduler at {client.scheduler.address} within "
-                f"{timeout}.") from err
-        logging.getLogger("dkmeans").warning(
-            "%d of %d workers joined within %s; going on with those.", have, n, timeout)
 
 
 # --------------------------------------------------------------------------

@@ -20,10 +20,11 @@ import dask
 import dask.array as da
 import numpy as np
 
-from dkmeans.errors import ClusterUnavailableError, InputTypeError, InvalidInputError
+from dkmeans.errors import InputTypeError, InvalidInputError
 from dkmeans.runner import Block
 from dkmeans.sources import open_path
 from dkmeans.storage import Location, active_client
+from dkmeans.workers import wait_for_workers
 
 #: Target size of a block made from numpy input. Below glibc's 32 MiB mmap
 #: threshold, so buffers are reused instead of page-faulted in on every pass.
@@ -376,7 +377,7 @@ def as_dataset(X: Any, sample_weight: Any = None, storage_options: dict | None =
     """
     client = active_client()
     if client is not None:
-        _wait_for_workers(client)
+        wait_for_workers(client)
     arr, source = as_chunked(X, storage_options=storage_options)
     weights = as_weights(sample_weight, arr)
     if source == "numpy" and client is None and arr.nbytes <= LOCAL_MAX_BYTES:
@@ -385,41 +386,3 @@ def as_dataset(X: Any, sample_weight: Any = None, storage_options: dict | None =
         w = None if sample_weight is None else as_block_weights(sample_weight, len(local))
         return Dataset(arr, weights, source, persisted=True, local=local, local_weights=w)
     return Dataset(arr, weights, source)
-
-
-def _wait_for_workers(client: Any) -> list[dict]:
-    """The cluster's workers, waiting for at least one (the connect timeout)."""
-    import dask
-
-    workers = list(client.scheduler_info(n_workers=-1)["workers"].values())
-    if workers:
-        return workers
-    timeout = dask.config.get("distributed.comm.timeouts.connect")
-    try:
-        client.wait_for_workers(1, timeout=timeout)
-    except TimeoutError as err:
-        raise ClusterUnavailableError(
-            f"No worker joined the Dask cluster at {client.scheduler.address} within "
-            f"{timeout}: nothing can run without one (and persist='auto' decides from "
-            "the workers' memory). Start workers, or check their logs.") from err
-    return list(client.scheduler_info(n_workers=-1)["workers"].values())
-
-
-def memory_budget() -> int:
-    """Bytes of memory the active scheduler's workers have, in total.
-
-    On a ``distributed`` cluster with no worker yet, waits for one (up to
-    dask's ``distributed.comm.timeouts.connect``) rather than decide from
-    an empty cluster.
-    """
-    client = active_client()
-    if client is None:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    limits = [w.get("memory_limit") or 0 for w in _wait_for_workers(client)]
-    if not all(limits):
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    return int(sum(limits))

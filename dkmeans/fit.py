@@ -20,13 +20,14 @@ from dask.delayed import delayed
 from sklearn.exceptions import ConvergenceWarning
 
 from dkmeans import kernels
-from dkmeans.data import Dataset, memory_budget
+from dkmeans.data import Dataset
 from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.lloyd import LloydProgress, LloydResult, lloyd
 from dkmeans.minibatch import MiniBatchResult, StepRules, minibatch
 from dkmeans.passes import ASSIGN_STREAM, SCAN, ScanStats
 from dkmeans.runner import Block, compute, run_pass
 from dkmeans.seeding import INIT_METHODS, INIT_ROUNDS, RECLUSTER_TRIES, draw_key, recluster
+from dkmeans.workers import memory_budget
 
 
 @dataclass(frozen=True)

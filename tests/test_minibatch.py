@@ -8,8 +8,9 @@ import sklearn.cluster
 import zarr
 
 from dkmeans import KMeans, MiniBatchKMeans, kernels
+from dkmeans.batches import epoch_batches
 from dkmeans.fit import init_from_sample
-from dkmeans.minibatch import MiniBatchState, StepRules, epoch_batches, update_centers
+from dkmeans.minibatch import MiniBatchState, StepRules, update_centers
 
 
 @pytest.fixture(scope="module")
