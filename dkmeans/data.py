@@ -312,9 +312,10 @@ def _scatter(X: np.ndarray, rows: int) -> da.Array:
     # random keys, as for every pass (runner.run_pass): the same rows scattered
     # again while the cluster still releases their last copy would otherwise
     # reuse its keys, and distributed cancels such tasks ("lost dependencies")
-    futures = client.scatter([X[s : s + rows] for s in starts], hash=False)
     name = f"dkmeans-scattered-{uuid.uuid4().hex}"
-    dsk = {(name, i, 0): f for i, f in enumerate(futures)}
+    # each block under its own key in the array, as a persisted array's are,
+    # so a pass's task depends on the data itself and runs where it is
+    dsk = client.scatter({(name, i, 0): X[s : s + rows] for i, s in enumerate(starts)})
     chunks = (tuple(min(rows, X.shape[0] - s) for s in starts), (X.shape[1],))
     return da.Array(HighLevelGraph.from_collections(name, dsk, dependencies=()), name,
                     chunks, dtype=X.dtype)

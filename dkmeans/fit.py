@@ -25,7 +25,7 @@ from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.lloyd import LloydProgress, LloydResult, lloyd
 from dkmeans.minibatch import MiniBatchResult, StepRules, minibatch
 from dkmeans.passes import ASSIGN_STREAM, SCAN, ScanStats
-from dkmeans.runner import Block, compute, run_pass
+from dkmeans.runner import Block, compute, pair_state, run_pass
 from dkmeans.seeding import INIT_METHODS, INIT_ROUNDS, RECLUSTER_TRIES, draw_key, recluster
 from dkmeans.workers import memory_budget
 
@@ -65,8 +65,9 @@ def _as_block(labels: Any, n: int) -> da.Array:
     """One block of labels: a future on a cluster, an array locally."""
     if isinstance(labels, np.ndarray):
         return da.from_array(labels, chunks=(n,))
-    # a distributed Future: the task depends on it, so it stays alive with labels_
-    return da.from_delayed(delayed(np.asarray, pure=True)(labels), shape=(n,),
+    # a distributed Future of the pass's (labels, result) pair: the task depends
+    # on it, so it stays alive with labels_
+    return da.from_delayed(delayed(pair_state, pure=True)(labels), shape=(n,),
                            dtype=np.int32)
 
 
@@ -204,7 +205,7 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
         result = lloyd(blocks, centers, max_iter=max_iter, tol=tol_abs, verbose=verbose,
                        split_every=split_every, keep_bounds=bounds and not stream,
                        keep_labels=not stream, start=start, on_iteration=on_iteration,
-                       unit_centers=unit_centers)
+                       unit_centers=unit_centers, quanta=stats.quanta)
         timings["seeding"] += t2 - t1
         timings["lloyd"] += time.perf_counter() - t2
         if verbose:

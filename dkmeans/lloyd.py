@@ -2,8 +2,11 @@
 
 :func:`lloyd` is the distributed Lloyd loop: one pass per iteration
 (:data:`dkmeans.passes.LLOYD`), each block returning only its (k, d) sums, (k,)
-weights, inertia and farthest rows, tree-reduced into the new centers on the
-client (:func:`dkmeans.passes.lloyd_aggregate`).
+weights and inertia, combined exactly (:mod:`dkmeans.kernels.exact`) into the
+new centers on the client (:func:`dkmeans.passes.lloyd_aggregate`). An
+iteration that leaves a cluster empty runs one more, small pass for the rows
+to move it onto (:data:`dkmeans.passes.FAR_ROWS`). One in-memory block runs
+all its iterations in one compiled call (:func:`dkmeans.kernels.lloyd_local`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dkmeans import kernels, passes
-from dkmeans.passes import ASSIGN, ASSIGN_STREAM, LLOYD, LLOYD_BOUNDED
+from dkmeans.kernels import exact
+from dkmeans.passes import ASSIGN, ASSIGN_STREAM, FAR_ROWS, LLOYD, LLOYD_BOUNDED, MAGNITUDE
 from dkmeans.runner import Block, run_pass
 
 #: With bounds kept, an iteration searches every row (without checking bounds)
@@ -112,7 +116,8 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
           tol: float = 0.0, verbose: int = 0, split_every: int = 8,
           keep_bounds: bool = False, keep_labels: bool = True, unit_centers: bool = False,
           start: LloydProgress | None = None,
-          on_iteration: Callable[[LloydProgress], None] | None = None) -> LloydResult:
+          on_iteration: Callable[[LloydProgress], None] | None = None,
+          quanta: np.ndarray | None = None) -> LloydResult:
     """Run Lloyd's algorithm from ``centers`` until convergence.
 
     Stops when the squared center shift is at most ``tol`` (an absolute
@@ -148,12 +153,14 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
     on_iteration : callable, optional
         Called with a :class:`LloydProgress` after every iteration (progress
         reports, checkpoints).
+    quanta : ndarray of shape (d + 1,), optional
+        The grid of the passes' exact sums (:attr:`ScanStats.quanta
+        <dkmeans.passes.ScanStats.quanta>`); by default one more pass finds it.
 
     Returns
     -------
     LloydResult
     """
-    k = centers.shape[0]
     history: list[float] = [] if start is None else list(start.history)
     n_relocated = 0
     done = 0 if start is None else start.n_iter
@@ -164,12 +171,15 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
     n_rows = max(sum(b.n for b in blocks), 1)
     if verbose:
         print("Initialization complete")
+    if quanta is None:
+        n, max_abs, max_weight = run_pass(MAGNITUDE, blocks, split_every=split_every)
+        quanta = exact.grid(n, max_weight, max_abs)
     first, last = done + 1, max_iter
     if _compiled_loop_applies(blocks, keep_bounds, unit_centers, verbose, on_iteration,
                               start):
         b = blocks[0]
         centers, run, n_relocated = kernels.lloyd_local(
-            b.x, np.empty(0) if b.w is None else b.w, centers, max_iter, tol)
+            b.x, np.empty(0) if b.w is None else b.w, centers, max_iter, tol, quanta)
         history, n_iter = list(run), len(run)
         first = last + 1  # the iterations are done: the loop below has none left
     for n_iter in range(first, last + 1):
@@ -180,14 +190,18 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
             half_sep, drift = kernels.center_bounds(centers, previous)
             # while most rows fail their bounds, checking them costs more than
             # it saves: search them all, still recording bounds
-            states, stats = run_pass(LLOYD_BOUNDED, blocks, centers, k - 1, half_sep, drift,
+            states, stats = run_pass(LLOYD_BOUNDED, blocks, centers, quanta, half_sep, drift,
                                      searched > SEARCH_ALL_ABOVE, states=states,
                                      split_every=split_every)
             previous, searched = centers, stats.n_searched / n_rows
         else:
-            stats = run_pass(LLOYD, blocks, centers, k - 1, split_every=split_every)
+            stats = run_pass(LLOYD, blocks, centers, quanta, split_every=split_every)
         history.append(stats.inertia)  # of the centers this pass assigned to
-        new, moved = passes.lloyd_aggregate(stats, centers)
+        # the rows to relocate onto travel only when a cluster is empty
+        n_empty = passes.empty_clusters(stats)
+        far = run_pass(FAR_ROWS, blocks, centers, n_empty, split_every=split_every) \
+            if n_empty else None
+        new, moved = passes.lloyd_aggregate(stats, centers, far)
         if unit_centers:
             new = kernels.unit_length(new)
         n_relocated += moved

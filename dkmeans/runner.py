@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import operator
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -36,6 +35,10 @@ class Pass:
     chunk: Callable[..., Any]
     combine: Callable[[Sequence[Any]], Any]
     stateful: bool = False
+    #: ``combine`` gives the same result in any grouping and order (integer
+    #: sums, exact partials, maxima, ranked merges): on a cluster the pass
+    #: then combines each worker's chunks on that worker first.
+    exact: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,17 +58,18 @@ class Block:
 
 
 #: Arrays every chunk call of a cluster pass needs are embedded in each task
-#: up to this size, else sent once as their own graph node: a node is one more
-#: task per pass (D1's 16 x 32 centers as a node: 49 ms a pass, embedded 39).
-SHARED_NODE_BYTES = 1 << 20
+#: up to this size, else scattered once per pass: embedded, they travel once
+#: per chunk through the scheduler (k=256 x d=64 float64 centers over 10,000
+#: chunks: 1.3 GB a pass), scattered, once per worker, for one more round trip.
+SHARED_NODE_BYTES = 1 << 13
 
 
-def _shared(value: Any) -> Any:
+def _shared(client: Any, value: Any) -> Any:
     """An argument every block needs (centers, keys), as it goes in a cluster
-    pass's graph; a node gets a random key, for the same reason as each
-    pass's own token."""
+    pass's graph: a large array is sent to the cluster once, and each worker
+    fetches it once, instead of riding in every chunk's task."""
     if isinstance(value, np.ndarray) and value.nbytes > SHARED_NODE_BYTES:
-        return delayed(value, pure=False)
+        return client.scatter(value, hash=False)
     return value
 
 
@@ -167,13 +171,7 @@ def run_pass(spec: Pass, blocks: Sequence[Block], *shared: Any,
     get = _scheduler([b.x for b in blocks])
     if get in _LOCAL:
         return _run_local(get, spec, blocks, shared, states, name, split_every)
-    shared_nodes = [_shared(s) for s in shared]
-    # wrapped once: wrapping tokenizes the function, and keys are given
-    chunk = delayed(spec.chunk, pure=True)
-    raw = [chunk(b.x, b.w, b.offset, *((state,) if spec.stateful else ()), *shared_nodes,
-                 dask_key_name=(f"{name}-chunk", i))
-           for i, (b, state) in enumerate(zip(blocks, states, strict=True))]
-    return _run_on_cluster(spec, raw, split_every)
+    return _run_on_cluster(spec, blocks, shared, states, name, split_every)
 
 
 def _run_local(get: Callable, spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
@@ -264,34 +262,99 @@ def _combine_results(combine: Callable, pairs: Sequence[tuple]) -> Any:
     return combine([p[1] for p in pairs])
 
 
-def _run_on_cluster(spec: Pass, raw: list, split_every: int):
+def _chunk_call(chunk: Callable, stateful: bool, x: Any, w: Any, offset: int, pair: Any,
+                *shared: Any) -> Any:
+    """A chunk call in a cluster pass. A stateful pass's state is the
+    previous pass's whole (state, result) pair, so no task splits the pairs."""
+    if not stateful:
+        return chunk(x, w, offset, *shared)
+    return chunk(x, w, offset, None if pair is None else pair[0], *shared)
+
+
+def _combine_chunks(combine: Callable, stateful: bool, results: Sequence[Any]) -> Any:
+    return combine([r[1] for r in results] if stateful else results)
+
+
+def pair_state(pair: Any) -> Any:
+    """The state held in a cluster pass's (state, result) pair."""
+    return pair[0]
+
+
+def _run_on_cluster(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
+                    states: Sequence[Any], name: str, split_every: int):
     """A pass on a ``distributed`` cluster, over futures.
 
-    The chunk calls are computed where their blocks live; their results stay
-    there as futures (states for the next pass included), and the reduction
-    tree is submitted over them, so only a few small combined results come
-    back. The last combine runs here, on the at most ``split_every``
-    results gathered: as a task it cost one more scheduler round trip (a
-    pass of D1 over 4 blocks on 2 local workers: 55 ms with it, 39 without).
+    One task per chunk, computed where its block lives (a persisted block's
+    task is loosely restricted to its holders); the results stay there as
+    futures (a stateful pass's (state, result) pairs are its next states). An
+    :attr:`~Pass.exact` pass then combines each worker's results on that
+    worker (:func:`_by_worker`), so one partial per worker crosses the
+    network whatever the number of chunks; any other pass combines in a tree
+    ordered by chunk index, so its floating-point sums do not depend on
+    where chunks ran. The partials are combined on the workers down to two
+    at most, and the last combine runs here.
     """
     from distributed import as_completed, default_client
 
     client = default_client()
+    shared_args = [_shared(client, s) for s in shared]
+    # wrapped once: wrapping tokenizes the function, and keys are given
+    call = delayed(_chunk_call, pure=True)
+    holders = _holders(client, blocks)
+    raw = []
+    for i, (b, state) in enumerate(zip(blocks, states, strict=True)):
+        # a persisted block's chunk runs where the block is (left free, the
+        # scheduler moved blocks between workers); loosely, so a lost worker's
+        # blocks, recomputed elsewhere, are not waited for
+        with dask.annotate(**({"workers": holders[i], "allow_other_workers": True}
+                              if holders[i] else {})):
+            raw.append(call(spec.chunk, spec.stateful, b.x, b.w, b.offset, state,
+                            *shared_args, dask_key_name=(f"{name}-chunk", i)))
     futures = client.compute(raw)
     reporter = _reporter.get()
-    if reporter is not None:
-        for done, _ in enumerate(as_completed(futures), 1):
-            reporter(spec.name, done, len(futures))
-    if spec.stateful:
-        new_states = [client.submit(operator.getitem, f, 0) for f in futures]
-        outs = [client.submit(operator.getitem, f, 1) for f in futures]
-    else:
-        new_states, outs = [], futures
-    while len(outs) > split_every:
-        outs = [client.submit(spec.combine, outs[i : i + split_every])
+    done = as_completed(futures)
+    for n_done, _ in enumerate(done, 1):
+        if reporter is not None:
+            reporter(spec.name, n_done, len(futures))
+    groups = _by_worker(client, futures) if spec.exact else [
+        (None, list(range(i, min(i + split_every, len(futures)))))
+        for i in range(0, len(futures), split_every)]
+    outs = [client.submit(_combine_chunks, spec.combine, spec.stateful,
+                          [futures[i] for i in chunks], key=f"{name}-combine-{j}",
+                          **({} if where is None else
+                             {"workers": [where], "allow_other_workers": True}))
+            for j, (where, chunks) in enumerate(groups)]
+    level = 0
+    # the partials meet on the workers, peer to peer, until at most two are
+    # left for the client (one more task, but the client's link, or the
+    # scheduler's when it relays, carries two partials whatever the workers)
+    while len(outs) > 2:
+        level += 1
+        outs = [client.submit(spec.combine, outs[i : i + split_every],
+                              key=f"{name}-combine{level}-{i}")
                 for i in range(0, len(outs), split_every)]
     total = spec.combine(client.gather(outs))
-    return (new_states, total) if spec.stateful else total
+    return (futures, total) if spec.stateful else total
+
+
+def _holders(client: Any, blocks: Sequence[Block]) -> list[list[str]]:
+    """The workers holding each block's rows (none for a block read from its
+    source by its own tasks)."""
+    # the scheduler's own call: Client.who_has takes futures, and would read
+    # a bare tuple key as a list of keys
+    who = client.sync(client.scheduler.who_has, keys=[b.x.key for b in blocks])
+    return [sorted(who.get(b.x.key, ())) for b in blocks]
+
+
+def _by_worker(client: Any, futures: Sequence[Any]) -> list[tuple[str, list[int]]]:
+    """The finished chunk results grouped by the worker holding them (the
+    first in address order, when several do), each group in chunk order, the
+    groups in the order of their first chunk."""
+    holders = client.who_has(futures)
+    groups: dict[str, list[int]] = {}
+    for i, f in enumerate(futures):
+        groups.setdefault(min(holders[f.key]), []).append(i)
+    return sorted(groups.items(), key=lambda item: item[1][0])
 
 
 # --------------------------------------------------------------------------

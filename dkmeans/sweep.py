@@ -170,7 +170,7 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
         t1 = time.perf_counter()
         result = lloyd(blocks, recluster(C, mass, k, seed, 0).astype(data.dtype),
                        max_iter=max_iter, tol=tol * stats.mean_variance,
-                       keep_labels=False)
+                       keep_labels=False, quanta=stats.quanta)
         ch, db, sil = _scores(data.X, result.centers, stats.draw.rows)
         for name, value in zip(rows, (result.inertia, ch, db, sil.score, sil.stderr,
                                       time.perf_counter() - t1), strict=True):

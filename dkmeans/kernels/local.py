@@ -15,7 +15,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from dkmeans.kernels.assign import _FAST, _gemm_buffer, _lloyd_impl, _row_sqdist, _sqnorms
+from dkmeans.kernels import exact
+from dkmeans.kernels.assign import (
+    _FAST,
+    _gemm_buffer,
+    _lloyd_impl,
+    _nearest_impl,
+    _row_sqdist,
+    _sqnorms,
+)
 
 
 @numba.njit(**_FAST)
@@ -68,9 +76,7 @@ def _relocate(sums, wsums, X, w, far_d2, far_row, far_lab):  # pragma: no cover 
     aggregate does."""
     taken = np.zeros(far_d2.shape[0], dtype=np.bool_)
     moved = 0
-    for c in range(wsums.shape[0]):
-        if wsums[c] != 0.0:
-            continue
+    for c in np.flatnonzero(wsums == 0.0):  # the clusters empty before any move
         best = -1
         for s in range(far_d2.shape[0]):
             if taken[s] or far_d2[s] <= 0.0:
@@ -93,23 +99,38 @@ def _relocate(sums, wsums, X, w, far_d2, far_row, far_lab):  # pragma: no cover 
 
 
 @numba.njit(**_FAST)
-def _lloyd(X, w, centers, buf, rows_first, max_iter, tol, history):  # pragma: no cover
+def _on_grid(values, quantum):  # pragma: no cover - compiled
+    """``values`` rounded to multiples of ``quantum`` (a power of two), as the
+    distributed pass carries them (:func:`dkmeans.kernels.exact.to_grid`)."""
+    return np.rint(values / quantum) * quantum
+
+
+@numba.njit(**_FAST)
+def _lloyd(X, w, centers, buf, rows_first, max_iter, tol, quanta, history):  # pragma: no cover
     """Lloyd from ``centers`` (X's dtype) until the squared center shift is at
     most ``tol``; ``history[i]`` gets the inertia of iteration i's assignment.
     Returns (centers, iterations, clusters relocated)."""
     k, d = centers.shape
-    n_far = min(k - 1, X.shape[0])
+    n = X.shape[0]
     n_relocated = 0
+    no_far = np.empty(0)
+    no_row = np.empty(0, dtype=np.int64)
+    no_lab = np.empty(0, dtype=np.int32)
     for it in range(max_iter):
-        c_sqnorm = _sqnorms(centers)
         sums, wsums = np.zeros((k, d)), np.zeros(k)
-        far_d2 = np.full(n_far, -1.0)
-        far_row = np.full(n_far, -1, dtype=np.int64)
-        far_lab = np.zeros(n_far, dtype=np.int32)
-        history[it] = _lloyd_impl(X, w, centers, np.ascontiguousarray(centers.T), c_sqnorm,
-                                  sums, wsums, far_d2, far_row, far_lab, buf, rows_first)
-        if n_far > 0:
-            n_relocated += _relocate(sums, wsums, X, w, far_d2, far_row, far_lab)
+        history[it] = _lloyd_impl(X, w, centers, np.ascontiguousarray(centers.T),
+                                  _sqnorms(centers), sums, wsums, no_far, no_row, no_lab,
+                                  buf, rows_first)
+        for c in range(k):
+            sums[c] = _on_grid(sums[c], quanta[:d])
+        wsums = _on_grid(wsums, quanta[d])
+        if np.any(wsums == 0.0):  # the rows farthest from their centers, as FAR_ROWS finds
+            labels, d2 = np.empty(n, dtype=np.int32), np.empty(n)
+            _nearest_impl(X, centers, np.ascontiguousarray(centers.T), _sqnorms(centers),
+                          labels, d2, buf, rows_first)
+            if w.shape[0]:
+                d2 = np.where(w > 0, d2, 0.0)
+            n_relocated += _relocate(sums, wsums, X, w, d2, np.arange(n), labels)
         new = centers.astype(np.float64)
         for c in range(k):
             if wsums[c] > 0.0:
@@ -127,7 +148,7 @@ def _lloyd(X, w, centers, buf, rows_first, max_iter, tol, history):  # pragma: n
 
 
 @numba.njit(**_FAST)
-def _best_start(X, w, k, n_trials, u, buf, rows_first, max_iter):  # pragma: no cover
+def _best_start(X, w, k, n_trials, u, buf, rows_first, max_iter, quanta):  # pragma: no cover
     """Of the k-means++ starts drawn from the rows of ``u``, each run through
     Lloyd, the one of lowest inertia (ties to the earlier start)."""
     best, best_inertia = X[:k].copy(), np.inf
@@ -137,7 +158,8 @@ def _best_start(X, w, k, n_trials, u, buf, rows_first, max_iter):  # pragma: no 
         centers = np.empty((k, X.shape[1]))
         for c in range(k):
             centers[c] = X[chosen[c % chosen.shape[0]]]
-        centers, n_iter, _ = _lloyd(X, w, centers, buf, rows_first, max_iter, 0.0, history)
+        centers, n_iter, _ = _lloyd(X, w, centers, buf, rows_first, max_iter, 0.0, quanta,
+                                    history)
         inertia = history[n_iter - 1] if n_iter < max_iter else np.inf
         if inertia < best_inertia or t == 0:
             best, best_inertia = centers, inertia
@@ -170,8 +192,10 @@ def recluster_starts(X: np.ndarray, w: np.ndarray, k: int, u: np.ndarray,
         Of the best start (inf if no start converged within ``max_iter``).
     """
     X64 = np.ascontiguousarray(X, dtype=np.float64)
-    centers, inertia = _best_start(X64, np.asarray(w, dtype=np.float64), k, plusplus_trials(k),
-                                   u, *_gemm_buffer(X64, k), max_iter)
+    w = np.asarray(w, dtype=np.float64)
+    quanta = exact.grid(len(X64), w.max(), np.abs(X64).max(axis=0))
+    centers, inertia = _best_start(X64, w, k, plusplus_trials(k), u, *_gemm_buffer(X64, k),
+                                   max_iter, quanta)
     return centers, float(inertia)
 
 
@@ -203,7 +227,7 @@ def kmeans_plusplus(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generat
 
 
 def lloyd_local(X: np.ndarray, w: np.ndarray, centers: np.ndarray, max_iter: int,
-                tol: float) -> tuple[np.ndarray, np.ndarray, int]:
+                tol: float, quanta: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Lloyd's iterations on one in-memory block, as one compiled call.
 
     The same iterations as :func:`dkmeans.lloyd.lloyd` (without its final
@@ -218,6 +242,9 @@ def lloyd_local(X: np.ndarray, w: np.ndarray, centers: np.ndarray, max_iter: int
     max_iter : int
     tol : float
         Absolute tolerance on the sum of squared center shifts.
+    quanta : ndarray of shape (d + 1,)
+        The grid the distributed pass rounds its sums to
+        (:func:`dkmeans.kernels.exact.grid`), applied here too.
 
     Returns
     -------
@@ -230,5 +257,5 @@ def lloyd_local(X: np.ndarray, w: np.ndarray, centers: np.ndarray, max_iter: int
     history = np.empty(max_iter)
     centers, n_iter, n_relocated = _lloyd(X, w, np.ascontiguousarray(centers, dtype=X.dtype),
                                           *_gemm_buffer(X, len(centers)), max_iter,
-                                          float(tol), history)
+                                          float(tol), np.asarray(quanta, np.float64), history)
     return centers, history[:n_iter], int(n_relocated)

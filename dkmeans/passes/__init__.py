@@ -33,13 +33,15 @@ from dkmeans.passes.common import (
 from dkmeans.passes.lloyd import (
     ASSIGN,
     ASSIGN_STREAM,
+    FAR_ROWS,
     LLOYD,
     LLOYD_BOUNDED,
     assign_chunk,
+    empty_clusters,
     lloyd_aggregate,
     lloyd_chunk,
 )
-from dkmeans.passes.scan import DRAW, SCAN, scan_chunk
+from dkmeans.passes.scan import DRAW, MAGNITUDE, SCAN, scan_chunk
 from dkmeans.passes.seeding import (
     CANDIDATE_MASS,
     CANDIDATE_MASS_STREAM,
@@ -55,8 +57,10 @@ __all__ = [
     "CANDIDATE_MASS",
     "CANDIDATE_MASS_STREAM",
     "DRAW",
+    "FAR_ROWS",
     "LLOYD",
     "LLOYD_BOUNDED",
+    "MAGNITUDE",
     "POTENTIAL",
     "POTENTIAL_STREAM",
     "SCAN",
@@ -69,6 +73,7 @@ __all__ = [
     "Totals",
     "TopRows",
     "assign_chunk",
+    "empty_clusters",
     "lloyd_aggregate",
     "lloyd_chunk",
     "scan_chunk",

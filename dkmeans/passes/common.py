@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dkmeans import kernels
+from dkmeans.kernels import exact
 from dkmeans.runner import Pass
 
 # --------------------------------------------------------------------------
@@ -92,6 +93,10 @@ class ScanStats:
     weight_sum : float
     draw : TopRows
         ``m`` rows drawn without replacement with probability ~ weight.
+    max_abs : ndarray (d,)
+        Largest absolute value of each column.
+    max_weight : float
+        Largest weight (1 without weights).
     """
 
     bad_row: int
@@ -101,10 +106,17 @@ class ScanStats:
     m2: np.ndarray
     weight_sum: float
     draw: TopRows
+    max_abs: np.ndarray
+    max_weight: float
 
     @property
     def mean_variance(self) -> float:
         return float(np.mean(self.m2 / max(self.n, 1)))
+
+    @property
+    def quanta(self) -> np.ndarray:
+        """The grid of the Lloyd passes' exact sums over these rows."""
+        return exact.grid(self.n, self.max_weight, self.max_abs)
 
 
 @dataclass(frozen=True)
@@ -131,16 +143,19 @@ class Totals:
 
 @dataclass(frozen=True)
 class LloydStats:
-    """One Lloyd iteration's partial results.
+    """One Lloyd iteration's partial results, in a form whose combination is
+    exact (:mod:`dkmeans.kernels.exact`): the same totals however the
+    chunks' results are grouped, on any scheduler.
 
     Attributes
     ----------
-    sums : ndarray of shape (k, d), float64
-    weights : ndarray of shape (k,), float64
-    inertia : float
-        Inertia of the centers the pass assigned to.
-    far : TopRows
-        The rows farthest from their center, for empty-cluster relocation.
+    sums : ndarray of shape (k, d), int64
+        Weighted sums of each cluster's rows, in quanta of ``quanta[:d]``.
+    weights : ndarray of shape (k,), int64
+        Each cluster's weight, in quanta of ``quanta[d]``.
+    quanta : ndarray of shape (d + 1,), float64
+    inertia_parts : tuple of float
+        Exact partials of the inertia of the centers the pass assigned to.
     n_searched : int
         Rows whose distances to every center were computed (the others kept
         their center, proved unchanged by their bounds).
@@ -148,9 +163,23 @@ class LloydStats:
 
     sums: np.ndarray
     weights: np.ndarray
-    inertia: float
-    far: TopRows
+    quanta: np.ndarray
+    inertia_parts: tuple
     n_searched: int = 0
+
+    @property
+    def center_sums(self) -> np.ndarray:
+        """(k, d) float64 sums."""
+        return exact.from_grid(self.sums, self.quanta[:-1])
+
+    @property
+    def cluster_weights(self) -> np.ndarray:
+        """(k,) float64 weights."""
+        return exact.from_grid(self.weights, self.quanta[-1])
+
+    @property
+    def inertia(self) -> float:
+        return exact.exact_value(self.inertia_parts)
 
 
 @dataclass(frozen=True)

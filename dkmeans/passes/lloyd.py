@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from dkmeans import kernels
+from dkmeans.kernels import exact
 from dkmeans.passes.common import (
     Assignment,
     LloydStats,
@@ -18,53 +19,68 @@ from dkmeans.passes.common import (
 from dkmeans.runner import Pass
 
 
-def _far_rows(x, w, offset, n_far, far_d2, far_row, far_label) -> TopRows:
-    far = TopRows(n_far, far_d2, far_row + offset, x[far_row].copy(),
-                  np.ones(far_row.size) if w is None else w[far_row].astype(np.float64),
-                  far_label)
-    return TopRows.merge([far])
+def _lloyd_stats(sums, wsums, inertia, quanta, n_searched) -> LloydStats:
+    return LloydStats(exact.to_grid(sums, quanta[:-1]), exact.to_grid(wsums, quanta[-1]),
+                      quanta, (inertia,), n_searched)
 
 
-def lloyd_chunk(x, w, offset: int, centers: np.ndarray, n_far: int) -> LloydStats:
-    sums, wsums, inertia, far_d2, far_row, far_label = kernels.lloyd_partials(
-        x, _no_weights(w), centers, n_far)
-    return LloydStats(sums, wsums, inertia,
-                      _far_rows(x, w, offset, n_far, far_d2, far_row, far_label), x.shape[0])
+def lloyd_chunk(x, w, offset: int, centers: np.ndarray, quanta: np.ndarray) -> LloydStats:
+    """One Lloyd step's sums, weights and inertia on a block, on the grid of
+    ``quanta`` (:func:`dkmeans.kernels.exact.grid`)."""
+    sums, wsums, inertia, *_ = kernels.lloyd_partials(x, _no_weights(w), centers, 0)
+    return _lloyd_stats(sums, wsums, inertia, quanta, x.shape[0])
 
 
 def lloyd_combine(parts: Sequence[LloydStats]) -> LloydStats:
+    """Exact: the same totals in any grouping and order."""
     return LloydStats(
         sums=np.sum([p.sums for p in parts], axis=0),
         weights=np.sum([p.weights for p in parts], axis=0),
-        inertia=sum(p.inertia for p in parts),
-        far=TopRows.merge([p.far for p in parts]),
+        quanta=parts[0].quanta,
+        inertia_parts=exact.exact_sum(v for p in parts for v in p.inertia_parts),
         n_searched=sum(p.n_searched for p in parts),
     )
 
 
-LLOYD = Pass("dkmeans-lloyd", lloyd_chunk, lloyd_combine)
+LLOYD = Pass("dkmeans-lloyd", lloyd_chunk, lloyd_combine, exact=True)
 
 
-def lloyd_bounded_chunk(x, w, offset: int, state, centers: np.ndarray, n_far: int,
+def lloyd_bounded_chunk(x, w, offset: int, state, centers: np.ndarray, quanta: np.ndarray,
                         half_sep: np.ndarray, drift: np.ndarray, search_all: bool):
     """:func:`lloyd_chunk` keeping per-row bounds between iterations as state,
     so rows whose nearest center cannot have changed skip the distance GEMM."""
-    (sums, wsums, inertia, far_d2, far_row, far_label, new_state,
-     n_searched) = kernels.lloyd_partials_bounded(
-        x, _no_weights(w), centers, n_far, state, half_sep, drift,
-        search_all)
-    return new_state, LloydStats(sums, wsums, inertia, _far_rows(x, w, offset, n_far, far_d2,
-                                                                 far_row, far_label),
-                                 n_searched)
+    (sums, wsums, inertia, *_, new_state, n_searched) = kernels.lloyd_partials_bounded(
+        x, _no_weights(w), centers, 0, state, half_sep, drift, search_all)
+    return new_state, _lloyd_stats(sums, wsums, inertia, quanta, n_searched)
 
 
 LLOYD_BOUNDED = Pass("dkmeans-lloyd-bounded", lloyd_bounded_chunk, lloyd_combine,
-                     stateful=True)
+                     stateful=True, exact=True)
 """The Lloyd pass for persisted data: same results as :data:`LLOYD`, with
 12 bytes per row of state kept on the workers between iterations."""
 
 
-def lloyd_aggregate(stats: LloydStats, centers: np.ndarray) -> tuple[np.ndarray, int]:
+def far_rows_chunk(x, w, offset: int, centers: np.ndarray, m: int) -> TopRows:
+    """The ``m`` rows of positive weight farthest from their nearest center,
+    with their centers and weights (ties to the earlier row)."""
+    labels, d2 = kernels.nearest(x, centers)
+    keys = d2 if w is None else np.where(w > 0, d2, 0.0)
+    return TopRows.from_block(m, keys, x, w, offset, labels)
+
+
+FAR_ROWS = Pass("dkmeans-far-rows", far_rows_chunk, TopRows.merge, exact=True)
+"""The rows to move empty clusters onto: run only in an iteration that left a
+cluster empty, for as many rows as there are empty clusters (a Lloyd pass
+itself ships no rows)."""
+
+
+def empty_clusters(stats: LloydStats) -> int:
+    """How many clusters a Lloyd pass left with zero weight."""
+    return int(np.count_nonzero(stats.weights == 0))
+
+
+def lloyd_aggregate(stats: LloydStats, centers: np.ndarray,
+                    far: TopRows | None = None) -> tuple[np.ndarray, int]:
     """New centers from a Lloyd pass, relocating empty clusters.
 
     Each empty cluster (zero total weight) moves onto one of the rows
@@ -79,18 +95,19 @@ def lloyd_aggregate(stats: LloydStats, centers: np.ndarray) -> tuple[np.ndarray,
         Combined over all blocks.
     centers : ndarray of shape (k, d)
         The centers the pass assigned to.
+    far : TopRows, optional
+        From :data:`FAR_ROWS` with the same centers, when a cluster is empty.
 
     Returns
     -------
     new_centers : ndarray of shape (k, d), centers' dtype
     n_relocated : int
     """
-    sums = stats.sums.copy()
-    weights = stats.weights.copy()
+    sums = stats.center_sums
+    weights = stats.cluster_weights
     empty = np.flatnonzero(weights == 0)
-    far = stats.far
     n_relocated = 0
-    if empty.size and far.keys.size and far.keys[0] > 0:
+    if empty.size and far is not None:
         for cluster, row, wt, old, dist in zip(empty, far.rows, far.weights, far.labels,
                                                far.keys, strict=False):
             if dist <= 0:

@@ -32,7 +32,7 @@ def scan_chunk(x, w, offset: int, key: np.ndarray, m: int, rate: float = 0.0) ->
         empty = TopRows(m, np.empty(0), np.empty(0, np.int64), np.empty((0, d), x.dtype),
                         np.empty(0), np.empty(0, np.int32))
         return ScanStats(bad_row + offset if bad_row >= 0 else -1, bad_weight, 0,
-                         np.zeros(d), np.zeros(d), 0.0, empty)
+                         np.zeros(d), np.zeros(d), 0.0, empty, np.zeros(d), 0.0)
     count, mean, m2 = kernels.moments(x)
     weights = _weights_or_ones(w, n)
     if rate > 0:  # members get a positive key, the others 0 (never selected)
@@ -41,7 +41,31 @@ def scan_chunk(x, w, offset: int, key: np.ndarray, m: int, rate: float = 0.0) ->
         draw = TopRows.from_block(m, keys, x, w, offset)
     else:
         draw = TopRows.at(m, *sampling.race_top_m(key, offset, weights, m), x, w, offset)
-    return ScanStats(-1, -1, count, mean, m2, float(weights.sum()), draw)
+    return ScanStats(-1, -1, count, mean, m2, float(weights.sum()), draw, *magnitude(x, w)[1:])
+
+
+def magnitude(x, w) -> tuple[int, np.ndarray, float]:
+    """Rows, largest absolute value of each column, largest weight: what
+    bounds the Lloyd passes' sums (:func:`dkmeans.kernels.exact.grid`)."""
+    if not len(x):
+        return 0, np.zeros(x.shape[1]), 0.0
+    max_abs = np.maximum(x.max(axis=0), -x.min(axis=0)).astype(np.float64)
+    max_w = 1.0 if w is None else float(w.max())
+    return x.shape[0], max_abs, max_w
+
+
+def magnitude_chunk(x, w, offset: int) -> tuple[int, np.ndarray, float]:
+    return magnitude(x, w)
+
+
+def magnitude_combine(parts: Sequence[tuple]) -> tuple[int, np.ndarray, float]:
+    return (sum(p[0] for p in parts), np.max([p[1] for p in parts], axis=0),
+            max(p[2] for p in parts))
+
+
+MAGNITUDE = Pass("dkmeans-magnitude", magnitude_chunk, magnitude_combine, exact=True)
+"""The bounds of :func:`magnitude` over all rows, for a Lloyd run whose
+caller has no scan (the fits take them from their scan)."""
 
 
 def _first_bad(values) -> int:
@@ -57,6 +81,8 @@ def scan_combine(parts: Sequence[ScanStats]) -> ScanStats:
         n=n, mean=mean, m2=m2,
         weight_sum=sum(p.weight_sum for p in parts),
         draw=TopRows.merge([p.draw for p in parts]),
+        max_abs=np.max([p.max_abs for p in parts], axis=0),
+        max_weight=max(p.max_weight for p in parts),
     )
 
 

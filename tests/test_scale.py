@@ -1,0 +1,105 @@
+"""What one Lloyd iteration costs on a cluster of separate worker processes:
+bytes through the network and tasks through the scheduler, counted by the
+loopback interface and the scheduler's own task counters."""
+
+import sys
+
+import cloudpickle
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from distributed import Client
+
+from dkmeans.data import _scatter, as_dataset
+from dkmeans.kernels import exact
+from dkmeans.lloyd import lloyd
+from dkmeans.passes import LLOYD
+from dkmeans.runner import run_pass
+
+pytestmark = pytest.mark.slow
+
+# the scheduler cannot import this file: send its functions whole
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+N_WORKERS, N_CHUNKS, ROWS, K, D = 4, 64, 400, 256, 64
+
+
+def _loopback_bytes() -> int:
+    with open("/proc/net/dev") as f:
+        for line in f:
+            name, _, counters = line.partition(":")
+            if name.strip() == "lo":
+                return int(counters.split()[0])  # received: each byte counted once
+    pytest.skip("no loopback interface counters")
+
+
+def _tasks_done(dask_scheduler) -> int:
+    return sum(p.state_counts["memory"] for p in dask_scheduler.task_prefixes.values())
+
+
+def _prefixes(dask_scheduler) -> list:
+    return sorted(dask_scheduler.task_prefixes)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    from conftest import _dask_processes
+
+    folder = tmp_path_factory.mktemp("scale-cluster")
+    # direct_to_workers: the client scatters and gathers without the
+    # scheduler relaying the bytes (by default it does, and they cross twice)
+    with _dask_processes(folder, N_WORKERS) as address, \
+            Client(address, direct_to_workers=True) as client:
+        client.wait_for_workers(N_WORKERS)
+        yield client
+
+
+@pytest.fixture(scope="module")
+def structureless():
+    # no structure, centers from the data: every cluster keeps rows
+    return np.random.default_rng(0).normal(size=(N_CHUNKS * ROWS, D))
+
+
+def test_lloyd_iteration_moves_one_partial_per_worker(cluster, structureless):
+    X = structureless
+    blocks = as_dataset(_scatter(X, ROWS)).blocks()  # 64 chunks on the workers
+    assert len(blocks) == N_CHUNKS
+    centers = X[:: len(X) // K][:K].copy()
+    quanta = exact.grid(len(X), 1.0, np.abs(X).max(axis=0))
+    run_pass(LLOYD, blocks, centers, quanta)  # warm-up: functions reach the workers
+    tasks0, bytes0 = cluster.run_on_scheduler(_tasks_done), _loopback_bytes()
+    stats = run_pass(LLOYD, blocks, centers, quanta)
+    moved = _loopback_bytes() - bytes0
+    tasks = cluster.run_on_scheduler(_tasks_done) - tasks0
+    payload = 2 * N_WORKERS * (K * D * 8 + K * 8)
+    # beside the payload: each task's message to its worker and report back
+    print(f"one Lloyd pass: {moved} bytes on loopback (payload bound {payload}), {tasks} tasks")
+    assert moved <= payload + 6_000 * (N_CHUNKS + 2 * N_WORKERS), (moved, payload)
+    assert tasks <= N_CHUNKS + 2 * N_WORKERS, tasks
+    # the same totals, bit for bit, as the threaded scheduler's index-ordered tree
+    with dask.config.set(scheduler="threads"):
+        threaded = run_pass(LLOYD, as_dataset(da.from_array(X, chunks=(ROWS, D))).blocks(),
+                            centers, quanta)
+    np.testing.assert_array_equal(stats.sums, threaded.sums)
+    np.testing.assert_array_equal(stats.weights, threaded.weights)
+    assert stats.inertia == threaded.inertia
+
+
+def test_farthest_rows_travel_only_for_an_empty_cluster(cluster, structureless):
+    X = structureless
+    data = as_dataset(_scatter(X, ROWS))
+    far_prefix = "dkmeans-far-rows"
+    # centers from the data: no cluster empties
+    lloyd(data.blocks(), X[:8].copy(), max_iter=2, tol=-1.0)
+    assert far_prefix not in cluster.run_on_scheduler(_prefixes)
+    # a center far from every row empties its cluster: one small pass finds
+    # the row to move it onto
+    centers = X[:8].copy()
+    centers[3] += 1e6
+    result = lloyd(data.blocks(), centers, max_iter=1, tol=-1.0)
+    assert far_prefix in cluster.run_on_scheduler(_prefixes)
+    assert (result.n_relocated, result.n_iter) == (1, 1)
+    d2 = ((X[:, None, :] - centers[None]) ** 2).sum(-1)
+    farthest = int(np.argmax(d2.min(1)))  # numpy oracle: the row farthest from its center
+    np.testing.assert_array_equal(result.centers[3], X[farthest])
