@@ -64,8 +64,9 @@ def per_iteration(workers, chunks, k, d, rows):
         client.wait_for_workers(workers)
         X = da.random.default_rng(0).standard_normal((chunks * rows, d), chunks=(rows, d),
                                                         dtype=np.float32)
-        data = as_dataset(X).persist()
-        blocks = data.blocks()
+        # persisted as chunked (a fit would merge them to about two per worker
+        # thread first: here the chunks are the variable)
+        blocks = as_dataset(X.persist()).blocks()
         centers = X[:k].compute()
         measure(client, blocks, centers, 1)  # warm-up
         rss0 = psutil.Process().memory_info().rss
@@ -94,17 +95,22 @@ def main():
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="the smaller sizes only")
     parser.add_argument("--out", default=None, help="append JSON lines here")
+    parser.add_argument("--stealing", action="store_true",
+                        help="leave dask's work stealing on (it may move small blocks to "
+                             "idle workers on a loaded machine)")
     args = parser.parse_args()
     configs = [(8, c, 256, 64) for c in (100, 1000, 10000)]
     configs += [(16, c, 256, 64) for c in (100, 1000, 10000)]
     configs += [(8, 1000, k, d) for k, d in ((16, 32), (1000, 128))]
     if args.quick:
         configs = [c for c in configs if c[1] <= 1000 and c[2] <= 256]
-    print(f"# {args.label}: load {os.getloadavg()[0]:.1f}, python {sys.version.split()[0]}")
+    print(f"# {args.label}: load {os.getloadavg()[0]:.1f}, python {sys.version.split()[0]}, "
+          f"work stealing {'on' if args.stealing else 'off'}")
     print("| version | workers | chunks | k x d | MB/iter | bound MB | tasks/iter | "
           "s/iter | client RSS growth MB |")
     print("|---|---|---|---|---|---|---|---|---|")
     rows_out = []
+    dask.config.set({"distributed.scheduler.work-stealing": args.stealing})
     for workers, chunks, k, d in configs:
         r = per_iteration(workers, chunks, k, d, args.rows)
         bound = 2 * workers * (k * d * 8 + k * 8)

@@ -1,0 +1,176 @@
+"""Running a pass on a ``distributed`` cluster, over futures."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import dask
+import numpy as np
+from dask.delayed import delayed
+from dask.task_spec import Task, TaskRef
+
+from dkmeans.runner.base import Block, Pass, _blocks_graph, _reporter
+
+#: Arrays every chunk call of a cluster pass needs are embedded in each task
+#: up to this size, else scattered once per pass: embedded, they travel once
+#: per chunk through the scheduler (k=256 x d=64 float64 centers over 10,000
+#: chunks: 1.3 GB a pass), scattered, once per worker, for one more round trip.
+SHARED_NODE_BYTES = 1 << 13
+
+
+def _shared(client: Any, value: Any) -> Any:
+    """An argument every block needs (centers, keys), as it goes in a cluster
+    pass's graph: a large array is sent to the cluster once, and each worker
+    fetches it once, instead of riding in every chunk's task."""
+    if isinstance(value, np.ndarray) and value.nbytes > SHARED_NODE_BYTES:
+        return client.scatter(value, hash=False)
+    return value
+
+
+def _chunk_call(chunk: Callable, stateful: bool, x: Any, w: Any, offset: int, pair: Any,
+                *shared: Any) -> Any:
+    """A chunk call in a cluster pass. A stateful pass's state is the
+    previous pass's whole (state, result) pair, so no task splits the pairs."""
+    if not stateful:
+        return chunk(x, w, offset, *shared)
+    return chunk(x, w, offset, None if pair is None else pair[0], *shared)
+
+
+def _combine_chunks(combine: Callable, stateful: bool, results: Sequence[Any]) -> Any:
+    return combine([r[1] for r in results] if stateful else results)
+
+
+def pair_state(pair: Any) -> Any:
+    """The state held in a cluster pass's (state, result) pair."""
+    return pair[0]
+
+
+def _run_on_cluster(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
+                    states: Sequence[Any], name: str, split_every: int):
+    """A pass on a ``distributed`` cluster, over futures.
+
+    One task per chunk, computed where its block lives (a persisted block's
+    task is loosely restricted to its holders); the results stay there as
+    futures (a stateful pass's (state, result) pairs are its next states). An
+    :attr:`~Pass.exact` pass then combines each worker's results on that
+    worker (:func:`_by_worker`), so one partial per worker crosses the
+    network whatever the number of chunks; any other pass combines in a tree
+    ordered by chunk index, so its floating-point sums do not depend on
+    where chunks ran. The partials are combined on the workers down to two
+    at most, and the last combine runs here.
+    """
+    from distributed import as_completed, default_client
+
+    client = default_client()
+    shared_args = [_shared(client, s) for s in shared]
+    if any(_held(b) for b in blocks):
+        futures = _submit_persisted(client, spec, blocks, states, shared_args, name,
+                                    _holders(client, blocks))
+    else:
+        futures = _submit_streamed(client, spec, blocks, states, shared_args, name)
+    reporter = _reporter.get()
+    done = as_completed(futures)
+    for n_done, _ in enumerate(done, 1):
+        if reporter is not None:
+            reporter(spec.name, n_done, len(futures))
+    groups = _by_worker(client, futures) if spec.exact else [
+        (None, list(range(i, min(i + split_every, len(futures)))))
+        for i in range(0, len(futures), split_every)]
+    outs = [client.submit(_combine_chunks, spec.combine, spec.stateful,
+                          [futures[i] for i in chunks], key=f"{name}-combine-{j}",
+                          **({} if where is None else
+                             {"workers": [where], "allow_other_workers": True}))
+            for j, (where, chunks) in enumerate(groups)]
+    level = 0
+    # the partials meet on the workers, peer to peer, until at most two are
+    # left for the client (one more task, but the client's link, or the
+    # scheduler's when it relays, carries two partials whatever the workers)
+    while len(outs) > 2:
+        level += 1
+        outs = [client.submit(spec.combine, outs[i : i + split_every],
+                              key=f"{name}-combine{level}-{i}")
+                for i in range(0, len(outs), split_every)]
+    total = spec.combine(client.gather(outs))
+    return (futures, total) if spec.stateful else total
+
+
+def _submit_persisted(client: Any, spec: Pass, blocks: Sequence[Block], states: Sequence[Any],
+                      shared_args: Sequence[Any], name: str,
+                      holders: list[list[str]]) -> list:
+    """A chunk task per persisted block, where the block is (left free, the
+    scheduler moved blocks between workers; restricted loosely, so a lost
+    worker's blocks, recomputed elsewhere, are not waited for)."""
+    # wrapped once: wrapping tokenizes the function, and keys are given
+    call = delayed(_chunk_call, pure=True)
+    raw = []
+    for i, (b, state) in enumerate(zip(blocks, states, strict=True)):
+        with dask.annotate(**({"workers": holders[i], "allow_other_workers": True}
+                              if holders[i] else {})):
+            raw.append(call(spec.chunk, spec.stateful, b.x, b.w, b.offset, state,
+                            *shared_args, dask_key_name=(f"{name}-chunk", i)))
+    return client.compute(raw)
+
+
+def _submit_streamed(client: Any, spec: Pass, blocks: Sequence[Block], states: Sequence[Any],
+                     shared_args: Sequence[Any], name: str) -> list:
+    """A chunk task per block read from its source, fused with the tasks
+    that make only that block (read, decode, preprocess): one task per chunk
+    through the scheduler, not one per step."""
+    dsk = _blocks_graph(blocks)
+    chunks = {}
+    for i, (b, state) in enumerate(zip(blocks, states, strict=True)):
+        key = (f"{name}-chunk", i)
+        chunks[key] = Task(key, _chunk_call, spec.chunk, spec.stateful, TaskRef(b.x.key),
+                           None if b.w is None else TaskRef(b.w.key), b.offset, state,
+                           *shared_args)
+    graph = _fuse_into(chunks, dsk)
+    return client.get(graph, list(chunks), sync=False)
+
+
+def _fuse_into(tasks: dict, dsk: dict) -> dict:
+    """``tasks`` each fused with the chain of ``dsk``'s tasks that only it
+    depends on; nodes several depend on (a Zarr array's handle) stay apart."""
+    users = Counter(dep for node in (*dsk.values(), *tasks.values())
+                    for dep in node.dependencies)
+    graph = dict(dsk)
+    for key, task in tasks.items():
+        chain, pending = [task], list(task.dependencies)
+        while pending:
+            dep = pending.pop()
+            if users[dep] == 1 and dep in graph:
+                node = graph.pop(dep)
+                chain.append(node)
+                pending.extend(node.dependencies)
+        graph[key] = Task.fuse(*chain, key=key) if len(chain) > 1 else task
+    return graph
+
+
+def _held(block: Block) -> bool:
+    """Whether a block's rows are held by the cluster (persisted or scattered,
+    perhaps still computing): its key is a future, or not in its own graph."""
+    from distributed import futures_of
+
+    graph = block.x.__dask_graph__()
+    return block.x.key not in graph or bool(futures_of(block.x))
+
+
+def _holders(client: Any, blocks: Sequence[Block]) -> list[list[str]]:
+    """The workers holding each block's rows (none for a block read from its
+    source by its own tasks)."""
+    # the scheduler's own call: Client.who_has takes futures, and would read
+    # a bare tuple key as a list of keys
+    who = client.sync(client.scheduler.who_has, keys=[b.x.key for b in blocks])
+    return [sorted(who.get(b.x.key, ())) for b in blocks]
+
+
+def _by_worker(client: Any, futures: Sequence[Any]) -> list[tuple[str, list[int]]]:
+    """The finished chunk results grouped by the worker holding them (the
+    first in address order, when several do), each group in chunk order, the
+    groups in the order of their first chunk."""
+    holders = client.who_has(futures)
+    groups: dict[str, list[int]] = {}
+    for i, f in enumerate(futures):
+        groups.setdefault(min(holders[f.key]), []).append(i)
+    return sorted(groups.items(), key=lambda item: item[1][0])
