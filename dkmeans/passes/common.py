@@ -216,4 +216,4 @@ def streaming(spec: Pass) -> Pass:
     """The stateless version of a stateful pass whose chunk function, given
     no state, computes from scratch what the state would have held."""
     return Pass(f"{spec.name}-stream", functools.partial(_without_state, spec.chunk),
-                spec.combine)
+                spec.combine, exact=spec.exact)

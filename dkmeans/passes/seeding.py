@@ -40,7 +40,13 @@ def seed_round_combine(parts: Sequence[SeedRound]) -> SeedRound:
     return SeedRound(sum(p.cost for p in parts), TopRows.merge([p.draw for p in parts]))
 
 
-SEED_ROUND = Pass("dkmeans-seed-round", seed_round_chunk, seed_round_combine, stateful=True)
+SEED_ROUND = Pass("dkmeans-seed-round", seed_round_chunk, seed_round_combine, stateful=True,
+                  exact=True)
+"""Exact as :attr:`~dkmeans.runner.Pass.exact` means: the draw is a ranked
+merge, and the cost is only compared with 0 (a sum of non-negative terms is
+0 in any order exactly when each is), so each worker may merge its chunks'
+draws first: one draw of ``m`` rows per worker crosses the network, not one
+per chunk."""
 
 
 def candidate_mass_chunk(x, w, offset: int, state, new_centers: np.ndarray,
