@@ -55,8 +55,24 @@ _DRAW, _ROUND, _LOCAL, _PLUSPLUS = range(4)
 
 def stream_key(seed: int, *purpose: int) -> np.ndarray:
     """The key of the random stream for ``seed`` and a purpose path (two
-    words, see :func:`dkmeans.sampling.stream_seed`)."""
-    return np.random.SeedSequence(seed, spawn_key=purpose).generate_state(2, np.uint64)
+    words, see :func:`dkmeans.kernels.sampling.stream_seed`): SplitMix64's
+    mixer chained over the seed and each purpose. (numpy's SeedSequence did
+    the same job in 40 microseconds a key, a tenth of a small fit.)"""
+    h = _splitmix(int(seed) & _MASK)
+    for p in purpose:
+        h = _splitmix(h ^ (int(p) & _MASK))
+    return np.array([h, _splitmix(h)], dtype=np.uint64)
+
+
+_MASK = (1 << 64) - 1
+
+
+def _splitmix(z: int) -> int:
+    """SplitMix64's output function of the state ``z`` (Steele et al. 2014)."""
+    z = (z + 0x9E3779B97F4A7C15) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
 
 
 @dataclass(frozen=True)

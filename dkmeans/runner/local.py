@@ -106,6 +106,11 @@ def _run_local(get: Callable, spec: Pass, blocks: Sequence[Block], shared: Seque
     return [p[0] for p in pairs], total
 
 
+#: Values below which in-memory passes leave BLAS's thread count alone:
+#: OpenBLAS runs products this small on one thread anyway.
+PIN_MIN_VALUES = 1 << 16
+
+
 def _run_in_memory(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
                    states: Sequence[Any], split_every: int):
     """A pass over in-memory blocks, called here: the same chunk calls and
@@ -113,7 +118,10 @@ def _run_in_memory(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
     a scheduler, whose cost per pass dominates a fit of small data."""
     reporter = _reporter.get()
     results = []
-    with _BLAS_PIN:  # the same one-thread GEMM as under the threaded scheduler
+    # the same one-thread GEMM as under the threaded scheduler; blocks too
+    # small for BLAS to start threads skip setting it (tens of microseconds)
+    big = sum(b.x.size for b in blocks) >= PIN_MIN_VALUES
+    with _BLAS_PIN if big else contextlib.nullcontext():
         for i, (b, state) in enumerate(zip(blocks, states, strict=True)):
             results.append(spec.chunk(b.x, b.w, b.offset,
                                       *((state,) if spec.stateful else ()), *shared))
