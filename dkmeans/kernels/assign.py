@@ -293,6 +293,14 @@ def nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return labels, d2
 
 
+def _partials_out(n: int, d: int, k: int, n_far: int) -> tuple:
+    """Zeroed sums (k, d) and weights (k,), and empty slots for the
+    ``min(n_far, n)`` farthest rows, that a Lloyd kernel fills."""
+    m = min(n_far, n)
+    return (np.zeros((k, d)), np.zeros(k), np.full(m, -1.0), np.full(m, -1, dtype=np.int64),
+            np.zeros(m, dtype=np.int32))
+
+
 def lloyd_partials(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_far: int):
     """One Lloyd step's partial results on one block, in a single fused pass.
 
@@ -324,12 +332,7 @@ def lloyd_partials(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_far: int
     c, c_t, c_sqnorm = _prepare_centers(centers, X.dtype)
     n, d = X.shape
     k = c.shape[0]
-    sums = np.zeros((k, d), dtype=np.float64)
-    wsums = np.zeros(k, dtype=np.float64)
-    m = min(n_far, n)
-    far_d2 = np.full(m, -1.0)
-    far_row = np.full(m, -1, dtype=np.int64)
-    far_lab = np.zeros(m, dtype=np.int32)
+    sums, wsums, far_d2, far_row, far_lab = _partials_out(n, d, k, n_far)
     inertia = _lloyd_impl(X, w, c, c_t, c_sqnorm, sums, wsums, far_d2, far_row, far_lab,
                           *_gemm_buffer(X, k))
     kept = far_row >= 0

@@ -13,6 +13,7 @@ from dkmeans.kernels.assign import (
     _bound_holds,
     _gemm_block,
     _gemm_buffer,
+    _partials_out,
     _prepare_centers,
     _row_sqdist,
 )
@@ -183,12 +184,7 @@ def lloyd_partials_bounded(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_
     # the previous step stays as it was
     labels, lower = np.empty(n, dtype=np.int32), np.empty(n)
     old_labels, old_lower = (labels[:0], lower[:0]) if fresh else state
-    sums = np.zeros((k, d), dtype=np.float64)
-    wsums = np.zeros(k, dtype=np.float64)
-    m = min(n_far, n)
-    far_d2 = np.full(m, -1.0)
-    far_row = np.full(m, -1, dtype=np.int64)
-    far_lab = np.zeros(m, dtype=np.int32)
+    sums, wsums, far_d2, far_row, far_lab = _partials_out(n, d, k, n_far)
     counts = np.zeros(1, dtype=np.int64)
     # generous bound on the rounding of |c|^2 - 2 x.c in X's dtype, relative
     # to |x|^2 + max |c|^2, for both the own and the other center
