@@ -235,10 +235,9 @@ def lloyd_local(X: np.ndarray, w: np.ndarray, centers: np.ndarray, max_iter: int
 
     Parameters
     ----------
-    X : ndarray of shape (n, d), float32 or float64
-    w : ndarray of shape (n,) or (0,)
-        Sample weights; empty means unit weights.
-    centers : ndarray of shape (k, d)
+    X, w, centers
+        As for :func:`~dkmeans.kernels.lloyd_partials` (X float32 or float64,
+        w empty for unit weights).
     max_iter : int
     tol : float
         Absolute tolerance on the sum of squared center shifts.
