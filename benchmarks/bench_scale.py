@@ -94,6 +94,9 @@ def main():
     parser.add_argument("--label", default="after")
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="the smaller sizes only")
+    parser.add_argument("--configs", default=None,
+                        help="workers:chunks:k:d,... instead of the default grid")
+    parser.add_argument("--no-seeding", action="store_true")
     parser.add_argument("--out", default=None, help="append JSON lines here")
     parser.add_argument("--stealing", action="store_true",
                         help="leave dask's work stealing on (it may move small blocks to "
@@ -104,6 +107,8 @@ def main():
     configs += [(8, 1000, k, d) for k, d in ((16, 32), (1000, 128))]
     if args.quick:
         configs = [c for c in configs if c[1] <= 1000 and c[2] <= 256]
+    if args.configs:
+        configs = [tuple(int(v) for v in c.split(":")) for c in args.configs.split(",")]
     print(f"# {args.label}: load {os.getloadavg()[0]:.1f}, python {sys.version.split()[0]}, "
           f"work stealing {'on' if args.stealing else 'off'}")
     print("| version | workers | chunks | k x d | MB/iter | bound MB | tasks/iter | "
@@ -119,6 +124,8 @@ def main():
               f"{r['client_rss_growth'] / 1e6:.0f} |", flush=True)
         rows_out.append({"label": args.label, "workers": workers, "chunks": chunks, "k": k,
                          "d": d, "bound": bound, **r, "load": os.getloadavg()[0]})
+    if args.no_seeding:
+        return
     seconds = seeding_seconds()
     print(f"\nk-means|| seeding, k=1,000, d=128, 100,000 rows (threads): {seconds:.1f} s "
           f"({args.label}, load {os.getloadavg()[0]:.1f})")
