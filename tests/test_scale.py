@@ -108,3 +108,28 @@ def test_farthest_rows_travel_only_for_an_empty_cluster(cluster, structureless):
     d2 = ((X[:, None, :] - centers[None]) ** 2).sum(-1)
     farthest = int(np.argmax(d2.min(1)))  # numpy oracle: the row farthest from its center
     np.testing.assert_array_equal(result.centers[3], X[farthest])
+
+
+def test_a_streamed_chunk_is_one_task(cluster, structureless, tmp_path):
+    """Zarr read from its source each pass: the read (and decode) tasks are
+    fused into each chunk's Lloyd task, and the totals are those of the
+    threaded scheduler, bit for bit."""
+    import zarr
+
+    X = structureless[: 40 * ROWS, :8]
+    z = zarr.create_array(str(tmp_path / "x.zarr"), shape=X.shape, dtype="f8",
+                          chunks=(ROWS, 8))
+    z[:] = X
+    blocks = as_dataset(da.from_zarr(str(tmp_path / "x.zarr"))).blocks()
+    assert len(blocks) == 40
+    centers, quanta = X[:5].copy(), exact.grid(len(X), 1.0, np.abs(X).max(axis=0))
+    run_pass(LLOYD, blocks, centers, quanta)
+    tasks0 = cluster.run_on_scheduler(_tasks_done)
+    stats = run_pass(LLOYD, blocks, centers, quanta)
+    tasks = cluster.run_on_scheduler(_tasks_done) - tasks0
+    assert tasks <= len(blocks) + 2 * N_WORKERS, tasks
+    with dask.config.set(scheduler="threads"):
+        threaded = run_pass(LLOYD, as_dataset(da.from_zarr(str(tmp_path / "x.zarr"))).blocks(),
+                            centers, quanta)
+    np.testing.assert_array_equal(stats.sums, threaded.sums)
+    assert stats.inertia == threaded.inertia
