@@ -106,7 +106,7 @@ def inertia_of(path: str, centers: np.ndarray) -> float:
     every row to its nearest center, in float64."""
     import dask.array as da
 
-    from dkmeans.fit import nearest_sq_distances
+    from dkmeans.apply import nearest_sq_distances
 
     return float(nearest_sq_distances(da.from_zarr(path), centers).sum().compute())
 

@@ -53,7 +53,7 @@ def measure(client, blocks, centers, iters):
             time.perf_counter() - s0)
 
 
-def per_iteration(workers, chunks, k, d, rows):
+def per_iteration(workers, chunks, k, d, rows, streamed=False):
     from distributed import Client, LocalCluster
 
     from dkmeans.data import as_dataset
@@ -65,8 +65,9 @@ def per_iteration(workers, chunks, k, d, rows):
         X = da.random.default_rng(0).standard_normal((chunks * rows, d), chunks=(rows, d),
                                                         dtype=np.float32)
         # persisted as chunked (a fit would merge them to about two per worker
-        # thread first: here the chunks are the variable)
-        blocks = as_dataset(X.persist()).blocks()
+        # thread first: here the chunks are the variable), or made afresh by
+        # each pass's tasks, as rows streamed from storage are read
+        blocks = as_dataset(X if streamed else X.persist()).blocks()
         centers = X[:k].compute()
         measure(client, blocks, centers, 1)  # warm-up
         rss0 = psutil.Process().memory_info().rss
@@ -97,6 +98,8 @@ def main():
     parser.add_argument("--configs", default=None,
                         help="workers:chunks:k:d,... instead of the default grid")
     parser.add_argument("--no-seeding", action="store_true")
+    parser.add_argument("--streamed", action="store_true",
+                        help="rows made by each pass's own tasks instead of persisted")
     parser.add_argument("--out", default=None, help="append JSON lines here")
     parser.add_argument("--stealing", action="store_true",
                         help="leave dask's work stealing on (it may move small blocks to "
@@ -110,14 +113,15 @@ def main():
     if args.configs:
         configs = [tuple(int(v) for v in c.split(":")) for c in args.configs.split(",")]
     print(f"# {args.label}: load {os.getloadavg()[0]:.1f}, python {sys.version.split()[0]}, "
-          f"work stealing {'on' if args.stealing else 'off'}")
+          f"work stealing {'on' if args.stealing else 'off'}, "
+          f"{'streamed' if args.streamed else 'persisted'}")
     print("| version | workers | chunks | k x d | MB/iter | bound MB | tasks/iter | "
           "s/iter | client RSS growth MB |")
     print("|---|---|---|---|---|---|---|---|---|")
     rows_out = []
     dask.config.set({"distributed.scheduler.work-stealing": args.stealing})
     for workers, chunks, k, d in configs:
-        r = per_iteration(workers, chunks, k, d, args.rows)
+        r = per_iteration(workers, chunks, k, d, args.rows, args.streamed)
         bound = 2 * workers * (k * d * 8 + k * 8)
         print(f"| {args.label} | {workers} | {chunks} | {k} x {d} | {r['bytes'] / 1e6:.2f} | "
               f"{bound / 1e6:.2f} | {r['tasks']:.0f} | {r['seconds']:.3f} | "

@@ -11,8 +11,11 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import dask.array as da
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
+from dkmeans.apply import ambiguity, soft_assignments
 from dkmeans.data import as_dataset
 from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.estimator_base import _BaseKMeans, _is_int, _is_real, check_centers
@@ -163,6 +166,10 @@ or callable, default="k-means||"
         ``inertia_`` (after the last update) is at most the last. ``verbose``
         and the command line print these same numbers.
     n_features_in_ : int
+    within_variance_ : float
+        Pooled within-cluster variance per feature, ``inertia_ / (total
+        weight x n_features)``: the default temperature of
+        :meth:`predict_proba`.
     timings_ : dict
         Seconds spent scanning the data, seeding and in Lloyd iterations.
 
@@ -293,12 +300,76 @@ of shape (n_samples, n_features)
         self.n_iter_ = int(result.n_iter)
         self.inertia_history_ = result.inertia_history
         self.n_features_in_ = data.n_features
+        weight = float(np.sum(result.counts)) if result.counts is not None else 0.0
+        self.within_variance_ = self.inertia_ / (weight * data.n_features) if weight else 0.0
         self.timings_ = result.timings
         return self
+
+    def ambiguity(self, X: Any, storage_options: dict | None = None,
+                  ) -> np.ndarray | da.Array:
+        """How unsure each row's assignment is: ``d1 / d2``.
+
+        ``d1`` and ``d2`` are the distances to the nearest and the second
+        nearest center: 0 on a center (certain), 1 on the boundary between
+        two clusters, 0 for every row when there is a single center. (Its
+        complement ``1 - d1 / d2`` is the assignment's margin.)
+
+        Parameters
+        ----------
+        X : array-like, dask array, zarr.Array, or a path or URL, \
+of shape (n_samples, n_features)
+        storage_options : dict, optional
+
+        Returns
+        -------
+        ndarray (for in-memory X) or lazy dask array of shape (n_samples,), float64
+        """
+        arr, in_memory = self._chunked(X, storage_options)
+        out = ambiguity(arr, self._model_centers())
+        return compute(out)[0] if in_memory else out
+
+    def predict_proba(self, X: Any, temperature: float | None = None,
+                      storage_options: dict | None = None) -> np.ndarray | da.Array:
+        """Soft assignments: responsibilities ``exp(-d^2 / (2 temperature))``,
+        normalised over the centers.
+
+        They are the posterior of an equal-weight mixture of isotropic
+        Gaussians at the centers with variance ``temperature`` per feature,
+        whose maximum is ``predict``'s label. Distances are in the space the
+        model compares rows in (scaled features with ``scale=True``).
+
+        Parameters
+        ----------
+        X : array-like, dask array, zarr.Array, or a path or URL, \
+of shape (n_samples, n_features)
+        temperature : float > 0, optional
+            Default :attr:`within_variance_`, the pooled within-cluster
+            variance per feature: smaller is harder, larger is softer.
+        storage_options : dict, optional
+
+        Returns
+        -------
+        ndarray (for in-memory X) or lazy dask array of shape (n_samples, n_clusters),
+        float64, rows summing to 1
+        """
+        check_is_fitted(self)
+        if temperature is None:
+            temperature = getattr(self, "within_variance_", 0.0)
+            if not temperature > 0:
+                raise InvalidParameterError(
+                    "This model has no positive within-cluster variance (inertia 0, or a "
+                    "model file without it): pass temperature= explicitly.")
+        elif not (_is_real(temperature) and np.isfinite(temperature) and temperature > 0):
+            raise InvalidParameterError(
+                f"temperature must be a finite number > 0; got {temperature!r}.")
+        arr, in_memory = self._chunked(X, storage_options)
+        out = soft_assignments(arr, self._model_centers(), float(temperature))
+        return compute(out)[0] if in_memory else out
 
     def _fitted_for_file(self) -> tuple[dict, dict[str, np.ndarray]]:
         fitted, arrays = super()._fitted_for_file()
         fitted["inertia_history"] = [float(v) for v in self.inertia_history_]
+        fitted["within_variance"] = float(getattr(self, "within_variance_", 0.0))
         return fitted, arrays
 
     def _restore_fitted(self, fitted: dict, read: Callable[[str], np.ndarray]) -> None:
@@ -307,3 +378,4 @@ of shape (n_samples, n_features)
             raise InvalidInputError(f"inertia_history has {history.size} values in the "
                                     f"metadata, for {fitted['n_iter']} iterations.")
         self.inertia_history_ = history
+        self.within_variance_ = float(fitted.get("within_variance", 0.0))

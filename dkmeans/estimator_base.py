@@ -26,9 +26,9 @@ from sklearn.base import (
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from dkmeans.apply import distances, nearest_sq_distances, predict_labels
 from dkmeans.data import Dataset, as_chunked, as_weights
 from dkmeans.errors import InvalidInputError, InvalidParameterError
-from dkmeans.fit import distances, nearest_sq_distances, predict_labels
 from dkmeans.modelfile import write_model_dir
 from dkmeans.preprocessing import Preprocessing
 from dkmeans.runner import compute

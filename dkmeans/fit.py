@@ -20,6 +20,7 @@ from dask.delayed import delayed
 from sklearn.exceptions import ConvergenceWarning
 
 from dkmeans import kernels
+from dkmeans.apply import predict_labels
 from dkmeans.data import Dataset
 from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.lloyd import LloydProgress, LloydResult, lloyd
@@ -49,6 +50,8 @@ class KMeansResult:
     timings : dict
         Seconds spent in each phase ("scan", "seeding", "lloyd").
     n_seeding_passes : int
+    counts : ndarray of shape (k,), optional
+        Total sample weight assigned to each center.
     """
 
     centers: np.ndarray
@@ -59,6 +62,7 @@ class KMeansResult:
     tol: float
     timings: dict = field(default_factory=dict)
     n_seeding_passes: int = 0
+    counts: np.ndarray | None = None
 
 
 def _as_block(labels: Any, n: int) -> da.Array:
@@ -229,7 +233,7 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
         labels = da.concatenate([_as_block(s, b.n) for s, b in
                                  zip(best.labels, blocks, strict=True)])
     return KMeansResult(best.centers, labels, best.inertia, best.n_iter,
-                        best.inertia_history, tol_abs, timings, n_passes)
+                        best.inertia_history, tol_abs, timings, n_passes, best.counts)
 
 
 # --------------------------------------------------------------------------
@@ -339,47 +343,3 @@ def fit_minibatch_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarr
     else:
         inertia = run.state.ewa_inertia * stats.weight_sum
     return MiniBatchFit(run, float(inertia), labels, passes_read, timings)
-
-
-# --------------------------------------------------------------------------
-# Applying fitted centers to data (lazy: nothing runs until computed)
-
-
-def _check_finite(x: np.ndarray, block_info: dict | None) -> None:
-    bad = kernels.first_nonfinite_row(x)
-    if bad >= 0:
-        row = bad + (block_info[0]["array-location"][0][0] if block_info else 0)
-        raise InvalidInputError(f"Input X contains NaN or infinity (first at row {row}).")
-
-
-def _labels_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
-    _check_finite(x, block_info)
-    return kernels.nearest(x, centers)[0]
-
-
-def _d2_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
-    _check_finite(x, block_info)
-    return kernels.nearest(x, centers)[1]
-
-
-def _distance_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
-    _check_finite(x, block_info)
-    return kernels.pairwise_distances(x, centers)
-
-
-def predict_labels(X: da.Array, centers: np.ndarray) -> da.Array:
-    """Index of the nearest center of every row: lazy, shape (n,), int32."""
-    return X.map_blocks(_labels_block, centers, dtype=np.int32, drop_axis=1,
-                        token="dkmeans-predict")
-
-
-def nearest_sq_distances(X: da.Array, centers: np.ndarray) -> da.Array:
-    """Squared distance of every row to its nearest center: lazy, (n,), float64."""
-    return X.map_blocks(_d2_block, centers, dtype=np.float64, drop_axis=1,
-                        token="dkmeans-nearest-d2")
-
-
-def distances(X: da.Array, centers: np.ndarray) -> da.Array:
-    """Euclidean distance from every row to every center: lazy, (n, k), X's dtype."""
-    return X.map_blocks(_distance_block, centers, dtype=X.dtype,
-                        chunks=(X.chunks[0], (centers.shape[0],)), token="dkmeans-transform")

@@ -70,7 +70,7 @@ def labelled_sample(model: Any, X: Any, size: int, random_state: int = 0,
                     ) -> tuple[np.ndarray, np.ndarray]:
     """A uniform sample of ``size`` rows of X, as the model compares them
     (preprocessed), and their predicted labels (one pass)."""
-    from dkmeans.fit import predict_labels
+    from dkmeans.apply import predict_labels
     from dkmeans.metrics import paired_blocks
     from dkmeans.runner import run_pass
     from dkmeans.scoring import LABELLED_SAMPLE

@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from dkmeans import kernels
+from dkmeans.apply import predict_labels
 from dkmeans.data import as_dataset
 from dkmeans.errors import InvalidParameterError
-from dkmeans.fit import predict_labels, sample_scan, should_persist
+from dkmeans.fit import sample_scan, should_persist
 from dkmeans.lloyd import lloyd
 from dkmeans.metrics import (
     SilhouetteEstimate,

@@ -19,6 +19,7 @@ from dkmeans.kernels.assign import (
     block_rows,
     lloyd_partials,
     nearest,
+    nearest_two,
     pairwise_distances,
     rows_first,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "merge_moments",
     "moments",
     "nearest",
+    "nearest_two",
     "pairwise_distances",
     "plusplus_trials",
     "recluster_starts",

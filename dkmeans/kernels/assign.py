@@ -22,6 +22,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from dkmeans.kernels.small import sqdist
+
 # Bytes of rows per GEMM block inside a kernel: the block and its products
 # stay in L2 cache while the argmin, the exact distances and the sums re-read
 # them, and no (n, k) matrix is ever made. On D1 (d=32, float32) 2,048 rows
@@ -291,6 +293,35 @@ def nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     d2 = np.empty(n, dtype=np.float64)
     _nearest_impl(X, c, c_t, c_sqnorm, labels, d2, *_gemm_buffer(X, len(c)))
     return labels, d2
+
+
+def nearest_two(X: np.ndarray, centers: np.ndarray,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The nearest center of every row, and the exact squared distances to
+    it and to the second nearest.
+
+    The second nearest is chosen from float64 products (``|c|^2 - 2 x.c``)
+    in blocks of rows (no (n, k) matrix for the whole block), then its
+    distance is recomputed exactly.
+
+    Returns
+    -------
+    labels : ndarray of shape (n,), int32
+    d1, d2 : ndarray of shape (n,), float64
+        ``d2`` is inf when there is one center.
+    """
+    labels, d1 = nearest(X, centers)
+    n, k = X.shape[0], len(centers)
+    d2 = np.full(n, np.inf)
+    c = np.asarray(centers, dtype=np.float64)
+    step = max(1, (1 << 20) // max(k, 1))  # a (rows, k) float64 block of 8 MB
+    for start in range(0, n if k > 1 else 0, step):
+        x = np.asarray(X[start : start + step], dtype=np.float64)
+        g = sqdist(x, c)
+        g[np.arange(len(x)), labels[start : start + step]] = np.inf
+        second = g.argmin(axis=1)
+        d2[start : start + step] = ((x - c[second]) ** 2).sum(axis=1)
+    return labels, d1, d2
 
 
 def _partials_out(n: int, d: int, k: int, n_far: int) -> tuple:

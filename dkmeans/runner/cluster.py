@@ -61,7 +61,7 @@ def _run_on_cluster(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
     where chunks ran. The partials are combined on the workers down to two
     at most, and the last combine runs here.
     """
-    from distributed import as_completed, default_client
+    from distributed import as_completed, default_client, wait
 
     client = default_client()
     shared_args = [_shared(client, s) for s in shared]
@@ -71,10 +71,11 @@ def _run_on_cluster(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
     else:
         futures = _submit_streamed(client, spec, blocks, states, shared_args, name)
     reporter = _reporter.get()
-    done = as_completed(futures)
-    for n_done, _ in enumerate(done, 1):
-        if reporter is not None:
+    if reporter is not None:
+        for n_done, _ in enumerate(as_completed(futures), 1):
             reporter(spec.name, n_done, len(futures))
+    if spec.exact:
+        wait(futures)  # where each result is, known once it is computed
     groups = _by_worker(client, futures) if spec.exact else [
         (None, list(range(i, min(i + split_every, len(futures)))))
         for i in range(0, len(futures), split_every)]

@@ -1,0 +1,104 @@
+"""Fitted centers applied to data, lazily: labels, distances, ambiguity and
+soft assignments, one task per block (nothing runs until computed)."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+
+from dkmeans import kernels
+from dkmeans.errors import InvalidInputError
+
+
+def _check_finite(x: np.ndarray, block_info: dict | None) -> None:
+    bad = kernels.first_nonfinite_row(x)
+    if bad >= 0:
+        row = bad + (block_info[0]["array-location"][0][0] if block_info else 0)
+        raise InvalidInputError(f"Input X contains NaN or infinity (first at row {row}).")
+
+
+def _labels_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
+    _check_finite(x, block_info)
+    return kernels.nearest(x, centers)[0]
+
+
+def _d2_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
+    _check_finite(x, block_info)
+    return kernels.nearest(x, centers)[1]
+
+
+def _distance_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
+    _check_finite(x, block_info)
+    return kernels.pairwise_distances(x, centers)
+
+
+def predict_labels(X: da.Array, centers: np.ndarray) -> da.Array:
+    """Index of the nearest center of every row: lazy, shape (n,), int32."""
+    return X.map_blocks(_labels_block, centers, dtype=np.int32, drop_axis=1,
+                        token="dkmeans-predict")
+
+
+def nearest_sq_distances(X: da.Array, centers: np.ndarray) -> da.Array:
+    """Squared distance of every row to its nearest center: lazy, (n,), float64."""
+    return X.map_blocks(_d2_block, centers, dtype=np.float64, drop_axis=1,
+                        token="dkmeans-nearest-d2")
+
+
+def distances(X: da.Array, centers: np.ndarray) -> da.Array:
+    """Euclidean distance from every row to every center: lazy, (n, k), X's dtype."""
+    return X.map_blocks(_distance_block, centers, dtype=X.dtype,
+                        chunks=(X.chunks[0], (centers.shape[0],)), token="dkmeans-transform")
+
+
+def _ambiguity_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
+    _check_finite(x, block_info)
+    _, d1, d2 = kernels.nearest_two(x, centers)
+    return ambiguity_of(d1, d2)
+
+
+def ambiguity_of(d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    """``sqrt(d1 / d2)`` from squared distances to the nearest and second
+    nearest centers: the distance ratio, 0 on a center, 1 on the boundary
+    between two (also when both are 0: two centers coincide), 0 with a single
+    center (``d2`` inf)."""
+    near, second = np.sqrt(d1), np.sqrt(d2)
+    out = np.ones_like(near)
+    np.divide(near, second, out=out, where=second > 0)
+    return out
+
+
+def ambiguity(X: da.Array, centers: np.ndarray) -> da.Array:
+    """Ambiguity of every row's assignment (:func:`ambiguity_of`): lazy, (n,), float64."""
+    return X.map_blocks(_ambiguity_block, centers, dtype=np.float64, drop_axis=1,
+                        token="dkmeans-ambiguity")
+
+
+def _proba_block(x: np.ndarray, centers: np.ndarray, temperature: float,
+                 block_info=None) -> np.ndarray:
+    _check_finite(x, block_info)
+    return responsibilities(kernels.sqdist(x, centers), temperature)
+
+
+def responsibilities(d2: np.ndarray, temperature: float) -> np.ndarray:
+    """Rows of ``exp(-d2 / (2 temperature))``, normalised to sum to 1 (computed
+    from the smallest distance of each row, so no row underflows to 0/0).
+
+    Parameters
+    ----------
+    d2 : ndarray of shape (n, k)
+        Squared distances to the centers.
+    temperature : float, > 0
+
+    Returns
+    -------
+    ndarray of shape (n, k), float64
+    """
+    logits = -(d2 - d2.min(axis=1, keepdims=True)) / (2.0 * temperature)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def soft_assignments(X: da.Array, centers: np.ndarray, temperature: float) -> da.Array:
+    """:func:`responsibilities` of every row: lazy, (n, k), float64."""
+    return X.map_blocks(_proba_block, centers, float(temperature), dtype=np.float64,
+                        chunks=(X.chunks[0], (centers.shape[0],)), token="dkmeans-proba")
