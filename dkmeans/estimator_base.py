@@ -213,13 +213,13 @@ of shape (n_samples, n_features)
             Global row indices, the rows (as given, in original units),
             their distances and labels, farthest first.
         """
+        from dkmeans.passes import FAR_ROWS
         from dkmeans.runner import run_pass
-        from dkmeans.scoring import FARTHEST
 
         if not (isinstance(n, numbers.Integral) and n >= 1):
             raise InvalidParameterError(f"n must be an integer >= 1; got {n!r}.")
         arr, _ = self._chunked(X)
-        top = run_pass(FARTHEST, Dataset(arr, None, "dask").blocks(), self._model_centers(),
+        top = run_pass(FAR_ROWS, Dataset(arr, None, "dask").blocks(), self._model_centers(),
                        int(n))
         rows = top.rows
         if not self._prep().is_identity:  # the rows as given, not as preprocessed

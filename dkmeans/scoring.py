@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dkmeans import kernels
 from dkmeans.kernels import sampling
 from dkmeans.passes import TopRows
 from dkmeans.runner import Pass
@@ -151,14 +150,3 @@ def labelled_sample_chunk(x, labels, offset: int, key: np.ndarray, m: int) -> To
 
 
 LABELLED_SAMPLE = Pass("dkmeans-labelled-sample", labelled_sample_chunk, TopRows.merge)
-
-
-def farthest_chunk(x, w, offset: int, centers: np.ndarray, m: int) -> TopRows:
-    """The ``m`` rows of a block farthest from their nearest center."""
-    labels, d2 = kernels.nearest(x, centers)
-    return TopRows.from_block(m, d2, x, None, offset, labels)
-
-
-FARTHEST = Pass("dkmeans-farthest", farthest_chunk, TopRows.merge)
-"""The rows farthest from their centers over all blocks: each block keeps its
-own top ``m`` (a partial selection, no sort of the data), merged pairwise."""
