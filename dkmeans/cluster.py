@@ -20,9 +20,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+import dask
 import yaml
 
 from dkmeans.errors import ClusterUnavailableError, InvalidParameterError
@@ -168,6 +170,7 @@ def connect(path: str | os.PathLike | None = None, **overrides: Any) -> Iterator
 
     config = load_config(path, **overrides)
     kind = config["type"]
+    stack = contextlib.ExitStack()
     if kind == "scheduler":
         if config["address"].startswith("tls://") and not config["tls"]:
             raise InvalidParameterError(
@@ -185,10 +188,14 @@ def connect(path: str | os.PathLike | None = None, **overrides: Any) -> Iterator
             yield client
         return
     if kind == "local":
+        # the workers' scratch space in a folder of ours, removed with the
+        # cluster (dask's default leaves dask-scratch-space in the temp dir)
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="dkmeans-scratch-"))
+        stack.enter_context(dask.config.set({"temporary-directory": scratch}))
         cluster_cm = LocalCluster(
             n_workers=config["n_workers"], threads_per_worker=config["threads_per_worker"],
             memory_limit=config["memory_limit"], dashboard_address=config["dashboard_address"],
-            processes=True, silence_logs=logging.ERROR)
+            processes=True, silence_logs=logging.ERROR, local_directory=scratch)
     elif kind == "slurm":
         jobqueue = _import("dask_jobqueue", "dask-jobqueue", kind)
         kwargs = {k: v for k, v in config.items() if k not in ("type", "jobs")}
@@ -199,7 +206,7 @@ def connect(path: str | os.PathLike | None = None, **overrides: Any) -> Iterator
         cluster_cm = operator.KubeCluster(name=config["name"], image=config["image"],
                                           n_workers=config["n_workers"],
                                           resources=config["resources"])
-    with cluster_cm as cluster, Client(cluster) as client:
+    with stack, cluster_cm as cluster, Client(cluster) as client:
         if kind == "local":
             wait_for_workers(client, config["n_workers"], "60s")
         yield client
