@@ -95,3 +95,8 @@ def _count_chunks(reporter, pass_name: str, prefix: str, n: int):
 
     with Callback(posttask=posttask):
         yield
+
+
+def _combine_results(combine: Callable, pairs: Sequence[tuple]) -> Any:
+    """Combine the results of a stateful pass's (state, result) pairs."""
+    return combine([p[1] for p in pairs])

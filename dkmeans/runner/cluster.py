@@ -11,7 +11,7 @@ import numpy as np
 from dask.delayed import delayed
 from dask.task_spec import Task, TaskRef
 
-from dkmeans.runner.base import Block, Pass, _blocks_graph, _reporter
+from dkmeans.runner.base import Block, Pass, _blocks_graph, _combine_results, _reporter
 
 #: Arrays every chunk call of a cluster pass needs are embedded in each task
 #: up to this size, else scattered once per pass: embedded, they travel once
@@ -39,7 +39,7 @@ def _chunk_call(chunk: Callable, stateful: bool, x: Any, w: Any, offset: int, pa
 
 
 def _combine_chunks(combine: Callable, stateful: bool, results: Sequence[Any]) -> Any:
-    return combine([r[1] for r in results] if stateful else results)
+    return _combine_results(combine, results) if stateful else combine(results)
 
 
 def pair_state(pair: Any) -> Any:

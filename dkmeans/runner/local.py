@@ -12,7 +12,14 @@ from typing import Any
 import dask
 from dask.task_spec import List, Task, TaskRef
 
-from dkmeans.runner.base import Block, Pass, _blocks_graph, _count_chunks, _reporter
+from dkmeans.runner.base import (
+    Block,
+    Pass,
+    _blocks_graph,
+    _combine_results,
+    _count_chunks,
+    _reporter,
+)
 
 
 @functools.cache
@@ -150,8 +157,3 @@ def _tree_tasks(dsk: dict, keys: list, combine: Callable, name: str, split_every
             parents.append(key)
         keys, step, level = parents, combine, level + 1
     return keys[0]
-
-
-def _combine_results(combine: Callable, pairs: Sequence[tuple]) -> Any:
-    """Combine the results of a stateful pass's (state, result) pairs."""
-    return combine([p[1] for p in pairs])
