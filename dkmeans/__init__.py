@@ -12,7 +12,7 @@ Where things live, one layer calling only the ones above it in this list:
 - :mod:`dkmeans.estimator` and :mod:`dkmeans.estimator_minibatch`: the
   scikit-learn compatible :class:`KMeans` and :class:`MiniBatchKMeans`, on
   what they share (:mod:`dkmeans.estimator_base`);
-- :mod:`dkmeans.data` (input handling), :mod:`dkmeans.preprocessing`
+- :mod:`dkmeans.validation` and :mod:`dkmeans.data` (input handling), :mod:`dkmeans.preprocessing`
   (streaming scaler, imputation, unit rows), :mod:`dkmeans.io` (model files
   without pickle), :mod:`dkmeans.cli` (the ``dkmeans`` command),
   :mod:`dkmeans.metrics` and :mod:`dkmeans.sweep` (evaluating and choosing k;

@@ -27,12 +27,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from dkmeans.apply import distances, nearest_sq_distances, predict_labels
-from dkmeans.data import Dataset, as_chunked, as_weights
+from dkmeans.data import Dataset, as_chunked
 from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.modelfile import write_model_dir
 from dkmeans.preprocessing import Preprocessing
 from dkmeans.runner import compute
 from dkmeans.storage import Location, locate, write_labels
+from dkmeans.validation import as_weights
 
 
 def _is_int(v: Any) -> bool:
@@ -106,7 +107,12 @@ class _BaseKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixi
                     f"got {value!r}.")
 
     def _seed(self) -> int:
-        rs = check_random_state(self.random_state)
+        """The fit's seed: ``random_state`` itself when it is an integer
+        (no RandomState to build), else a draw from it."""
+        rs = self.random_state
+        if isinstance(rs, numbers.Integral) and not isinstance(rs, bool) and 0 <= rs < 2**32:
+            return int(rs)
+        rs = check_random_state(rs)
         return int(rs.randint(np.iinfo(np.int32).max))
 
     def _check_feature_names(self, X: Any, reset: bool) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from dkmeans import kernels
-from dkmeans.data import as_block, as_block_weights, as_dataset
+from dkmeans.data import as_dataset
 from dkmeans.errors import InvalidInputError
 from dkmeans.estimator import _PARAMETERS
 from dkmeans.estimator_base import _BaseKMeans, _is_int, _is_real, check_centers
@@ -27,6 +27,7 @@ from dkmeans.minibatch import MiniBatchState, StepRules, update_centers
 from dkmeans.preprocessing import SHIFT_PROBE_ROWS, Preprocessing, _needs_shift
 from dkmeans.progress import show_progress
 from dkmeans.runner import compute
+from dkmeans.validation import as_block, as_block_weights
 
 _MB_PARAMETERS = {
     **{name: _PARAMETERS[name] for name in ("n_clusters", "init", "n_init", "max_iter",

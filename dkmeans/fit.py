@@ -26,7 +26,7 @@ from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.lloyd import LloydProgress, LloydResult, lloyd
 from dkmeans.minibatch import MiniBatchResult, StepRules, minibatch
 from dkmeans.passes import ASSIGN_STREAM, SCAN, ScanStats
-from dkmeans.runner import Block, compute, pair_state, run_pass
+from dkmeans.runner import Block, blas_pinned, compute, pair_state, run_pass
 from dkmeans.seeding import INIT_METHODS, INIT_ROUNDS, RECLUSTER_TRIES, draw_key, recluster
 from dkmeans.workers import memory_budget
 
@@ -180,43 +180,45 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
     blocks = data.blocks()
     stream = not data.persisted
     draw_m = n_clusters if isinstance(init, str) and init == "random" else 1
-    stats = scan(blocks, draw_key(seed, 0), draw_m, split_every)
-    tol_abs = tol * stats.mean_variance
-    timings["scan"] = time.perf_counter() - t0
+    # in-memory data: BLAS pinned once for the fit, not once per pass
+    with blas_pinned(data.local is not None):
+        stats = scan(blocks, draw_key(seed, 0), draw_m, split_every)
+        tol_abs = tol * stats.mean_variance
+        timings["scan"] = time.perf_counter() - t0
 
-    best: LloydResult | None = None
-    n_passes = 0
-    timings["seeding"] = timings["lloyd"] = 0.0
-    for run in range(n_init):
-        t1 = time.perf_counter()
-        if start is not None:
-            centers = start.centers
-        elif isinstance(init, str):
-            seeding = INIT_METHODS[init](
-                blocks, n_clusters, seed, run, first=stats.draw if run == 0 else None,
-                oversampling_factor=oversampling_factor,
-                init_rounds=INIT_ROUNDS if init_rounds is None else init_rounds,
-                stream=stream)
-            centers, n_passes = seeding.centers, n_passes + seeding.n_passes
-        elif callable(init):
-            centers = init(blocks, n_clusters, run)
-        else:
-            centers = init
-        centers = np.asarray(centers, dtype=data.dtype)
-        if unit_centers:
-            centers = kernels.unit_length(centers)
-        t2 = time.perf_counter()
-        result = lloyd(blocks, centers, max_iter=max_iter, tol=tol_abs, verbose=verbose,
-                       split_every=split_every, keep_bounds=bounds and not stream,
-                       keep_labels=not stream, start=start, on_iteration=on_iteration,
-                       unit_centers=unit_centers, quanta=stats.quanta)
-        timings["seeding"] += t2 - t1
-        timings["lloyd"] += time.perf_counter() - t2
-        if verbose:
-            print(f"Run {run}: inertia {result.inertia:.6g} after {result.n_iter} "
-                  "iterations")
-        if best is None or result.inertia < best.inertia:
-            best = result
+        best: LloydResult | None = None
+        n_passes = 0
+        timings["seeding"] = timings["lloyd"] = 0.0
+        for run in range(n_init):
+            t1 = time.perf_counter()
+            if start is not None:
+                centers = start.centers
+            elif isinstance(init, str):
+                seeding = INIT_METHODS[init](
+                    blocks, n_clusters, seed, run, first=stats.draw if run == 0 else None,
+                    oversampling_factor=oversampling_factor,
+                    init_rounds=INIT_ROUNDS if init_rounds is None else init_rounds,
+                    stream=stream)
+                centers, n_passes = seeding.centers, n_passes + seeding.n_passes
+            elif callable(init):
+                centers = init(blocks, n_clusters, run)
+            else:
+                centers = init
+            centers = np.asarray(centers, dtype=data.dtype)
+            if unit_centers:
+                centers = kernels.unit_length(centers)
+            t2 = time.perf_counter()
+            result = lloyd(blocks, centers, max_iter=max_iter, tol=tol_abs, verbose=verbose,
+                           split_every=split_every, keep_bounds=bounds and not stream,
+                           keep_labels=not stream, start=start, on_iteration=on_iteration,
+                           unit_centers=unit_centers, quanta=stats.quanta)
+            timings["seeding"] += t2 - t1
+            timings["lloyd"] += time.perf_counter() - t2
+            if verbose:
+                print(f"Run {run}: inertia {result.inertia:.6g} after {result.n_iter} "
+                      "iterations")
+            if best is None or result.inertia < best.inertia:
+                best = result
     assert best is not None
 
     n_distinct = int((best.counts > 0).sum())

@@ -23,7 +23,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from dkmeans.data import Dataset, as_chunked, as_weights
+from dkmeans.data import Dataset, as_chunked
 from dkmeans.errors import InvalidInputError
 from dkmeans.passes import ASSIGN_STREAM
 from dkmeans.runner import Block, run_pass
@@ -35,6 +35,7 @@ from dkmeans.scoring import (
     ClusterMoments,
 )
 from dkmeans.seeding import stream_key
+from dkmeans.validation import as_weights
 
 
 def _labels(labels: Any, what: str, n: int | None = None,

@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from dkmeans import kernels
 from dkmeans.data import as_chunked
 from dkmeans.runner import Block, Pass, compute, run_pass
 
@@ -150,11 +151,14 @@ def _needs_shift(head: np.ndarray) -> np.ndarray | None:
     near the data makes the terms as small as the spread. Data already near
     the origin is left alone, so it pays nothing for this.
     """
-    rows = head[np.isfinite(head).all(axis=1)].astype(np.float64)  # bad rows: the scan's
+    rows = head
+    bad, mean, m2, _ = kernels.column_scan(rows) if len(rows) else (-1, None, None, None)
+    if bad >= 0:  # bad rows are for the scan to report: leave them out
+        rows = head[np.isfinite(head).all(axis=1)]
+        bad, mean, m2, _ = kernels.column_scan(rows) if len(rows) else (-1, None, None, None)
     if not len(rows):
         return None
-    with np.errstate(over="ignore", invalid="ignore"):
-        mean, var = rows.mean(axis=0), rows.var(axis=0)
+    var = m2 / len(rows)
     if not (np.isfinite(mean).all() and np.isfinite(var).all()):
         return None
     if (mean @ mean) > SHIFT_RATIO**2 * var.sum() + np.finfo(np.float64).tiny:

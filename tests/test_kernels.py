@@ -118,6 +118,20 @@ def test_moments_merge_equals_whole(rng):
     np.testing.assert_allclose(m2 / n, X.var(0), rtol=1e-10)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_column_scan_equals_numpy(rng, dtype):
+    X = rng.normal(loc=-50.0, scale=3.0, size=(777, 5)).astype(dtype)
+    bad, mean, m2, max_abs = kernels.column_scan(X)
+    X64 = X.astype(np.float64)
+    assert bad == -1
+    np.testing.assert_allclose(mean, X64.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(m2, ((X64 - X64.mean(0)) ** 2).sum(0), rtol=1e-5)
+    np.testing.assert_array_equal(max_abs, np.abs(X64).max(0))
+    X[400, 2], X[600, 0] = np.inf, np.nan
+    assert kernels.column_scan(X)[0] == 400
+    assert kernels.column_scan(np.full((4, 1), 1e308))[0] == -1
+
+
 def test_row_uniforms_do_not_depend_on_chunking():
     key = np.array([7, 11], dtype=np.uint64)
     whole = sampling.row_uniforms(key, 0, 1000)

@@ -31,6 +31,7 @@ from dkmeans.kernels.local import (
     recluster_starts,
 )
 from dkmeans.kernels.small import (
+    column_scan,
     first_nonfinite_row,
     merge_moments,
     moments,
@@ -43,6 +44,7 @@ __all__ = [
     "BLOCK_BYTES",
     "block_rows",
     "center_bounds",
+    "column_scan",
     "first_nonfinite_row",
     "kmeans_plusplus",
     "lloyd_partials",

@@ -1,7 +1,9 @@
-"""Small numpy kernels: validity, moments, top-m, exact squared distances."""
+"""Small kernels: validity, moments and bounds of columns, top-m, exact
+squared distances."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 
@@ -30,6 +32,51 @@ def moments(X: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     centred = X - mean.astype(X.dtype)
     m2 = np.einsum("ij,ij->j", centred, centred, dtype=np.float64)
     return n, mean, m2
+
+
+@numba.njit(nogil=True, cache=True)
+def _column_scan(X, mean, m2, max_abs):  # pragma: no cover - compiled
+    n, d = X.shape
+    sums = np.zeros(d)
+    for i in range(n):
+        for j in range(d):
+            v = X[i, j]
+            if not np.isfinite(v):
+                return i
+            sums[j] += v
+            a = abs(np.float64(v))
+            if a > max_abs[j]:
+                max_abs[j] = a
+    for j in range(d):
+        mean[j] = sums[j] / n
+    centre = mean.astype(X.dtype)  # centred in X's dtype, as moments() does
+    for i in range(n):
+        for j in range(d):
+            c = np.float64(X[i, j] - centre[j])
+            m2[j] += c * c
+    return -1
+
+
+def column_scan(X: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """One compiled read of a block: validity, :func:`moments` and the
+    largest absolute value of each column.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), n >= 1, float32 or float64
+
+    Returns
+    -------
+    bad_row : int
+        Position of the first row holding NaN or infinity, or -1 (then the
+        other outputs are not meaningful).
+    mean, m2, max_abs : ndarray of shape (d,), float64
+        Column means, centred sums of squares and largest absolute values.
+    """
+    d = X.shape[1]
+    mean, m2, max_abs = np.zeros(d), np.zeros(d), np.zeros(d)
+    bad = _column_scan(np.ascontiguousarray(X), mean, m2, max_abs)
+    return int(bad), mean, m2, max_abs
 
 
 def merge_moments(a: tuple, b: tuple) -> tuple[int, np.ndarray, np.ndarray]:

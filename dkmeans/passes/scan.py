@@ -23,7 +23,7 @@ def scan_chunk(x, w, offset: int, key: np.ndarray, m: int, rate: float = 0.0) ->
     share of a large sample (about ``rate x`` its weight), not ``m`` rows.
     """
     n, d = x.shape
-    bad_row = kernels.first_nonfinite_row(x)
+    bad_row, mean, m2, max_abs = kernels.column_scan(x) if n else (-1, *np.zeros((3, d)))
     bad_weight = -1
     if w is not None:
         invalid = ~np.isfinite(w) | (w < 0)
@@ -33,7 +33,6 @@ def scan_chunk(x, w, offset: int, key: np.ndarray, m: int, rate: float = 0.0) ->
                         np.empty(0), np.empty(0, np.int32))
         return ScanStats(bad_row + offset if bad_row >= 0 else -1, bad_weight, 0,
                          np.zeros(d), np.zeros(d), 0.0, empty, np.zeros(d), 0.0)
-    count, mean, m2 = kernels.moments(x)
     weights = _weights_or_ones(w, n)
     if rate > 0:  # members get a positive key, the others 0 (never selected)
         u = sampling.row_uniforms(key, offset, n)
@@ -41,7 +40,8 @@ def scan_chunk(x, w, offset: int, key: np.ndarray, m: int, rate: float = 0.0) ->
         draw = TopRows.from_block(m, keys, x, w, offset)
     else:
         draw = TopRows.at(m, *sampling.race_top_m(key, offset, weights, m), x, w, offset)
-    return ScanStats(-1, -1, count, mean, m2, float(weights.sum()), draw, *magnitude(x, w)[1:])
+    max_w = 0.0 if not n else 1.0 if w is None else float(w.max())
+    return ScanStats(-1, -1, n, mean, m2, float(weights.sum()), draw, max_abs, max_w)
 
 
 def magnitude(x, w) -> tuple[int, np.ndarray, float]:

@@ -27,10 +27,10 @@ from dask.delayed import Delayed
 
 from dkmeans.runner.base import Block, Pass, report_progress
 from dkmeans.runner.cluster import _run_on_cluster, pair_state
-from dkmeans.runner.local import _blas_pinned, _run_in_memory, _run_local
+from dkmeans.runner.local import _blas_pinned, _run_in_memory, _run_local, blas_pinned
 
-__all__ = ["Block", "Pass", "compute", "compute_all", "pair_state", "report_progress",
-           "run_pass"]
+__all__ = ["Block", "Pass", "blas_pinned", "compute", "compute_all", "pair_state",
+           "report_progress", "run_pass"]
 
 
 def run_pass(spec: Pass, blocks: Sequence[Block], *shared: Any,

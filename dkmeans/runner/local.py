@@ -72,6 +72,12 @@ class _BlasPin:
 _BLAS_PIN = _BlasPin()
 
 
+def blas_pinned(pin: bool = True):
+    """The one-thread BLAS pin as a context (a no-op unless ``pin``): held
+    around a whole fit of in-memory data, each pass only counts itself in."""
+    return _BLAS_PIN if pin else contextlib.nullcontext()
+
+
 def _blas_pinned(get: Callable):
     """Pin BLAS to one thread while dask's own threads use every core.
 
@@ -113,11 +119,6 @@ def _run_local(get: Callable, spec: Pass, blocks: Sequence[Block], shared: Seque
     return [p[0] for p in pairs], total
 
 
-#: Values below which in-memory passes leave BLAS's thread count alone:
-#: OpenBLAS runs products this small on one thread anyway.
-PIN_MIN_VALUES = 1 << 16
-
-
 def _run_in_memory(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
                    states: Sequence[Any], split_every: int):
     """A pass over in-memory blocks, called here: the same chunk calls and
@@ -125,10 +126,10 @@ def _run_in_memory(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
     a scheduler, whose cost per pass dominates a fit of small data."""
     reporter = _reporter.get()
     results = []
-    # the same one-thread GEMM as under the threaded scheduler; blocks too
-    # small for BLAS to start threads skip setting it (tens of microseconds)
-    big = sum(b.x.size for b in blocks) >= PIN_MIN_VALUES
-    with _BLAS_PIN if big else contextlib.nullcontext():
+    # the same one-thread GEMM as under the threaded scheduler: even on small
+    # blocks OpenBLAS starts threads, which then wait on busy cores (fits
+    # should hold the pin for all their passes: setting it is not free)
+    with _BLAS_PIN:
         for i, (b, state) in enumerate(zip(blocks, states, strict=True)):
             results.append(spec.chunk(b.x, b.w, b.offset,
                                       *((state,) if spec.stateful else ()), *shared))
