@@ -36,6 +36,7 @@ _LAZY = {
     "InvalidParameterError": "dkmeans.errors",
     "KMeans": "dkmeans.estimator",
     "MiniBatchKMeans": "dkmeans.estimator_minibatch",
+    "GaussianMixture": "dkmeans.estimator_mixture",
     "KMeansResult": "dkmeans.fit",
     "fit_kmeans": "dkmeans.fit",
     "fit_minibatch_kmeans": "dkmeans.fit",
@@ -59,6 +60,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs, the eager imports
     )
     from dkmeans.estimator import KMeans
     from dkmeans.estimator_minibatch import MiniBatchKMeans
+    from dkmeans.estimator_mixture import GaussianMixture
     from dkmeans.fit import KMeansResult, fit_kmeans, fit_minibatch_kmeans
     from dkmeans.io import load
     from dkmeans.lloyd import LloydResult, lloyd
@@ -85,6 +87,7 @@ __version__ = "0.1.0"
 __all__ = [
     "INIT_METHODS",
     "DKMeansError",
+    "GaussianMixture",
     "InputNotFoundError",
     "InputTypeError",
     "InvalidInputError",

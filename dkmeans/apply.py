@@ -10,7 +10,7 @@ from dkmeans import kernels
 from dkmeans.errors import InvalidInputError
 
 
-def _check_finite(x: np.ndarray, block_info: dict | None) -> None:
+def check_finite_block(x: np.ndarray, block_info: dict | None) -> None:
     bad = kernels.first_nonfinite_row(x)
     if bad >= 0:
         row = bad + (block_info[0]["array-location"][0][0] if block_info else 0)
@@ -18,17 +18,17 @@ def _check_finite(x: np.ndarray, block_info: dict | None) -> None:
 
 
 def _labels_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
-    _check_finite(x, block_info)
+    check_finite_block(x, block_info)
     return kernels.nearest(x, centers)[0]
 
 
 def _d2_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
-    _check_finite(x, block_info)
+    check_finite_block(x, block_info)
     return kernels.nearest(x, centers)[1]
 
 
 def _distance_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
-    _check_finite(x, block_info)
+    check_finite_block(x, block_info)
     return kernels.pairwise_distances(x, centers)
 
 
@@ -51,7 +51,7 @@ def distances(X: da.Array, centers: np.ndarray) -> da.Array:
 
 
 def _ambiguity_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
-    _check_finite(x, block_info)
+    check_finite_block(x, block_info)
     _, d1, d2 = kernels.nearest_two(x, centers)
     return ambiguity_of(d1, d2)
 
@@ -75,7 +75,7 @@ def ambiguity(X: da.Array, centers: np.ndarray) -> da.Array:
 
 def _proba_block(x: np.ndarray, centers: np.ndarray, temperature: float,
                  block_info=None) -> np.ndarray:
-    _check_finite(x, block_info)
+    check_finite_block(x, block_info)
     return responsibilities(kernels.sqdist(x, centers), temperature)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from dkmeans.errors import InvalidInputError
 from dkmeans.estimator import KMeans
 from dkmeans.estimator_minibatch import MiniBatchKMeans
+from dkmeans.estimator_mixture import GaussianMixture
 from dkmeans.lloyd import LloydProgress
 from dkmeans.modelfile import (
     ESTIMATORS,
@@ -32,7 +33,8 @@ from dkmeans.storage import Location, locate
 __all__ = ["ESTIMATORS", "FORMAT", "FORMAT_VERSION", "fingerprint", "load", "read_checkpoint",
            "read_meta", "save_checkpoint", "save_model"]
 
-_CLASSES = {"KMeans": KMeans, "MiniBatchKMeans": MiniBatchKMeans}
+_CLASSES = {"KMeans": KMeans, "MiniBatchKMeans": MiniBatchKMeans,
+            "GaussianMixture": GaussianMixture}
 
 
 def save_model(model: Any, path: Any, fingerprint: dict | None = None,
@@ -54,7 +56,8 @@ def _v1_array_names(meta: dict) -> list[str]:
     return names
 
 
-def load(path: Any, storage_options: dict | None = None) -> KMeans | MiniBatchKMeans:
+def load(path: Any, storage_options: dict | None = None,
+         ) -> KMeans | MiniBatchKMeans | GaussianMixture:
     """Load a model saved by :meth:`KMeans.save`, without unpickling anything.
 
     Parameters

@@ -43,7 +43,7 @@ FORMAT = "dkmeans-model"
 FORMAT_VERSION = 2
 META = "model.json"
 #: The estimators a model directory may hold.
-ESTIMATORS = ("KMeans", "MiniBatchKMeans")
+ESTIMATORS = ("KMeans", "MiniBatchKMeans", "GaussianMixture")
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:

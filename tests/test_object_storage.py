@@ -90,6 +90,21 @@ def test_fit_from_s3_equals_local_fit(client, s3, s3_data, reference):
                                rtol=1e-12)
 
 
+def test_gaussian_mixture_from_s3_equals_local_fit(client, s3, s3_data, X, tmp_path):
+    local = dkmeans.GaussianMixture(K, covariance_type="diag", random_state=5)
+    with dask.config.set(scheduler="threads"):
+        local.fit(X)
+    remote = dkmeans.GaussianMixture(K, covariance_type="diag", random_state=5).fit(
+        s3_data, storage_options=s3)
+    assert remote.n_iter_ == local.n_iter_
+    np.testing.assert_allclose(remote.means_, local.means_, rtol=1e-9)
+    np.testing.assert_allclose(remote.covariances_, local.covariances_, rtol=1e-9)
+    remote.save("s3://dkmeans/models/gm", storage_options=s3)
+    back = dkmeans.load("s3://dkmeans/models/gm", storage_options=s3)
+    np.testing.assert_allclose(back.predict_proba(X), local.predict_proba(X), rtol=1e-9,
+                               atol=1e-12)
+
+
 def test_predict_to_zarr_on_s3_equals_predict(client, s3, s3_data, X, reference):
     out = reference.predict_to_zarr(s3_data, "s3://dkmeans/out/labels.zarr",
                                     storage_options=s3)

@@ -1,0 +1,388 @@
+"""``GaussianMixture``: scikit-learn's Gaussian mixture, fitted by EM over
+chunked data (:mod:`dkmeans.mixture`), one pass per iteration."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from dkmeans.apply import check_finite_block
+from dkmeans.data import as_chunked, as_dataset
+from dkmeans.errors import InvalidInputError, InvalidParameterError
+from dkmeans.fit import fit_kmeans, should_persist
+from dkmeans.kernels import mixture as kernels
+from dkmeans.mixture import MixtureParameters, covariances_from_cholesky, fit_mixture
+from dkmeans.modelfile import write_model_dir
+from dkmeans.preprocessing import Preprocessing
+from dkmeans.runner import compute
+from dkmeans.storage import Location
+
+#: Largest k x d x d a full-covariance fit accepts, in float64 values: every
+#: block's partial result holds one d x d matrix per component.
+FULL_MAX_VALUES = 2**25
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+
+
+def _non_negative(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0
+
+
+_PARAMETERS = {
+    "n_components": (_positive_int, "an int >= 1"),
+    "covariance_type": (lambda v: v in kernels.COVARIANCE_TYPES,
+                        f"one of {kernels.COVARIANCE_TYPES}"),
+    "tol": (_non_negative, "a float >= 0"),
+    "reg_covar": (_non_negative, "a float >= 0"),
+    "max_iter": (lambda v: _positive_int(v) or v == 0, "an int >= 0"),
+    "n_init": (_positive_int, "an int >= 1"),
+    "init_params": (lambda v: v in ("kmeans", "k-means||"), "'kmeans' or 'k-means||'"),
+    "persist": (lambda v: v in (True, False, "auto"), "True, False or 'auto'"),
+}
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):
+    """A Gaussian mixture fitted by EM over chunked data.
+
+    Each EM iteration is one pass over the data: every block computes its
+    responsibilities and the weighted sums the M step needs (per component:
+    weight, sums about the current mean, and squares or outer products),
+    and only those are reduced. Larger-than-memory data is streamed
+    (``persist="auto"``), on any Dask scheduler. Names, defaults and results
+    follow :class:`sklearn.mixture.GaussianMixture` (same parameters from
+    the same initial values, iteration by iteration).
+
+    Parameters
+    ----------
+    n_components : int, default=1
+    covariance_type : {"full", "diag", "spherical"}, default="full"
+        ``"full"`` keeps a d x d matrix per component in every block's
+        partial result: it accepts k x d x d up to :data:`FULL_MAX_VALUES`
+        (d = 724 for k = 64, d = 2,896 for k = 4); use ``"diag"`` beyond.
+    tol : float, default=1e-3
+        Stop when the mean log-likelihood changes by less than this.
+    reg_covar : float, default=1e-6
+        Added to the covariances' diagonals.
+    max_iter : int, default=100
+    n_init : int, default=1
+        Runs from different k-means seeds; the highest lower bound wins.
+        With ``means_init`` every run would start alike, so one runs.
+    init_params : {"kmeans", "k-means||"}, default="kmeans"
+        Both start from dkmeans' :class:`~dkmeans.KMeans` (k-means||
+        seeding, then Lloyd): each row in the component of its center.
+    weights_init : array of shape (n_components,), optional
+    means_init : array of shape (n_components, n_features), optional
+        Initial means: then no k-means runs, and rows start in the component
+        of their nearest mean (for the weights and covariances not given).
+    precisions_init : array, optional
+        Inverse covariances: (k, d, d), (k, d) or (k,) by covariance type.
+    random_state : int, RandomState or None
+    persist : bool or "auto", default="auto"
+        As for :class:`~dkmeans.KMeans`.
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_, precisions_, precisions_cholesky_ : ndarray
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood (per unit of sample weight) of the best run's
+        last iteration.
+    lower_bounds_ : list of float
+    n_features_in_ : int
+    """
+
+    def __init__(self, n_components: int = 1, *, covariance_type: str = "full",
+                 tol: float = 1e-3, reg_covar: float = 1e-6, max_iter: int = 100,
+                 n_init: int = 1, init_params: str = "kmeans", weights_init: Any = None,
+                 means_init: Any = None, precisions_init: Any = None,
+                 random_state: Any = None, persist: bool | str = "auto",
+                 verbose: int = 0) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.persist = persist
+        self.verbose = verbose
+
+    # -------------------------------------------------------------- fit
+
+    def fit(self, X: Any, y: None = None, sample_weight: Any = None, *,
+            storage_options: dict | None = None) -> GaussianMixture:
+        """Fit the mixture by EM.
+
+        Parameters
+        ----------
+        X : array-like, dask array, zarr.Array, or a path or URL, of shape \
+(n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            A row of weight w counts as w copies of it.
+        storage_options : dict, optional
+            When X is a URL: passed to fsspec; they travel with the tasks.
+            (Other methods take the URL as :func:`dkmeans.open_array` opens it.)
+
+        Returns
+        -------
+        self
+        """
+        for name, (test, expected) in _PARAMETERS.items():
+            if not test(getattr(self, name)):
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of GaussianMixture must be {expected}; got "
+                    f"{getattr(self, name)!r}.")
+        data = as_dataset(X, sample_weight, storage_options)
+        k, d = self.n_components, data.n_features
+        if data.n_samples < k:
+            raise InvalidInputError(f"Expected n_samples >= n_components but got "
+                                    f"n_components = {k}, n_samples = {data.n_samples}.")
+        if self.covariance_type == "full" and k * d * d > FULL_MAX_VALUES:
+            raise InvalidParameterError(
+                f"covariance_type='full' with {k} components of {d} features holds "
+                f"{k * d * d:,} values per block, over {FULL_MAX_VALUES:,}; use 'diag'.")
+        weights, means, precisions = self._checked_inits(d)
+        if should_persist(data, self.persist):
+            data = data.persist()
+        seed = self._seed()
+        result = fit_mixture(
+            data.blocks(), k, self.covariance_type,
+            centers=(lambda run: means) if means is not None else self._kmeans(data, seed),
+            n_init=1 if means is not None else self.n_init, weights_init=weights,
+            precisions_init=precisions, tol=self.tol, reg_covar=self.reg_covar,
+            max_iter=self.max_iter, on_iteration=self._report if self.verbose else None)
+        self._set(result.params)
+        self.converged_, self.n_iter_ = result.converged, result.n_iter
+        self.lower_bound_, self.lower_bounds_ = result.lower_bound, result.lower_bounds
+        self.n_features_in_ = d
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn("Best performing initialization did not converge. Try different "
+                          "init parameters, or increase max_iter, tol, or check for "
+                          "degenerate data.", ConvergenceWarning, stacklevel=2)
+        return self
+
+    def fit_predict(self, X: Any, y: None = None, sample_weight: Any = None):
+        """:meth:`fit`, then :meth:`predict` on the same X."""
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    def _seed(self) -> int:
+        rs = check_random_state(self.random_state)
+        return int(rs.randint(np.iinfo(np.int32).max))
+
+    def _kmeans(self, data, seed: int):
+        """Initial means of run ``run``: dkmeans' k-means on the data (shifted
+        to near the origin when far from it, as :class:`~dkmeans.KMeans` does)."""
+        prep = Preprocessing.learn(data.X, scale=False, impute=False, unit=False,
+                                   head=data.local)
+        shifted = data.preprocessed(prep)
+
+        def centers(run: int) -> np.ndarray:
+            fit = fit_kmeans(shifted, self.n_components, init="k-means||",
+                             seed=(seed + 7919 * run) % 2**31, persist=self.persist)
+            return prep.to_original(fit.centers).astype(np.float64)
+
+        return centers
+
+    def _checked_inits(self, d: int):
+        k, cov = self.n_components, self.covariance_type
+        shapes = {"weights_init": (k,), "means_init": (k, d),
+                  "precisions_init": {"full": (k, d, d), "diag": (k, d), "spherical": (k,)}[cov]}
+        out = []
+        for name, shape in shapes.items():
+            value = getattr(self, name)
+            if value is not None:
+                value = np.asarray(value, dtype=np.float64)
+                if value.shape != shape:
+                    raise InvalidParameterError(
+                        f"The parameter {name!r} should have the shape {shape}, but got "
+                        f"{value.shape}.")
+                if not np.isfinite(value).all():
+                    raise InvalidParameterError(f"{name} holds NaN or infinity.")
+            out.append(value)
+        weights, _, precisions = out
+        if weights is not None and (weights.min() < 0 or not np.isclose(weights.sum(), 1)):
+            raise InvalidParameterError("weights_init must be non-negative and sum to 1; got "
+                                        f"a sum of {weights.sum()!r}.")
+        if precisions is not None:
+            if cov == "full":
+                for j, p in enumerate(precisions):
+                    if not (np.allclose(p, p.T) and np.all(np.linalg.eigvalsh(p) > 0)):
+                        raise InvalidParameterError(
+                            f"precisions_init[{j}] is not symmetric positive definite.")
+            elif precisions.min() <= 0:
+                raise InvalidParameterError("precisions_init must be positive.")
+        return out
+
+    def _report(self, n_iter: int, lower_bound: float) -> None:
+        print(f"Iteration {n_iter}: lower bound {lower_bound:.6f}", flush=True)
+
+    def _set(self, params: MixtureParameters) -> None:
+        self.weights_, self.means_ = params.weights, params.means
+        self.covariances_, self.precisions_cholesky_ = params.covariances, params.prec_chol
+        self.precisions_ = kernels.precisions_from_cholesky(params.prec_chol,
+                                                            self.covariance_type)
+
+    # ---------------------------------------------------------- outputs
+
+    def _per_row(self, X: Any, block_fn, columns: int | None, dtype=np.float64):
+        """``block_fn(x)`` on every block: numpy for in-memory X, else lazy."""
+        check_is_fitted(self)
+        arr, source = as_chunked(X)
+        if arr.shape[1] != self.n_features_in_:
+            raise InvalidInputError(
+                f"X has {arr.shape[1]} features, but GaussianMixture is expecting "
+                f"{self.n_features_in_} features as input.")
+        args = (np.log(self.weights_), self.means_, self.precisions_cholesky_,
+                self.covariance_type)
+        if columns is None:
+            out = arr.map_blocks(_rows_block, block_fn, *args, dtype=dtype, drop_axis=1)
+        else:
+            out = arr.map_blocks(_rows_block, block_fn, *args, dtype=dtype,
+                                 chunks=(arr.chunks[0], (columns,)))
+        return compute(out)[0] if source == "numpy" else out
+
+    def score_samples(self, X: Any) -> np.ndarray | da.Array:
+        """Log density of each row under the mixture, shape (n_samples,)."""
+        return self._per_row(X, _log_density, None)
+
+    def predict_proba(self, X: Any) -> np.ndarray | da.Array:
+        """Posterior probability of each component, shape (n_samples, n_components)."""
+        return self._per_row(X, _posterior, self.n_components)
+
+    def predict(self, X: Any) -> np.ndarray | da.Array:
+        """Most probable component of each row, shape (n_samples,), int64."""
+        return self._per_row(X, _most_probable, None, np.int64)
+
+    def score(self, X: Any, y: None = None) -> float:
+        """Mean log density of the rows."""
+        return float(compute(da.asarray(self.score_samples(X)).mean())[0])
+
+    def _n_parameters(self) -> int:
+        k, d = self.means_.shape
+        cov = {"full": k * d * (d + 1) / 2, "diag": k * d, "spherical": k}[self.covariance_type]
+        return int(cov + k * d + k - 1)
+
+    def bic(self, X: Any) -> float:
+        """Bayesian information criterion on X (lower is better)."""
+        n = as_chunked(X)[0].shape[0]
+        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X: Any) -> float:
+        """Akaike information criterion on X (lower is better)."""
+        n = as_chunked(X)[0].shape[0]
+        return -2 * self.score(X) * n + 2 * self._n_parameters()
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw rows from the fitted mixture (the same draws as scikit-learn's
+        for the same parameters and ``random_state``).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            The component each row was drawn from.
+        """
+        check_is_fitted(self)
+        if not _positive_int(n_samples):
+            raise InvalidParameterError(f"Invalid value for 'n_samples': {n_samples!r}; "
+                                        "expected an int >= 1.")
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        if self.covariance_type == "full":
+            rows = [rng.multivariate_normal(m, c, int(s))
+                    for m, c, s in zip(self.means_, self.covariances_, counts, strict=True)]
+        else:
+            scale = np.sqrt(self.covariances_)
+            if self.covariance_type == "spherical":
+                scale = scale[:, None] * np.ones(self.means_.shape[1])
+            rows = [m + rng.standard_normal(size=(s, len(m))) * sd
+                    for m, sd, s in zip(self.means_, scale, counts, strict=True)]
+        labels = np.concatenate([np.full(s, j, dtype=int) for j, s in enumerate(counts)])
+        return np.vstack(rows), labels
+
+    # ----------------------------------------------------- model files
+
+    def save(self, path: Any, storage_options: dict | None = None) -> Location:
+        """Write the fitted mixture to the directory ``path`` (JSON and .npy,
+        no pickle); :func:`dkmeans.load` reads it back."""
+        from dkmeans import __version__
+
+        check_is_fitted(self)
+        params = {k: v for k, v in self.get_params().items() if not k.endswith("_init")}
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None
+        arrays = {name: np.asarray(getattr(self, name))
+                  for name in ("weights_", "means_", "precisions_cholesky_")}
+        arrays.update({f"init_{n}": np.asarray(v) for n in ("weights", "means", "precisions")
+                       if (v := getattr(self, f"{n}_init")) is not None})
+        fitted = {"n_features_in": int(self.n_features_in_), "n_iter": int(self.n_iter_),
+                  "converged": bool(self.converged_), "lower_bound": float(self.lower_bound_),
+                  "lower_bounds": [float(v) for v in self.lower_bounds_]}
+        meta = {"dkmeans_version": __version__, "estimator": "GaussianMixture",
+                "state": "complete", "input_fingerprint": None, "params": params,
+                "fitted": fitted}
+        return write_model_dir(path, meta, {k.rstrip("_"): v for k, v in arrays.items()},
+                               storage_options)
+
+    @classmethod
+    def _from_file(cls, meta: dict, read, names: list[str]) -> GaussianMixture:
+        params, fitted = dict(meta["params"]), meta["fitted"]
+        for n in ("weights", "means", "precisions"):
+            params[f"{n}_init"] = read(f"init_{n}") if f"init_{n}" in names else None
+        model = cls(**params)
+        k, d = params["n_components"], fitted["n_features_in"]
+        shapes = {"weights": (k,), "means": (k, d), "precisions_cholesky": {
+            "full": (k, d, d), "diag": (k, d), "spherical": (k,)}[params["covariance_type"]]}
+        arrays = {}
+        for name, shape in shapes.items():
+            arrays[name] = read(name)
+            if arrays[name].shape != shape:
+                raise InvalidInputError(f"{name} has shape {arrays[name].shape}; the "
+                                        f"metadata says {shape}.")
+        chol = arrays["precisions_cholesky"]
+        model._set(MixtureParameters(arrays["weights"], arrays["means"],
+                                     covariances_from_cholesky(chol, model.covariance_type),
+                                     chol))
+        model.n_features_in_, model.n_iter_ = d, int(fitted["n_iter"])
+        model.converged_ = bool(fitted["converged"])
+        model.lower_bound_ = float(fitted["lower_bound"])
+        model.lower_bounds_ = [float(v) for v in fitted["lower_bounds"]]
+        return model
+
+
+def _rows_block(x: np.ndarray, fn, log_weights, means, prec_chol, covariance_type,
+                block_info=None) -> np.ndarray:
+    check_finite_block(x, block_info)
+    return fn(kernels.weighted_log_prob(x, log_weights, means, prec_chol, covariance_type))
+
+
+def _log_density(wlp: np.ndarray) -> np.ndarray:
+    return logsumexp(wlp, axis=1)
+
+
+def _posterior(wlp: np.ndarray) -> np.ndarray:
+    return np.exp(wlp - logsumexp(wlp, axis=1)[:, None])
+
+
+def _most_probable(wlp: np.ndarray) -> np.ndarray:
+    return wlp.argmax(axis=1)

@@ -1,0 +1,182 @@
+"""Gaussian mixtures by EM over chunked data: one pass per iteration.
+
+Each pass computes, on every block, the responsibilities under the current
+parameters (the E step), and from them the weighted sums the M step needs,
+taken about the current means (:func:`dkmeans.kernels.mixture.moment_sums`),
+plus the log-likelihood; only those k x d (or k x d x d) sums are reduced.
+The iteration matches scikit-learn's ``GaussianMixture``: iteration t
+reports the mean log-likelihood of the parameters it started from, and stops
+when that changes by less than ``tol``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dkmeans.errors import InvalidInputError
+from dkmeans.kernels import mixture as kernels
+from dkmeans.passes.mixture import EM, EMStats
+from dkmeans.runner import Block, run_pass
+
+
+@dataclass(frozen=True)
+class MixtureParameters:
+    """weights (k,), means (k, d), covariances and their precisions' Cholesky
+    factors ((k, d, d), (k, d) or (k,), by covariance type)."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    prec_chol: np.ndarray
+
+
+@dataclass(frozen=True)
+class MixtureResult:
+    """A fitted mixture.
+
+    Attributes
+    ----------
+    params : MixtureParameters
+    converged : bool
+    n_iter : int
+    lower_bound : float
+        Mean log-likelihood per unit of weight, from the last iteration.
+    lower_bounds : list of float
+        Each iteration's.
+    """
+
+    params: MixtureParameters
+    converged: bool
+    n_iter: int
+    lower_bound: float
+    lower_bounds: list[float]
+
+
+def em_pass(blocks: Sequence[Block], means: np.ndarray, covariance_type: str,
+            log_weights: np.ndarray | None = None, prec_chol: np.ndarray | None = None,
+            split_every: int = 8) -> EMStats:
+    """One EM pass (hard assignment to the nearest mean without ``prec_chol``).
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the first row holding NaN or infinity.
+    """
+    stats = run_pass(EM, blocks, log_weights, means, prec_chol, covariance_type,
+                     split_every=split_every)
+    if stats.bad_row >= 0:
+        raise InvalidInputError(f"Input X contains NaN or infinity (first at row "
+                                f"{stats.bad_row}); a Gaussian mixture needs finite values.")
+    return stats
+
+
+def m_step(stats: EMStats, about: np.ndarray, covariance_type: str,
+           reg_covar: float) -> MixtureParameters:
+    """Parameters from an EM pass's sums."""
+    weights, means, cov = kernels.gaussian_parameters(stats.nk, stats.first, stats.second,
+                                                      about, covariance_type, reg_covar)
+    return MixtureParameters(weights, means, cov,
+                             kernels.precision_cholesky(cov, covariance_type, reg_covar))
+
+
+def initial_parameters(blocks: Sequence[Block], centers: np.ndarray, covariance_type: str,
+                       reg_covar: float, weights: np.ndarray | None = None,
+                       precisions: np.ndarray | None = None,
+                       split_every: int = 8) -> MixtureParameters:
+    """Start from ``centers``: every row in the component of its nearest
+    center (one pass), as scikit-learn starts from k-means' labels; given
+    ``weights`` and ``precisions`` replace what that pass estimates (with
+    both given, no pass runs)."""
+    centers = np.asarray(centers, dtype=np.float64)
+    if weights is None or precisions is None:
+        hard = m_step(em_pass(blocks, centers, covariance_type, split_every=split_every),
+                      centers, covariance_type, reg_covar)
+        weights = hard.weights if weights is None else weights
+        cov = hard.covariances
+    if precisions is None:
+        prec_chol = kernels.precision_cholesky(cov, covariance_type, reg_covar)
+    else:
+        prec_chol = kernels.cholesky_from_precisions(precisions, covariance_type)
+        cov = covariances_from_cholesky(prec_chol, covariance_type)
+    return MixtureParameters(np.asarray(weights, dtype=np.float64), centers, cov, prec_chol)
+
+
+def covariances_from_cholesky(prec_chol: np.ndarray, covariance_type: str) -> np.ndarray:
+    """The covariances whose precisions have these Cholesky factors."""
+    precisions = kernels.precisions_from_cholesky(prec_chol, covariance_type)
+    if covariance_type == "full":
+        return np.linalg.inv(precisions)
+    return 1.0 / precisions
+
+
+def em(blocks: Sequence[Block], start: MixtureParameters, covariance_type: str, *,
+       tol: float = 1e-3, reg_covar: float = 1e-6, max_iter: int = 100,
+       split_every: int = 8,
+       on_iteration: Callable[[int, float], None] | None = None) -> MixtureResult:
+    """EM iterations from ``start`` until the mean log-likelihood changes by
+    less than ``tol`` (or ``max_iter``).
+
+    Parameters
+    ----------
+    blocks : sequence of Block
+    start : MixtureParameters
+    covariance_type : {"full", "diag", "spherical"}
+    tol, reg_covar, max_iter, split_every
+        As in :class:`dkmeans.GaussianMixture`.
+    on_iteration : callable, optional
+        Called with the iteration number and its lower bound.
+    """
+    params, lower_bound, history = start, -np.inf, []
+    converged = False
+    for n_iter in range(1, max_iter + 1):
+        with np.errstate(divide="ignore"):  # a component of weight 0: log 0
+            log_weights = np.log(params.weights)
+        stats = em_pass(blocks, params.means, covariance_type, log_weights,
+                        params.prec_chol, split_every)
+        previous, lower_bound = lower_bound, stats.log_likelihood / stats.weight
+        params = m_step(stats, params.means, covariance_type, reg_covar)
+        history.append(lower_bound)
+        if on_iteration is not None:
+            on_iteration(n_iter, lower_bound)
+        if abs(lower_bound - previous) < tol:
+            converged = True
+            break
+    return MixtureResult(params, converged, len(history), float(lower_bound), history)
+
+
+def fit_mixture(blocks: Sequence[Block], n_components: int, covariance_type: str, *,
+                centers: Callable[[int], np.ndarray], n_init: int = 1,
+                weights_init: np.ndarray | None = None,
+                precisions_init: np.ndarray | None = None, **em_options,
+                ) -> MixtureResult:
+    """The best (highest lower bound) of ``n_init`` EM runs.
+
+    Parameters
+    ----------
+    blocks : sequence of Block
+    n_components : int
+    covariance_type : {"full", "diag", "spherical"}
+    centers : callable
+        ``centers(run)``: the initial means of run ``run`` (k-means' centers,
+        or the user's ``means_init``).
+    n_init : int
+    weights_init, precisions_init : ndarray, optional
+    **em_options
+        Passed to :func:`em`.
+    """
+    best: MixtureResult | None = None
+    reg_covar = em_options.get("reg_covar", 1e-6)
+    for run in range(n_init):
+        start = initial_parameters(blocks, centers(run), covariance_type, reg_covar,
+                                   weights_init, precisions_init,
+                                   em_options.get("split_every", 8))
+        result = (em(blocks, start, covariance_type, **em_options)
+                  if em_options.get("max_iter", 100) > 0
+                  else MixtureResult(start, False, 0, -np.inf, []))
+        if best is None or result.lower_bound > best.lower_bound:
+            best = result
+    assert best is not None
+    return best
