@@ -1,13 +1,16 @@
-"""Fitted centers applied to data, lazily: labels, distances, ambiguity and
-soft assignments, one task per block (nothing runs until computed)."""
+"""Fitted models applied to data, lazily: labels, distances, ambiguity and
+soft assignments of centers, and a Gaussian mixture's densities, one task
+per block (nothing runs until computed)."""
 
 from __future__ import annotations
 
 import dask.array as da
 import numpy as np
+from scipy.special import logsumexp
 
 from dkmeans import kernels
 from dkmeans.errors import InvalidInputError
+from dkmeans.kernels import mixture
 
 
 def check_finite_block(x: np.ndarray, block_info: dict | None) -> None:
@@ -102,3 +105,25 @@ def soft_assignments(X: da.Array, centers: np.ndarray, temperature: float) -> da
     """:func:`responsibilities` of every row: lazy, (n, k), float64."""
     return X.map_blocks(_proba_block, centers, float(temperature), dtype=np.float64,
                         chunks=(X.chunks[0], (centers.shape[0],)), token="dkmeans-proba")
+
+
+# ---------------------------------------------------------- Gaussian mixtures
+
+
+def mixture_rows_block(x: np.ndarray, fn, log_weights, means, prec_chol, covariance_type,
+                       block_info=None) -> np.ndarray:
+    """``fn`` of a block's weighted log densities under a Gaussian mixture."""
+    check_finite_block(x, block_info)
+    return fn(mixture.weighted_log_prob(x, log_weights, means, prec_chol, covariance_type))
+
+
+def log_density(wlp: np.ndarray) -> np.ndarray:
+    return logsumexp(wlp, axis=1)
+
+
+def posterior(wlp: np.ndarray) -> np.ndarray:
+    return np.exp(wlp - logsumexp(wlp, axis=1)[:, None])
+
+
+def most_probable(wlp: np.ndarray) -> np.ndarray:
+    return wlp.argmax(axis=1)

@@ -8,7 +8,6 @@ machine-readable summary line on stdout.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -18,6 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from dkmeans.cli_jobs import (
+    input_fingerprint,
+    open_input,
+    prepare_output,
+    progress_bar,
+    table_options,
+)
+from dkmeans.cli_mixture import describe_mixture, evaluate_mixture
+from dkmeans.cli_mixture import fit_job as fit_mixture_job
 from dkmeans.cli_options import (
     _positive_int,
     add_estimator_options,
@@ -32,44 +40,6 @@ log = logging.getLogger("dkmeans")
 
 
 # ---------------------------------------------------------------- commands
-
-
-def _table_options(args: argparse.Namespace, model: Any = None) -> dict:
-    """How to read a table input: ``--columns``, ``--sep``, ``--no-header``;
-    for predict and evaluate, by default what the model was fitted with."""
-    columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
-    given = {"columns": columns, "sep": args.sep, "header": args.header}
-    if model is not None and columns is None and args.sep is None and args.header:
-        from dkmeans.io import read_meta
-
-        saved = (read_meta(model, storage_options(args)).get("input_fingerprint") or {})
-        return dict(saved.get("table") or given)
-    return given
-
-
-def _open_input(args: argparse.Namespace, storage_options: dict, table: dict) -> Any:
-    """The INPUT argument as a chunked array (Zarr, .npy or a table)."""
-    from dkmeans.data import as_chunked
-
-    return as_chunked(args.input, storage_options=storage_options, **table)[0]
-
-
-def _fingerprint(X: Any, table: dict) -> dict:
-    """The input's fingerprint, with how a table was read (so the model
-    remembers its columns, and a resume with other columns is refused)."""
-    from dkmeans.io import fingerprint
-
-    return {**fingerprint(X), "table": table}
-
-
-def _progress_bar(args: argparse.Namespace) -> Any:
-    """Bars per pass on stderr (tqdm) when it is a terminal and progress is wanted."""
-    from dkmeans.progress import PassBars
-    from dkmeans.runner import report_progress
-
-    if args.quiet or not sys.stderr.isatty():
-        return contextlib.nullcontext()
-    return report_progress(PassBars(sys.stderr))
 
 
 class _Progress:
@@ -94,51 +64,6 @@ class _Progress:
             log.info("checkpoint: iteration %d written to %s", p.n_iter, self.out)
 
 
-def _existing(out: Any) -> dict | None:
-    """The metadata of the model or checkpoint at ``out``, if there is one."""
-    from dkmeans.io import read_meta
-
-    return read_meta(out) if out.child("model.json").exists() else None
-
-
-def _check_same_job(meta: dict, out: Any, estimator: str, params: dict, fp: dict) -> None:
-    """Refuse to resume (or call finished) a job whose input or parameters differ."""
-    from dkmeans.errors import InvalidInputError
-
-    if meta.get("estimator") != estimator:
-        raise InvalidInputError(f"Refusing to resume: {out} holds a {meta.get('estimator')} "
-                                f"model, and this job fits a {estimator} (--mode).")
-    if (meta.get("input_fingerprint") or {}) != fp:
-        raise InvalidInputError(
-            f"Refusing to resume: the input is not the one the model in {out} was made from "
-            "(shape, dtype or content differ). Use --force to fit it afresh.")
-    saved = meta.get("params", {})
-    for key, value in params.items():
-        if key != "verbose" and saved.get(key) != value:
-            raise InvalidInputError(
-                f"Refusing to resume: --{key.replace('_', '-')} is {value!r} but the model in "
-                f"{out} was made with {saved.get(key)!r}. Use --force to fit it afresh.")
-
-
-def _prepare_output(args: argparse.Namespace, out: Any, estimator: str, params: dict,
-                    fp: dict) -> dict | None:
-    """What is already at the model directory, checked against this job.
-
-    Returns its metadata when resuming, None for a fresh fit.
-    """
-    from dkmeans.errors import InvalidInputError
-
-    meta = _existing(out)
-    if meta is None or args.force:
-        return None
-    if not args.resume:
-        raise InvalidInputError(
-            f"{out} already holds a {meta.get('state', 'complete')} model; pass --resume to "
-            "continue (or keep) it, or --force to replace it.")
-    _check_same_job(meta, out, estimator, params, fp)
-    return meta
-
-
 def _fit(args: argparse.Namespace) -> int:
     from dkmeans import KMeans
     from dkmeans.cluster import connect
@@ -147,15 +72,17 @@ def _fit(args: argparse.Namespace) -> int:
 
     if args.mode == "minibatch":
         return _fit_minibatch(args)
+    if args.mode == "gmm":
+        return fit_mixture_job(args)
     model = KMeans(**estimator_params(args))
     params = model._params_for_file()[0]
     storage = storage_options(args)
     out = locate(args.output, storage)
     start, resumed_from = None, None
-    table = _table_options(args)
-    X = _open_input(args, storage, table)
-    fp = _fingerprint(X, table)  # checks the input before a cluster starts
-    meta = _prepare_output(args, out, "KMeans", params, fp)
+    table = table_options(args)
+    X = open_input(args, storage, table)
+    fp = input_fingerprint(X, table)  # checks the input before a cluster starts
+    meta = prepare_output(args, out, "KMeans", params, fp)
     if meta is not None and meta.get("state") == "complete":
         log.info("%s already holds this finished model: nothing to do", out)
         return _summary(args, meta, resumed_from=None, seconds=0.0)
@@ -164,9 +91,9 @@ def _fit(args: argparse.Namespace) -> int:
         resumed_from = start.n_iter
         log.info("resuming from iteration %d", start.n_iter)
     with connect(args.cluster, n_workers=args.workers):
-        X = _open_input(args, storage, table)  # now checked against the cluster's workers
+        X = open_input(args, storage, table)  # now checked against the cluster's workers
         t0 = time.perf_counter()
-        with _progress_bar(args):
+        with progress_bar(args):
             model._fit(X, start=start, on_iteration=_Progress(args, out, params, fp))
         seconds = time.perf_counter() - t0
     model.save(out, fingerprint=fp)
@@ -183,21 +110,21 @@ def _fit_minibatch(args: argparse.Namespace) -> int:
 
     if args.checkpoint_every:
         raise InvalidInputError("--checkpoint-every: checkpoints are written by --mode lloyd "
-                                "only; a mini-batch fit reads at most a few passes.")
+                                "or gmm only; a mini-batch fit reads at most a few passes.")
     model = MiniBatchKMeans(**estimator_params(args))
     storage = storage_options(args)
     out = locate(args.output, storage)
-    table = _table_options(args)
-    X = _open_input(args, storage, table)
-    fp = _fingerprint(X, table)
-    meta = _prepare_output(args, out, "MiniBatchKMeans", model._params_for_file()[0], fp)
+    table = table_options(args)
+    X = open_input(args, storage, table)
+    fp = input_fingerprint(X, table)
+    meta = prepare_output(args, out, "MiniBatchKMeans", model._params_for_file()[0], fp)
     if meta is not None:  # a mini-batch job has no checkpoints: it is finished
         log.info("%s already holds this finished model: nothing to do", out)
         return _summary(args, meta, resumed_from=None, seconds=0.0)
     with connect(args.cluster, n_workers=args.workers):
-        X = _open_input(args, storage, table)
+        X = open_input(args, storage, table)
         t0 = time.perf_counter()
-        with _progress_bar(args):
+        with progress_bar(args):
             model.fit(X)
         seconds = time.perf_counter() - t0
     log.info("%d epochs, %d batches, %.2f passes read, inertia %.6g", model.n_iter_,
@@ -229,10 +156,10 @@ def _predict(args: argparse.Namespace) -> int:
     storage = storage_options(args)
     model = load(args.model, storage)
     out = locate(args.output, storage)
-    table = _table_options(args, args.model)
-    X = _open_input(args, storage, table)
+    table = table_options(args, args.model)
+    X = open_input(args, storage, table)
     with connect(args.cluster, n_workers=args.workers):
-        X = _open_input(args, storage, table)
+        X = open_input(args, storage, table)
         model.predict_to_zarr(X, out)  # chunk by chunk, on the workers
     summary = {"labels": out.url, "n_samples": int(X.shape[0])}
     print(json.dumps(summary) if args.json else f"{out}: {X.shape[0]:,} labels")
@@ -245,10 +172,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     storage = storage_options(args)
     model = load(args.model, storage)
-    table = _table_options(args, args.model)
-    X = _open_input(args, storage, table)
+    table = table_options(args, args.model)
+    X = open_input(args, storage, table)
+    if not hasattr(model, "cluster_centers_"):  # a Gaussian mixture
+        return evaluate_mixture(args, model, storage, table)
     with connect(args.cluster, n_workers=args.workers):
-        X = _open_input(args, storage, table)
+        X = open_input(args, storage, table)
         inertia = -model.score(X)
     n = X.shape[0]
     summary = {"inertia": inertia, "n_samples": int(n), "mean_sq_distance": inertia / n}
@@ -267,6 +196,8 @@ def _info(args: argparse.Namespace) -> int:
     meta = read_meta(loc)
     from dkmeans.io import read_array
 
+    if meta["estimator"] == "GaussianMixture":
+        return describe_mixture(args, loc, meta)
     centers = read_array(loc, meta, "cluster_centers")
     if args.json:
         print(json.dumps({**meta, "cluster_centers": centers.tolist()}))
@@ -312,16 +243,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--verbose", "-v", action="count", default=0)
     demo.set_defaults(run=_demo, quiet=False, log_level="INFO")
 
-    fit = sub.add_parser("fit", help="fit k-means on a Zarr array or .npy file")
+    fit = sub.add_parser("fit", help="fit k-means (or a Gaussian mixture) on a Zarr array, "
+                                     ".npy file or table")
     fit.add_argument("input", help="Zarr path or URL, a .npy file, or Parquet / CSV "
                                    "(a file or a folder of files; see --columns)")
     fit.add_argument("--output", "-o", required=True, metavar="MODEL_DIR",
                      help="the model directory: a local path or a URL")
     fit.add_argument("--n-clusters", "-k", type=_positive_int, required=True,
-                     help="number of clusters")
-    fit.add_argument("--mode", choices=["lloyd", "minibatch"], default="lloyd",
+                     help="number of clusters (components with --mode gmm)")
+    fit.add_argument("--mode", choices=["lloyd", "minibatch", "gmm"], default="lloyd",
                      help="lloyd: KMeans (full passes, checkpoints); minibatch: "
-                          "MiniBatchKMeans (a few streamed epochs)")
+                          "MiniBatchKMeans (a few streamed epochs); gmm: GaussianMixture "
+                          "(-k components; EM passes, checkpoints)")
     add_estimator_options(fit)
     fit.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",
                      help="write the state to MODEL_DIR every N iterations (atomically)")
@@ -340,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_options(predict)
     predict.set_defaults(run=_predict)
 
-    evaluate = sub.add_parser("evaluate", help="inertia of a model on an input")
+    evaluate = sub.add_parser("evaluate", help="inertia of a model on an input (a "
+                                               "mixture's log-likelihood, BIC and AIC)")
     evaluate.add_argument("model", metavar="MODEL_DIR")
     evaluate.add_argument("input")
     cluster_options(evaluate)

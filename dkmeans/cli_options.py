@@ -1,11 +1,12 @@
 """Every estimator parameter as a ``dkmeans fit`` option, from one table.
 
 Each row names the parameter, its type and help, and the modes (``lloyd``:
-:class:`~dkmeans.KMeans`; ``minibatch``: :class:`~dkmeans.MiniBatchKMeans`)
-it applies to. An option left out keeps the estimator's own default, except
-where the table gives the command line's own (a fixed ``--random-state`` so
-a rerun job is reproducible; larger mini-batches for data on disk). An option
-given for the other mode is an error naming it.
+:class:`~dkmeans.KMeans`; ``minibatch``: :class:`~dkmeans.MiniBatchKMeans`;
+``gmm``: :class:`~dkmeans.GaussianMixture`) it applies to. An option left
+out keeps the estimator's own default, except where the table gives the
+command line's own (a fixed ``--random-state`` so a rerun job is
+reproducible; larger mini-batches for data on disk). An option given for
+another mode is an error naming it.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any
 
 from dkmeans.errors import InvalidParameterError
 
-LLOYD, MINIBATCH = "lloyd", "minibatch"
+LLOYD, MINIBATCH, GMM = "lloyd", "minibatch", "gmm"
 BOTH = (LLOYD, MINIBATCH)
+ALL = (LLOYD, MINIBATCH, GMM)
 
 
 def _positive_int(text: str) -> int:
@@ -50,22 +52,26 @@ OPTIONS: dict[str, tuple[dict, tuple[str, ...], Any]] = {
                        "(default: k-means||; k-means++ on a sample with --mode minibatch)"),
              BOTH, None),
     "n_init": (dict(type=_n_init, metavar="auto|N",
-                    help="seedings tried, best kept (default auto)"), BOTH, None),
+                    help="seedings tried, best kept (default auto; 1 with --mode gmm)"),
+               ALL, None),
     "max_iter": (dict(type=_positive_int, metavar="N",
-                      help="Lloyd iterations (default 300), or epochs with --mode minibatch "
-                           "(default 100)"), BOTH, None),
+                      help="Lloyd iterations (default 300), epochs with --mode minibatch "
+                           "(default 100), EM iterations with --mode gmm (default 100)"),
+                 ALL, None),
     "tol": (dict(type=float, help="tolerance relative to the mean feature variance "
-                                  "(default 1e-4; 0 with --mode minibatch)"), BOTH, None),
+                                  "(default 1e-4; 0 with --mode minibatch); with --mode gmm "
+                                  "of the mean log-likelihood's change (default 1e-3)"),
+            ALL, None),
     "random_state": (dict(type=int, metavar="SEED",
                           help="seed of every random choice (default 0, so a job rerun "
-                               "gives the same model)"), BOTH, 0),
+                               "gives the same model)"), ALL, 0),
     "oversampling_factor": (dict(type=float, help="k-means|| candidates per round, "
                                                   "times k (default 2)"), (LLOYD,), None),
     "init_rounds": (dict(type=_positive_int, metavar="N",
                          help="k-means|| rounds (default 5)"), (LLOYD,), None),
     "persist": (dict(type=_persist, metavar="auto|true|false",
                      help="keep the data in the workers' memory (default auto: when it "
-                          "takes at most half of it)"), (LLOYD,), None),
+                          "takes at most half of it)"), (LLOYD, GMM), None),
     "algorithm": (dict(choices=["lloyd", "elkan", "hamerly"],
                        help="hamerly (or elkan): per-row bounds skip rows whose center "
                             "cannot change; same iterations (default lloyd)"), (LLOYD,), None),
@@ -93,6 +99,20 @@ OPTIONS: dict[str, tuple[dict, tuple[str, ...], Any]] = {
     "compute_labels": (dict(action=argparse.BooleanOptionalAction, default=None,
                             help="a last pass for the inertia over all rows (default on)"),
                        (MINIBATCH,), None),
+    "covariance_type": (dict(choices=["full", "diag", "spherical"],
+                             help="each component's covariance (default full)"), (GMM,), None),
+    "reg_covar": (dict(type=float, help="added to the covariances' diagonals (default "
+                                        "1e-6)"), (GMM,), None),
+    "init_params": (dict(choices=["kmeans", "k-means||"],
+                         help="start from k-means (k-means|| seeding; default kmeans)"),
+                    (GMM,), None),
+    "weights_init": (dict(metavar="WEIGHTS.npy", help="initial weights, shape (k,)"),
+                     (GMM,), None),
+    "means_init": (dict(metavar="MEANS.npy", help="initial means, shape (k, d)"),
+                   (GMM,), None),
+    "precisions_init": (dict(metavar="PRECISIONS.npy",
+                             help="initial precisions, shape (k, d, d), (k, d) or (k,) by "
+                                  "covariance type"), (GMM,), None),
 }
 
 #: Parameters with no meaning on the command line: verbose and progress (the
@@ -103,9 +123,10 @@ NOT_OPTIONS = ("verbose", "progress", "copy_x")
 
 def add_estimator_options(parser: argparse.ArgumentParser) -> None:
     """One option per estimator parameter (``--n-clusters`` is added apart)."""
-    group = parser.add_argument_group("estimator parameters (see KMeans / MiniBatchKMeans)")
+    group = parser.add_argument_group(
+        "estimator parameters (see KMeans / MiniBatchKMeans / GaussianMixture)")
     for name, (kwargs, modes, _) in OPTIONS.items():
-        extra = "" if modes == BOTH else f" [--mode {modes[0]}]"
+        extra = "" if modes == ALL else f" [--mode {' or '.join(modes)}]"
         kw = {"default": None, **kwargs}
         kw["help"] = kw["help"] + extra
         group.add_argument(f"--{name.replace('_', '-')}", dest=name, **kw)
@@ -121,7 +142,8 @@ def estimator_params(args: argparse.Namespace) -> dict[str, Any]:
     """
     import numpy as np
 
-    params: dict[str, Any] = {"n_clusters": args.n_clusters}
+    params: dict[str, Any] = {"n_components" if args.mode == GMM else "n_clusters":
+                              args.n_clusters}
     for name, (_, modes, default) in OPTIONS.items():
         value = getattr(args, name)
         if value is None:
@@ -130,15 +152,16 @@ def estimator_params(args: argparse.Namespace) -> dict[str, Any]:
             continue
         if args.mode not in modes:
             raise InvalidParameterError(f"--{name.replace('_', '-')} applies to --mode "
-                                        f"{modes[0]} only.")
+                                        f"{' or '.join(modes)} only.")
         params[name] = value
-    init = params.get("init")
-    if isinstance(init, str) and init.endswith(".npy"):
-        try:
-            params["init"] = np.load(init, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise InvalidParameterError(f"--init {init}: not a readable .npy array of "
-                                        f"centers: {err}") from err
+    for name in ("init", "weights_init", "means_init", "precisions_init"):
+        value = params.get(name)
+        if isinstance(value, str) and (value.endswith(".npy") or name != "init"):
+            try:
+                params[name] = np.load(value, allow_pickle=False)
+            except (OSError, ValueError) as err:
+                raise InvalidParameterError(f"--{name.replace('_', '-')} {value}: not a "
+                                            f"readable .npy array: {err}") from err
     return params
 
 

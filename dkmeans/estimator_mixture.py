@@ -5,26 +5,34 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import dask.array as da
 import numpy as np
-from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from dkmeans.apply import check_finite_block
+from dkmeans.apply import log_density, mixture_rows_block, most_probable, posterior
 from dkmeans.data import as_chunked, as_dataset
 from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.fit import fit_kmeans, should_persist
 from dkmeans.kernels import mixture as kernels
-from dkmeans.mixture import MixtureParameters, covariances_from_cholesky, fit_mixture
+from dkmeans.mixture import (
+    MixtureParameters,
+    MixtureResult,
+    check_initial_parameters,
+    covariances_from_cholesky,
+    em,
+    fit_mixture,
+)
 from dkmeans.modelfile import write_model_dir
 from dkmeans.preprocessing import Preprocessing
+from dkmeans.progress import chain
 from dkmeans.runner import compute
-from dkmeans.storage import Location
+from dkmeans.storage import Location, locate, write_labels
 
 #: Largest k x d x d a full-covariance fit accepts, in float64 values: every
 #: block's partial result holds one d x d matrix per component.
@@ -50,6 +58,10 @@ _PARAMETERS = {
     "init_params": (lambda v: v in ("kmeans", "k-means||"), "'kmeans' or 'k-means||'"),
     "persist": (lambda v: v in (True, False, "auto"), "True, False or 'auto'"),
 }
+
+
+#: Parameters saved as arrays beside the model's JSON
+_ARRAY_PARAMETERS = ("weights_init", "means_init", "precisions_init")
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
@@ -147,6 +159,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         -------
         self
         """
+        return self._fit(X, sample_weight, storage_options)
+
+    def _fit(self, X: Any, sample_weight: Any = None, storage_options: dict | None = None,
+             start: MixtureResult | None = None,
+             on_iteration: Callable[[MixtureResult], None] | None = None) -> GaussianMixture:
+        """:meth:`fit`, optionally continuing from ``start`` (a checkpoint's
+        parameters and lower bounds) and reporting every iteration (the
+        command line's checkpoints)."""
         for name, (test, expected) in _PARAMETERS.items():
             if not test(getattr(self, name)):
                 raise InvalidParameterError(
@@ -161,20 +181,23 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise InvalidParameterError(
                 f"covariance_type='full' with {k} components of {d} features holds "
                 f"{k * d * d:,} values per block, over {FULL_MAX_VALUES:,}; use 'diag'.")
-        weights, means, precisions = self._checked_inits(d)
+        weights, means, precisions = check_initial_parameters(
+            k, d, self.covariance_type, self.weights_init, self.means_init, self.precisions_init)
         if should_persist(data, self.persist):
             data = data.persist()
-        seed = self._seed()
-        result = fit_mixture(
-            data.blocks(), k, self.covariance_type,
-            centers=(lambda run: means) if means is not None else self._kmeans(data, seed),
-            n_init=1 if means is not None else self.n_init, weights_init=weights,
-            precisions_init=precisions, tol=self.tol, reg_covar=self.reg_covar,
-            max_iter=self.max_iter, on_iteration=self._report if self.verbose else None)
-        self._set(result.params)
-        self.converged_, self.n_iter_ = result.converged, result.n_iter
-        self.lower_bound_, self.lower_bounds_ = result.lower_bound, result.lower_bounds
-        self.n_features_in_ = d
+        options = {"tol": self.tol, "reg_covar": self.reg_covar, "max_iter": self.max_iter,
+                   "on_iteration": chain(on_iteration, self._report if self.verbose else None)}
+        if start is not None:
+            result = em(data.blocks(), start.params, self.covariance_type,
+                        history=start.lower_bounds, **options)
+        else:
+            result = fit_mixture(
+                data.blocks(), k, self.covariance_type,
+                centers=((lambda run: means) if means is not None
+                         else self._kmeans(data, self._seed())),
+                n_init=1 if means is not None else self.n_init, weights_init=weights,
+                precisions_init=precisions, **options)
+        self._set_state(result, d)
         if not self.converged_ and self.max_iter > 0:
             warnings.warn("Best performing initialization did not converge. Try different "
                           "init parameters, or increase max_iter, tol, or check for "
@@ -203,38 +226,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         return centers
 
-    def _checked_inits(self, d: int):
-        k, cov = self.n_components, self.covariance_type
-        shapes = {"weights_init": (k,), "means_init": (k, d),
-                  "precisions_init": {"full": (k, d, d), "diag": (k, d), "spherical": (k,)}[cov]}
-        out = []
-        for name, shape in shapes.items():
-            value = getattr(self, name)
-            if value is not None:
-                value = np.asarray(value, dtype=np.float64)
-                if value.shape != shape:
-                    raise InvalidParameterError(
-                        f"The parameter {name!r} should have the shape {shape}, but got "
-                        f"{value.shape}.")
-                if not np.isfinite(value).all():
-                    raise InvalidParameterError(f"{name} holds NaN or infinity.")
-            out.append(value)
-        weights, _, precisions = out
-        if weights is not None and (weights.min() < 0 or not np.isclose(weights.sum(), 1)):
-            raise InvalidParameterError("weights_init must be non-negative and sum to 1; got "
-                                        f"a sum of {weights.sum()!r}.")
-        if precisions is not None:
-            if cov == "full":
-                for j, p in enumerate(precisions):
-                    if not (np.allclose(p, p.T) and np.all(np.linalg.eigvalsh(p) > 0)):
-                        raise InvalidParameterError(
-                            f"precisions_init[{j}] is not symmetric positive definite.")
-            elif precisions.min() <= 0:
-                raise InvalidParameterError("precisions_init must be positive.")
-        return out
+    def _report(self, result: MixtureResult) -> None:
+        print(f"Iteration {result.n_iter}: lower bound {result.lower_bound:.6f}", flush=True)
 
-    def _report(self, n_iter: int, lower_bound: float) -> None:
-        print(f"Iteration {n_iter}: lower bound {lower_bound:.6f}", flush=True)
+    def _set_state(self, result: MixtureResult, n_features: int) -> None:
+        """The fitted attributes from an EM result (see :meth:`_state`)."""
+        self._set(result.params)
+        self.converged_, self.n_iter_ = result.converged, result.n_iter
+        self.lower_bound_, self.lower_bounds_ = result.lower_bound, list(result.lower_bounds)
+        self.n_features_in_ = n_features
 
     def _set(self, params: MixtureParameters) -> None:
         self.weights_, self.means_ = params.weights, params.means
@@ -255,23 +255,33 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         args = (np.log(self.weights_), self.means_, self.precisions_cholesky_,
                 self.covariance_type)
         if columns is None:
-            out = arr.map_blocks(_rows_block, block_fn, *args, dtype=dtype, drop_axis=1)
+            out = arr.map_blocks(mixture_rows_block, block_fn, *args, dtype=dtype, drop_axis=1)
         else:
-            out = arr.map_blocks(_rows_block, block_fn, *args, dtype=dtype,
+            out = arr.map_blocks(mixture_rows_block, block_fn, *args, dtype=dtype,
                                  chunks=(arr.chunks[0], (columns,)))
         return compute(out)[0] if source == "numpy" else out
 
     def score_samples(self, X: Any) -> np.ndarray | da.Array:
         """Log density of each row under the mixture, shape (n_samples,)."""
-        return self._per_row(X, _log_density, None)
+        return self._per_row(X, log_density, None)
 
     def predict_proba(self, X: Any) -> np.ndarray | da.Array:
         """Posterior probability of each component, shape (n_samples, n_components)."""
-        return self._per_row(X, _posterior, self.n_components)
+        return self._per_row(X, posterior, self.n_components)
 
     def predict(self, X: Any) -> np.ndarray | da.Array:
         """Most probable component of each row, shape (n_samples,), int64."""
-        return self._per_row(X, _most_probable, None, np.int64)
+        return self._per_row(X, most_probable, None, np.int64)
+
+    def predict_to_zarr(self, X: Any, path: Any, storage_options: dict | None = None,
+                        ) -> Location:
+        """Write each row's most probable component to a Zarr array, chunk by
+        chunk on the workers, swapped in whole or not at all (as
+        :meth:`dkmeans.KMeans.predict_to_zarr`)."""
+        check_is_fitted(self)
+        arr, _ = as_chunked(X, storage_options=storage_options)
+        labels = self.predict(arr).astype(np.int32)
+        return write_labels(labels, locate(path, storage_options))
 
     def score(self, X: Any, y: None = None) -> float:
         """Mean log density of the rows."""
@@ -322,33 +332,50 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     # ----------------------------------------------------- model files
 
-    def save(self, path: Any, storage_options: dict | None = None) -> Location:
+    def save(self, path: Any, storage_options: dict | None = None,
+             fingerprint: dict | None = None, state: str = "complete") -> Location:
         """Write the fitted mixture to the directory ``path`` (JSON and .npy,
-        no pickle); :func:`dkmeans.load` reads it back."""
+        no pickle, atomic on any filesystem); :func:`dkmeans.load` reads it
+        back. ``state="checkpoint"`` marks an unfinished fit (the command
+        line's checkpoints), which only ``dkmeans fit --resume`` reads."""
         from dkmeans import __version__
 
         check_is_fitted(self)
-        params = {k: v for k, v in self.get_params().items() if not k.endswith("_init")}
-        if not isinstance(params["random_state"], (int, type(None))):
-            params["random_state"] = None
-        arrays = {name: np.asarray(getattr(self, name))
-                  for name in ("weights_", "means_", "precisions_cholesky_")}
-        arrays.update({f"init_{n}": np.asarray(v) for n in ("weights", "means", "precisions")
-                       if (v := getattr(self, f"{n}_init")) is not None})
+        params, arrays = self._params_for_file()
+        arrays.update({name.rstrip("_"): np.asarray(getattr(self, name))
+                       for name in ("weights_", "means_", "precisions_cholesky_")})
         fitted = {"n_features_in": int(self.n_features_in_), "n_iter": int(self.n_iter_),
                   "converged": bool(self.converged_), "lower_bound": float(self.lower_bound_),
                   "lower_bounds": [float(v) for v in self.lower_bounds_]}
         meta = {"dkmeans_version": __version__, "estimator": "GaussianMixture",
-                "state": "complete", "input_fingerprint": None, "params": params,
+                "state": state, "input_fingerprint": fingerprint, "params": params,
                 "fitted": fitted}
-        return write_model_dir(path, meta, {k.rstrip("_"): v for k, v in arrays.items()},
-                               storage_options)
+        return write_model_dir(path, meta, arrays, storage_options)
+
+    def _params_for_file(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The parameters as JSON values, and the initial arrays apart."""
+        params = {k: (v.item() if isinstance(v, np.generic) else v)
+                  for k, v in self.get_params().items() if k not in _ARRAY_PARAMETERS}
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None
+        arrays = {f"init_{n}": np.asarray(v) for n in ("weights", "means", "precisions")
+                  if (v := getattr(self, f"{n}_init")) is not None}
+        params["inits"] = sorted(arrays)
+        return params, arrays
+
+    def _state(self) -> MixtureResult:
+        """The fitted state, as a checkpoint resumes from it."""
+        return MixtureResult(MixtureParameters(self.weights_, self.means_, self.covariances_,
+                                               self.precisions_cholesky_),
+                             self.converged_, self.n_iter_, self.lower_bound_,
+                             list(self.lower_bounds_))
 
     @classmethod
     def _from_file(cls, meta: dict, read, names: list[str]) -> GaussianMixture:
         params, fitted = dict(meta["params"]), meta["fitted"]
+        inits = params.pop("inits", [])
         for n in ("weights", "means", "precisions"):
-            params[f"{n}_init"] = read(f"init_{n}") if f"init_{n}" in names else None
+            params[f"{n}_init"] = read(f"init_{n}") if f"init_{n}" in inits else None
         model = cls(**params)
         k, d = params["n_components"], fitted["n_features_in"]
         shapes = {"weights": (k,), "means": (k, d), "precisions_cholesky": {
@@ -368,21 +395,3 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         model.lower_bound_ = float(fitted["lower_bound"])
         model.lower_bounds_ = [float(v) for v in fitted["lower_bounds"]]
         return model
-
-
-def _rows_block(x: np.ndarray, fn, log_weights, means, prec_chol, covariance_type,
-                block_info=None) -> np.ndarray:
-    check_finite_block(x, block_info)
-    return fn(kernels.weighted_log_prob(x, log_weights, means, prec_chol, covariance_type))
-
-
-def _log_density(wlp: np.ndarray) -> np.ndarray:
-    return logsumexp(wlp, axis=1)
-
-
-def _posterior(wlp: np.ndarray) -> np.ndarray:
-    return np.exp(wlp - logsumexp(wlp, axis=1)[:, None])
-
-
-def _most_probable(wlp: np.ndarray) -> np.ndarray:
-    return wlp.argmax(axis=1)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dkmeans.errors import InvalidInputError
+from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.kernels import mixture as kernels
 from dkmeans.passes.mixture import EM, EMStats
 from dkmeans.runner import Block, run_pass
@@ -53,6 +53,40 @@ class MixtureResult:
     n_iter: int
     lower_bound: float
     lower_bounds: list[float]
+
+
+def check_initial_parameters(k: int, d: int, cov: str, weights_init, means_init,
+                             precisions_init) -> list[np.ndarray | None]:
+    """The user's initial weights, means and precisions as float64 arrays
+    (or None), checked: shapes, finite values, weights summing to 1,
+    positive (definite) precisions."""
+    given = {"weights_init": (weights_init, (k,)), "means_init": (means_init, (k, d)),
+             "precisions_init": (precisions_init, {"full": (k, d, d), "diag": (k, d),
+                                                   "spherical": (k,)}[cov])}
+    out = []
+    for name, (value, shape) in given.items():
+        if value is not None:
+            value = np.asarray(value, dtype=np.float64)
+            if value.shape != shape:
+                raise InvalidParameterError(
+                    f"The parameter {name!r} should have the shape {shape}, but got "
+                    f"{value.shape}.")
+            if not np.isfinite(value).all():
+                raise InvalidParameterError(f"{name} holds NaN or infinity.")
+        out.append(value)
+    weights, _, precisions = out
+    if weights is not None and (weights.min() < 0 or not np.isclose(weights.sum(), 1)):
+        raise InvalidParameterError("weights_init must be non-negative and sum to 1; got "
+                                    f"a sum of {weights.sum()!r}.")
+    if precisions is not None:
+        if cov == "full":
+            for j, p in enumerate(precisions):
+                if not (np.allclose(p, p.T) and np.all(np.linalg.eigvalsh(p) > 0)):
+                    raise InvalidParameterError(
+                        f"precisions_init[{j}] is not symmetric positive definite.")
+        elif precisions.min() <= 0:
+            raise InvalidParameterError("precisions_init must be positive.")
+    return out
 
 
 def em_pass(blocks: Sequence[Block], means: np.ndarray, covariance_type: str,
@@ -114,8 +148,8 @@ def covariances_from_cholesky(prec_chol: np.ndarray, covariance_type: str) -> np
 
 def em(blocks: Sequence[Block], start: MixtureParameters, covariance_type: str, *,
        tol: float = 1e-3, reg_covar: float = 1e-6, max_iter: int = 100,
-       split_every: int = 8,
-       on_iteration: Callable[[int, float], None] | None = None) -> MixtureResult:
+       split_every: int = 8, history: Sequence[float] = (),
+       on_iteration: Callable[[MixtureResult], None] | None = None) -> MixtureResult:
     """EM iterations from ``start`` until the mean log-likelihood changes by
     less than ``tol`` (or ``max_iter``).
 
@@ -126,12 +160,17 @@ def em(blocks: Sequence[Block], start: MixtureParameters, covariance_type: str, 
     covariance_type : {"full", "diag", "spherical"}
     tol, reg_covar, max_iter, split_every
         As in :class:`dkmeans.GaussianMixture`.
+    history : sequence of float
+        Lower bounds of iterations already run (resuming from a checkpoint
+        of them, whose parameters are ``start``): the count continues, and
+        the next change is taken from the last of them.
     on_iteration : callable, optional
-        Called with the iteration number and its lower bound.
+        Called after every iteration with the state so far.
     """
-    params, lower_bound, history = start, -np.inf, []
-    converged = False
-    for n_iter in range(1, max_iter + 1):
+    params, history = start, list(history)
+    lower_bound = history[-1] if history else -np.inf
+    result = MixtureResult(params, False, len(history), float(lower_bound), history)
+    for n_iter in range(len(history) + 1, max_iter + 1):
         with np.errstate(divide="ignore"):  # a component of weight 0: log 0
             log_weights = np.log(params.weights)
         stats = em_pass(blocks, params.means, covariance_type, log_weights,
@@ -139,12 +178,13 @@ def em(blocks: Sequence[Block], start: MixtureParameters, covariance_type: str, 
         previous, lower_bound = lower_bound, stats.log_likelihood / stats.weight
         params = m_step(stats, params.means, covariance_type, reg_covar)
         history.append(lower_bound)
+        result = MixtureResult(params, abs(lower_bound - previous) < tol, n_iter,
+                               float(lower_bound), list(history))
         if on_iteration is not None:
-            on_iteration(n_iter, lower_bound)
-        if abs(lower_bound - previous) < tol:
-            converged = True
+            on_iteration(result)
+        if result.converged:
             break
-    return MixtureResult(params, converged, len(history), float(lower_bound), history)
+    return result
 
 
 def fit_mixture(blocks: Sequence[Block], n_components: int, covariance_type: str, *,
@@ -173,9 +213,7 @@ def fit_mixture(blocks: Sequence[Block], n_components: int, covariance_type: str
         start = initial_parameters(blocks, centers(run), covariance_type, reg_covar,
                                    weights_init, precisions_init,
                                    em_options.get("split_every", 8))
-        result = (em(blocks, start, covariance_type, **em_options)
-                  if em_options.get("max_iter", 100) > 0
-                  else MixtureResult(start, False, 0, -np.inf, []))
+        result = em(blocks, start, covariance_type, **em_options)
         if best is None or result.lower_bound > best.lower_bound:
             best = result
     assert best is not None

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import zarr
 from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning
 
 import dkmeans
 
@@ -111,6 +112,64 @@ def test_killed_fit_resumes_to_the_same_centers(data, tmp_path):
     assert dkmeans.load(tmp_path / "m").n_clusters == 2
 
 
+def _kill_at_checkpoint(args, out, at=3):
+    """Start the job with a checkpoint every iteration; SIGKILL it (and its
+    cluster) once a checkpoint of iteration ``at`` or later is written."""
+    job = subprocess.Popen([sys.executable, "-m", "dkmeans", *map(str, args), "-o", str(out),
+                            "--checkpoint-every", "1", "-q"], start_new_session=True)
+    meta, deadline = {}, time.monotonic() + 240
+    while time.monotonic() < deadline and job.poll() is None:
+        try:
+            meta = json.loads((out / "model.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            meta = {}
+        if meta.get("state") == "checkpoint" and meta["fitted"]["n_iter"] >= at:
+            break
+        time.sleep(0.01)
+    assert job.poll() is None, "the fit ended before it could be killed"
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+
+
+def test_gaussian_mixture_job_killed_resumes_to_the_same_parameters(data, tmp_path):
+    args = ["fit", data / "X.npy", "-k", 12, "--mode", "gmm", "--covariance-type", "diag",
+            "--tol", 0, "--max-iter", 40, "--workers", 1]
+    out = json.loads(run(*args, "-o", tmp_path / "whole", "--json", "-q").stdout)
+    assert out["n_components"] == 12 and out["n_iter"] == 40
+    whole = dkmeans.load(tmp_path / "whole")
+    X = np.load(data / "X.npy")
+    # the same model as the Python API's (the command line's seed is 0)
+    with pytest.warns(ConvergenceWarning):  # tol=0: it runs all 40 iterations
+        api = dkmeans.GaussianMixture(12, covariance_type="diag", tol=0, max_iter=40,
+                                      random_state=0).fit(X)
+    np.testing.assert_allclose(whole.means_, api.means_, rtol=1e-6, atol=1e-6)
+
+    _kill_at_checkpoint(args, tmp_path / "m")
+    killed_at = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert killed_at["state"] == "checkpoint" and killed_at["estimator"] == "GaussianMixture"
+    with pytest.raises(dkmeans.InvalidInputError, match="is a checkpoint at iteration"):
+        dkmeans.load(tmp_path / "m")
+    out = json.loads(run(*args, "-o", tmp_path / "m", "--resume", "--json", "-q").stdout)
+    assert out["resumed_from"] >= 3
+    resumed = dkmeans.load(tmp_path / "m")
+    for name in ("weights_", "means_", "covariances_", "lower_bounds_"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(whole, name))
+    proc = run("fit", data / "X.npy", "-k", 12, "--mode", "gmm", "--covariance-type", "full",
+               *args[8:], "-o", tmp_path / "m", "--resume", check=False)
+    assert proc.returncode == 2 and "--covariance-type is 'full'" in proc.stderr
+    # info, predict and evaluate read a mixture too
+    info = run("info", tmp_path / "m").stdout
+    assert "12 components (diag covariances)" in info
+    run("predict", tmp_path / "m", data / "X.npy", "-o", tmp_path / "labels.zarr",
+        "--workers", 1, "-q")
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "labels.zarr"))[:],
+                                  resumed.predict(X))
+    ev = json.loads(run("evaluate", tmp_path / "m", data / "X.npy", "--workers", 1, "-q",
+                        "--json").stdout)
+    assert ev["log_likelihood_per_row"] == pytest.approx(resumed.score(X), rel=1e-9)
+    assert ev["bic"] == pytest.approx(resumed.bic(X), rel=1e-9)
+
+
 def test_printed_iterations_are_the_recorded_history(data, tmp_path):
     import re
 
@@ -164,7 +223,11 @@ def test_resume_refuses_another_input(data, tmp_path):
     (["fit", "missing.npy", "-k", "3", "-o", "m"], "No .npy file"),
     (["fit", "missing.zarr", "-k", "3", "-o", "m"], "No Zarr array"),
     (["fit", "X.npy", "-k", "3", "-o", "m", "--mode", "minibatch", "--checkpoint-every", "2"],
-     "checkpoints are written by --mode lloyd only"),
+     "checkpoints are written by --mode lloyd or gmm only"),
+    (["fit", "X.npy", "-k", "3", "-o", "m", "--covariance-type", "diag"],
+     "--covariance-type applies to --mode gmm only"),
+    (["fit", "X.npy", "-k", "3", "-o", "m", "--mode", "gmm", "--means-init", "no.npy"],
+     "--means-init no.npy: not a readable .npy array"),
     (["fit", "X.npy", "-k", "3", "-o", "m", "--cluster", "bad.yaml"], "Unknown key 'wrkers'"),
     (["info", "nowhere"], "No model directory"),
     (["predict", "nowhere", "X.npy", "-o", "l.zarr"], "No model directory"),
@@ -322,8 +385,8 @@ def test_tables_as_they_come_and_a_model_that_remembers_its_columns(tmp_path):
 def test_every_estimator_parameter_round_trips_through_the_command_line(data, tmp_path):
     from dkmeans.cli_options import NOT_OPTIONS, OPTIONS
 
-    for cls in (dkmeans.KMeans, dkmeans.MiniBatchKMeans):
-        names = set(cls().get_params()) - {"n_clusters", *NOT_OPTIONS}
+    for cls in (dkmeans.KMeans, dkmeans.MiniBatchKMeans, dkmeans.GaussianMixture):
+        names = set(cls().get_params()) - {"n_clusters", "n_components", *NOT_OPTIONS}
         assert names <= set(OPTIONS), names - set(OPTIONS)
     lloyd = {"init": "k-means++", "n_init": 2, "max_iter": 7, "tol": 0.001, "random_state": 3,
              "oversampling_factor": 3.0, "init_rounds": 2, "persist": False,
@@ -332,7 +395,10 @@ def test_every_estimator_parameter_round_trips_through_the_command_line(data, tm
                  "random_state": 4, "batch_size": 4096, "init_size": 5000,
                  "max_no_improvement": 3, "reassignment_ratio": 0.02, "compute_labels": False}
     cosine = {"metric": "cosine", "persist": True}
-    for mode, params in (("lloyd", lloyd), ("minibatch", minibatch), ("lloyd", cosine)):
+    gmm = {"covariance_type": "spherical", "reg_covar": 1e-5, "max_iter": 7, "tol": 0.01,
+           "random_state": 3, "n_init": 2, "init_params": "k-means||", "persist": False}
+    for mode, params in (("lloyd", lloyd), ("minibatch", minibatch), ("lloyd", cosine),
+                         ("gmm", gmm)):
         flags = []
         for name, value in params.items():
             flag = "--" + name.replace("_", "-")

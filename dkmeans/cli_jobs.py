@@ -1,0 +1,94 @@
+"""What every ``dkmeans`` job shares: reading its input, its fingerprint,
+progress bars, and checking what its model directory already holds."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from typing import Any
+
+from dkmeans.cli_options import storage_options
+
+
+def table_options(args: argparse.Namespace, model: Any = None) -> dict:
+    """How to read a table input: ``--columns``, ``--sep``, ``--no-header``;
+    for predict and evaluate, by default what the model was fitted with."""
+    columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
+    given = {"columns": columns, "sep": args.sep, "header": args.header}
+    if model is not None and columns is None and args.sep is None and args.header:
+        from dkmeans.io import read_meta
+
+        saved = (read_meta(model, storage_options(args)).get("input_fingerprint") or {})
+        return dict(saved.get("table") or given)
+    return given
+
+
+def open_input(args: argparse.Namespace, storage_options: dict, table: dict) -> Any:
+    """The INPUT argument as a chunked array (Zarr, .npy or a table)."""
+    from dkmeans.data import as_chunked
+
+    return as_chunked(args.input, storage_options=storage_options, **table)[0]
+
+
+def input_fingerprint(X: Any, table: dict) -> dict:
+    """The input's fingerprint, with how a table was read (so the model
+    remembers its columns, and a resume with other columns is refused)."""
+    from dkmeans.io import fingerprint
+
+    return {**fingerprint(X), "table": table}
+
+
+def progress_bar(args: argparse.Namespace) -> Any:
+    """Bars per pass on stderr (tqdm) when it is a terminal and progress is wanted."""
+    from dkmeans.progress import PassBars
+    from dkmeans.runner import report_progress
+
+    if args.quiet or not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    return report_progress(PassBars(sys.stderr))
+
+
+def existing_model(out: Any) -> dict | None:
+    """The metadata of the model or checkpoint at ``out``, if there is one."""
+    from dkmeans.io import read_meta
+
+    return read_meta(out) if out.child("model.json").exists() else None
+
+
+def check_same_job(meta: dict, out: Any, estimator: str, params: dict, fp: dict) -> None:
+    """Refuse to resume (or call finished) a job whose input or parameters differ."""
+    from dkmeans.errors import InvalidInputError
+
+    if meta.get("estimator") != estimator:
+        raise InvalidInputError(f"Refusing to resume: {out} holds a {meta.get('estimator')} "
+                                f"model, and this job fits a {estimator} (--mode).")
+    if (meta.get("input_fingerprint") or {}) != fp:
+        raise InvalidInputError(
+            f"Refusing to resume: the input is not the one the model in {out} was made from "
+            "(shape, dtype or content differ). Use --force to fit it afresh.")
+    saved = meta.get("params", {})
+    for key, value in params.items():
+        if key != "verbose" and saved.get(key) != value:
+            raise InvalidInputError(
+                f"Refusing to resume: --{key.replace('_', '-')} is {value!r} but the model in "
+                f"{out} was made with {saved.get(key)!r}. Use --force to fit it afresh.")
+
+
+def prepare_output(args: argparse.Namespace, out: Any, estimator: str, params: dict,
+                    fp: dict) -> dict | None:
+    """What is already at the model directory, checked against this job.
+
+    Returns its metadata when resuming, None for a fresh fit.
+    """
+    from dkmeans.errors import InvalidInputError
+
+    meta = existing_model(out)
+    if meta is None or args.force:
+        return None
+    if not args.resume:
+        raise InvalidInputError(
+            f"{out} already holds a {meta.get('state', 'complete')} model; pass --resume to "
+            "continue (or keep) it, or --force to replace it.")
+    check_same_job(meta, out, estimator, params, fp)
+    return meta
