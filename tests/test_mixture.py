@@ -186,3 +186,22 @@ def test_bad_input():
         GaussianMixture(64, covariance_type="full").fit(np.zeros((100, 1000)))
     with pytest.raises(InvalidInputError, match="3 features, but GaussianMixture"):
         GaussianMixture(2, random_state=0).fit(X).predict(np.zeros((4, 3)))
+
+
+@pytest.mark.parametrize("cov", ["diag", "spherical"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_em_step_equals_numpy(X, cov, dtype):
+    from dkmeans.kernels import mixture
+
+    rng = np.random.default_rng(1)
+    x = X.astype(dtype)
+    w = rng.uniform(0, 2, size=len(x))
+    means = X[rng.choice(len(X), K, replace=False)]
+    prec_chol = rng.uniform(0.3, 1.0, size=(K, 3) if cov == "diag" else K)
+    log_weights = np.log(np.array([0.1, 0.2, 0.3, 0.4]))
+    loglik, *sums = mixture.em_sums_diagonal(x, w, log_weights, means, prec_chol, cov)
+    log_norm, resp = mixture.responsibilities(x, log_weights, means, prec_chol, cov)
+    expected = mixture.moment_sums(x, resp * w[:, None], means, "diag")
+    assert loglik == pytest.approx(w @ log_norm, rel=1e-12)
+    for got, want in zip(sums, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)

@@ -8,6 +8,7 @@ scikit-learn keeps them: shape (k, d, d) for ``"full"``, (k, d) for
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from scipy.special import logsumexp
 
@@ -164,6 +165,67 @@ def moment_sums(x: np.ndarray, rw: np.ndarray, about: np.ndarray, covariance_typ
         else:
             second[j] = r @ (diff * diff)
     return nk, first, second
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "nsz"})
+def _em_diag(X, w, log_weights, means, prec, log_det, nk, first, second,
+             lp):  # pragma: no cover - compiled
+    n, d = X.shape
+    k = means.shape[0]
+    unweighted = w.shape[0] == 0
+    half_log_2pi = 0.5 * d * np.log(2 * np.pi)
+    loglik = 0.0
+    for i in range(n):
+        wi = 1.0 if unweighted else w[i]
+        top = -np.inf
+        for j in range(k):
+            s = 0.0
+            for f in range(d):
+                t = np.float64(X[i, f]) - means[j, f]
+                s += t * t * prec[j, f]
+            lp[j] = log_weights[j] + log_det[j] - half_log_2pi - 0.5 * s
+            top = max(top, lp[j])
+        total = 0.0
+        for j in range(k):
+            total += np.exp(lp[j] - top)
+        lse = top + np.log(total)
+        loglik += wi * lse
+        for j in range(k):
+            r = wi * np.exp(lp[j] - lse)
+            if r == 0.0:  # underflowed: adds nothing
+                continue
+            nk[j] += r
+            for f in range(d):
+                t = np.float64(X[i, f]) - means[j, f]
+                first[j, f] += r * t
+                second[j, f] += r * t * t
+    return loglik
+
+
+def em_sums_diagonal(x: np.ndarray, w: np.ndarray | None, log_weights: np.ndarray,
+                     means: np.ndarray, prec_chol: np.ndarray, covariance_type: str,
+                     ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """The E step and the M step's sums in one compiled read of a block, for
+    ``"diag"`` and ``"spherical"`` covariances (no (n, k) or (n, d)
+    temporaries: a block's memory is the block).
+
+    Returns
+    -------
+    log_likelihood : float
+        Weighted sum of the rows' log densities.
+    nk, first, second : ndarray
+        As :func:`moment_sums` returns them, about ``means``.
+    """
+    k, d = means.shape
+    prec = prec_chol**2
+    if covariance_type == "spherical":
+        prec = np.repeat(prec[:, None], d, axis=1)
+    nk, first, second = np.zeros(k), np.zeros((k, d)), np.zeros((k, d))
+    loglik = _em_diag(np.ascontiguousarray(x), np.empty(0) if w is None else w, log_weights,
+                      np.ascontiguousarray(means, dtype=np.float64), prec,
+                      log_det_cholesky(prec_chol, covariance_type, d), nk, first, second,
+                      np.empty(k))
+    return float(loglik), nk, first, second
 
 
 def gaussian_parameters(nk: np.ndarray, first: np.ndarray, second: np.ndarray,

@@ -55,6 +55,11 @@ def em_chunk(x, w, offset: int, log_weights: np.ndarray, means: np.ndarray,
     bad = kernels.first_nonfinite_row(x)
     if bad >= 0 or not len(x):
         return _empty(bad + offset if bad >= 0 else -1, k, d, covariance_type)
+    if prec_chol is not None and covariance_type != "full":
+        loglik, *sums = mixture.em_sums_diagonal(x, w, log_weights, means, prec_chol,
+                                                 covariance_type)
+        weight = float(len(x) if w is None else w.sum())
+        return EMStats(-1, weight, loglik, *sums)
     weights = _weights_or_ones(w, len(x))
     if prec_chol is None:
         resp = np.zeros((len(x), k))
