@@ -84,6 +84,10 @@ OPTIONS: dict[str, tuple[dict, tuple[str, ...], Any]] = {
     "metric": (dict(choices=["euclidean", "cosine"],
                     help="cosine: spherical k-means on unit rows (default euclidean)"),
                (LLOYD,), None),
+    "min_cluster_size": (dict(type=float, metavar="W",
+                              help="smallest cluster weight (below 1: a fraction of the "
+                                   "total), by splitting the largest (default off)"),
+                         (LLOYD,), None),
     "batch_size": (dict(type=_positive_int, metavar="N",
                         help="rows per mini-batch (default 65536 here; 1024 in Python)"),
                    (MINIBATCH,), 65536),

@@ -52,6 +52,8 @@ _PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "scale": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
     "missing": (lambda v: v in ("error", "impute"), "'error' or 'impute'"),
     "metric": (lambda v: v in ("euclidean", "cosine"), "'euclidean' or 'cosine'"),
+    "min_cluster_size": (lambda v: v is None or (_is_real(v) and 0 < v < np.inf),
+                         "None or a number > 0 (below 1: a fraction of the total weight)"),
 }
 
 
@@ -148,6 +150,15 @@ or callable, default="k-means||"
     progress : bool, default=False
         Show a bar per pass and one for the Lloyd iterations, with the time
         left (``tqdm.auto``: a widget in Jupyter, text on a terminal).
+    min_cluster_size : float, optional
+        Smallest cluster weight wanted (below 1: a fraction of the total
+        weight). After an iteration leaving a cluster lighter than this, the
+        lightest such cluster is moved onto a random row (~ weight) of the
+        heaviest cluster, splitting it, as one would by hand or as bisecting
+        k-means does (one small extra pass); repeated while the heaviest weighs at
+        least twice the minimum, at most twice per cluster in a run. Clusters
+        still lighter at the end (the data cannot allow it) are warned about.
+        Off by default: plain k-means.
 
     Attributes
     ----------
@@ -200,7 +211,7 @@ or callable, default="k-means||"
                  persist: bool | str = "auto", algorithm: str = "lloyd",
                  scale: bool = False, missing: str = "error",
                  metric: str = "euclidean", copy_x: bool = True,
-                 progress: bool = False) -> None:
+                 progress: bool = False, min_cluster_size: float | None = None) -> None:
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -217,6 +228,7 @@ or callable, default="k-means||"
         self.metric = metric
         self.copy_x = copy_x
         self.progress = progress
+        self.min_cluster_size = min_cluster_size
 
     _parameters = _PARAMETERS
 
@@ -290,7 +302,8 @@ of shape (n_samples, n_features)
                 tol=self.tol, seed=seed, oversampling_factor=self.oversampling_factor,
                 init_rounds=self.init_rounds, persist=self.persist, verbose=self.verbose,
                 bounds=self.algorithm in ("hamerly", "elkan"), start=start,
-                on_iteration=chain(on_iteration, shown), unit_centers=self.metric == "cosine")
+                on_iteration=chain(on_iteration, shown), unit_centers=self.metric == "cosine",
+                min_cluster_size=self.min_cluster_size)
         self._preprocessing = prep
         self.cluster_centers_ = prep.to_original(result.centers)
         self.labels_ = (result.labels if isinstance(result.labels, np.ndarray)

@@ -129,13 +129,26 @@ def sample_scan(data: Dataset, blocks: Sequence[Block], key: np.ndarray,
 InitFn = Callable[[Sequence[Block], int, int], np.ndarray]
 
 
+def _min_size(min_cluster_size: float | None, total: float, k: int) -> float | None:
+    """The minimum cluster weight, warning when the data cannot allow it."""
+    if not min_cluster_size:
+        return None
+    size = min_cluster_size * total if min_cluster_size < 1 else float(min_cluster_size)
+    if k * size > total:
+        warnings.warn(f"min_cluster_size: {k} clusters of weight {size:g} need {k * size:g}, "
+                      f"more than the data's total weight {total:g}; some will be smaller.",
+                      ConvergenceWarning, stacklevel=4)
+    return size
+
+
 def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitFn,
                n_init: int = 1, max_iter: int = 300, tol: float = 1e-4, seed: int = 0,
                oversampling_factor: float = 2.0, init_rounds: int | None = None,
                persist: bool | str = "auto", split_every: int = 8,
                verbose: int = 0, bounds: bool = False, start: LloydProgress | None = None,
                on_iteration: Callable[[LloydProgress], None] | None = None,
-               unit_centers: bool = False) -> KMeansResult:
+               unit_centers: bool = False,
+               min_cluster_size: float | None = None) -> KMeansResult:
     """Fit k-means on a dataset: seeding, then Lloyd, best of ``n_init`` runs.
 
     Parameters
@@ -165,6 +178,9 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
     unit_centers : bool
         Spherical k-means (rows already of unit length): centers are scaled
         to unit length after seeding and every update.
+    min_cluster_size : float, optional
+        Minimum cluster weight (a fraction of the total weight if below 1),
+        enforced by splitting the largest cluster (see :func:`lloyd`).
 
     Returns
     -------
@@ -184,6 +200,7 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
     with blas_pinned(data.local is not None):
         stats = scan(blocks, draw_key(seed, 0), draw_m, split_every)
         tol_abs = tol * stats.mean_variance
+        min_size = _min_size(min_cluster_size, stats.weight_sum, n_clusters)
         timings["scan"] = time.perf_counter() - t0
 
         best: LloydResult | None = None
@@ -211,7 +228,8 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
             result = lloyd(blocks, centers, max_iter=max_iter, tol=tol_abs, verbose=verbose,
                            split_every=split_every, keep_bounds=bounds and not stream,
                            keep_labels=not stream, start=start, on_iteration=on_iteration,
-                           unit_centers=unit_centers, quanta=stats.quanta)
+                           unit_centers=unit_centers, quanta=stats.quanta,
+                           min_size=min_size)
             timings["seeding"] += t2 - t1
             timings["lloyd"] += time.perf_counter() - t2
             if verbose:
@@ -221,6 +239,10 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
                 best = result
     assert best is not None
 
+    if min_size and (best.counts < min_size).any():
+        warnings.warn(f"{int((best.counts < min_size).sum())} clusters weigh less than "
+                      f"min_cluster_size ({min_size:g}): the data could not be split so.",
+                      ConvergenceWarning, stacklevel=3)
     n_distinct = int((best.counts > 0).sum())
     if n_distinct < n_clusters:
         warnings.warn(

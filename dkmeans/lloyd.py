@@ -19,7 +19,15 @@ import numpy as np
 
 from dkmeans import kernels, passes
 from dkmeans.kernels import exact
-from dkmeans.passes import ASSIGN, ASSIGN_STREAM, FAR_ROWS, LLOYD, LLOYD_BOUNDED, MAGNITUDE
+from dkmeans.passes import (
+    ASSIGN,
+    ASSIGN_STREAM,
+    DRAW_IN_CLUSTER,
+    FAR_ROWS,
+    LLOYD,
+    LLOYD_BOUNDED,
+    MAGNITUDE,
+)
 from dkmeans.runner import Block, run_pass
 
 #: With bounds kept, an iteration searches every row (without checking bounds)
@@ -90,7 +98,8 @@ class LloydResult:
     counts : ndarray of shape (k,)
         Weight assigned to each center in the final assignment.
     n_relocated : int
-        Empty clusters moved onto far rows, over all iterations.
+        Clusters moved over all iterations: empty ones onto far rows, and
+        (with a minimum size) small ones to split the largest.
     """
 
     centers: np.ndarray
@@ -100,6 +109,31 @@ class LloydResult:
     labels: list | None
     counts: np.ndarray
     n_relocated: int
+
+
+#: With a minimum cluster size, at most this many splits per center in a run:
+#: data that cannot give every cluster that weight would split forever.
+SPLITS_PER_CENTER = 2
+
+#: The random stream of those splits' draws (with the iteration number)
+_SPLIT_STREAM = 0x6D696E53697A65  # "minSize"
+
+
+def _split_small(blocks: Sequence[Block], stats, centers: np.ndarray, new: np.ndarray,
+                 min_size: float, split_every: int, n_iter: int) -> bool:
+    """Relocate the lightest cluster under ``min_size`` by splitting the
+    heaviest (:func:`dkmeans.passes.split_largest`), at the cost of one small
+    pass (:data:`~dkmeans.passes.DRAW_IN_CLUSTER`, its random stream keyed by
+    the iteration, so any chunking draws the same row); False if none is
+    light or the heaviest could not leave two clusters of that weight."""
+    weights = stats.cluster_weights
+    small = (weights > 0) & (weights < min_size)
+    largest = int(np.argmax(weights))
+    if not small.any() or weights[largest] < 2 * min_size:
+        return False
+    key = np.array([_SPLIT_STREAM, n_iter], dtype=np.uint64)
+    drawn = run_pass(DRAW_IN_CLUSTER, blocks, centers, largest, key, split_every=split_every)
+    return passes.split_largest(weights, new, drawn, min_size) is not None
 
 
 def _compiled_loop_applies(blocks: Sequence[Block], keep_bounds: bool, unit_centers: bool,
@@ -117,7 +151,7 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
           keep_bounds: bool = False, keep_labels: bool = True, unit_centers: bool = False,
           start: LloydProgress | None = None,
           on_iteration: Callable[[LloydProgress], None] | None = None,
-          quanta: np.ndarray | None = None) -> LloydResult:
+          quanta: np.ndarray | None = None, min_size: float | None = None) -> LloydResult:
     """Run Lloyd's algorithm from ``centers`` until convergence.
 
     Stops when the squared center shift is at most ``tol`` (an absolute
@@ -156,6 +190,13 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
     quanta : ndarray of shape (d + 1,), optional
         The grid of the passes' exact sums (:attr:`ScanStats.quanta
         <dkmeans.passes.ScanStats.quanta>`); by default one more pass finds it.
+    min_size : float, optional
+        Minimum cluster weight: after an iteration leaving a cluster lighter
+        (but not empty), the lightest such cluster is moved onto a random row
+        of the heaviest, splitting it (:func:`dkmeans.passes.split_largest`),
+        while the heaviest
+        weighs at least twice this, at most :data:`SPLITS_PER_CENTER` x k
+        times in a run.
 
     Returns
     -------
@@ -175,8 +216,9 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
         n, max_abs, max_weight = run_pass(MAGNITUDE, blocks, split_every=split_every)
         quanta = exact.grid(n, max_weight, max_abs)
     first, last = done + 1, max_iter
-    if _compiled_loop_applies(blocks, keep_bounds, unit_centers, verbose, on_iteration,
-                              start):
+    splits_left = SPLITS_PER_CENTER * len(centers) if min_size else 0
+    if not min_size and _compiled_loop_applies(blocks, keep_bounds, unit_centers, verbose,
+                                               on_iteration, start):
         b = blocks[0]
         centers, run, n_relocated = kernels.lloyd_local(
             b.x, np.empty(0) if b.w is None else b.w, centers, max_iter, tol, quanta)
@@ -202,6 +244,10 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
         far = run_pass(FAR_ROWS, blocks, centers, n_empty, split_every=split_every) \
             if n_empty else None
         new, moved = passes.lloyd_aggregate(stats, centers, far)
+        if splits_left and _split_small(blocks, stats, centers, new, min_size, split_every,
+                                        n_iter):
+            splits_left -= 1
+            moved += 1
         if unit_centers:
             new = kernels.unit_length(new)
         n_relocated += moved

@@ -11,7 +11,7 @@ from sklearn.cluster import KMeans as SKKMeans
 from sklearn.datasets import load_digits, make_blobs
 from sklearn.exceptions import ConvergenceWarning
 
-from dkmeans import INIT_METHODS, KMeans
+from dkmeans import INIT_METHODS, InvalidParameterError, KMeans
 
 
 def as_kind(X, kind, tmp_path, rows=None):
@@ -363,3 +363,49 @@ def test_resume_from_any_iteration_equals_uninterrupted(overlapping, stop_after)
     np.testing.assert_array_equal(resumed.centers, whole.centers)
     assert resumed.n_iter == whole.n_iter
     np.testing.assert_array_equal(resumed.inertia_history, whole.inertia_history)
+
+
+def _with_a_tiny_cluster():
+    """Three blobs of 1,000 rows and 6 rows far away: k-means with k=4 gives
+    the 6 rows a cluster of their own."""
+    rng = np.random.default_rng(0)
+    blobs = [rng.normal(c, 1.0, size=(1000, 2)) for c in ((0, 0), (12, 0), (0, 12))]
+    return np.vstack([*blobs, rng.normal((60, 60), 0.5, size=(6, 2))])
+
+
+def test_min_cluster_size_splits_the_largest_cluster():
+    X = _with_a_tiny_cluster()
+    plain = KMeans(4, random_state=0).fit(X)
+    assert np.bincount(plain.labels_).min() == 6  # the problem
+    # off by default: the same fit, bit for bit
+    off = KMeans(4, random_state=0, min_cluster_size=None).fit(X)
+    np.testing.assert_array_equal(off.cluster_centers_, plain.cluster_centers_)
+    for size in (100, 100 / len(X)):  # a weight, or a fraction of the total
+        fixed = KMeans(4, random_state=0, min_cluster_size=size, tol=0).fit(X)
+        counts = np.bincount(fixed.labels_, minlength=4)
+        assert counts.min() >= 100, counts
+        np.testing.assert_array_equal(fixed.labels_, fixed.predict(X))
+        # a k-means fixed point (tol=0): every center is the mean of its rows
+        for j in range(4):
+            np.testing.assert_allclose(fixed.cluster_centers_[j],
+                                       X[fixed.labels_ == j].mean(axis=0), rtol=1e-9)
+    # the split draws by global row: chunked data gives the same fit
+    chunked = KMeans(4, random_state=0, min_cluster_size=100, tol=0).fit(
+        da.from_array(X, chunks=(700, 2)))
+    np.testing.assert_allclose(chunked.cluster_centers_, fixed.cluster_centers_, rtol=1e-12)
+    # weights count, not rows: the 6 rows weigh 100 each
+    w = np.r_[np.ones(3000), np.full(6, 100.0)]
+    weighted = KMeans(4, random_state=0, min_cluster_size=100).fit(X, sample_weight=w)
+    assert np.bincount(weighted.labels_).min() == 6
+
+
+def test_min_cluster_size_the_data_cannot_allow_warns():
+    X = _with_a_tiny_cluster()
+    with pytest.warns(ConvergenceWarning) as caught:
+        km = KMeans(4, random_state=0, min_cluster_size=1000).fit(X)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "more than the data's total weight" in messages
+    assert "1 clusters weigh less than min_cluster_size (1000)" in messages
+    assert np.bincount(km.labels_).min() < 1000
+    with pytest.raises(InvalidParameterError, match="min_cluster_size"):
+        KMeans(4, min_cluster_size=-1).fit(X)

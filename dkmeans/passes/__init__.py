@@ -33,6 +33,7 @@ from dkmeans.passes.common import (
 from dkmeans.passes.lloyd import (
     ASSIGN,
     ASSIGN_STREAM,
+    DRAW_IN_CLUSTER,
     FAR_ROWS,
     LLOYD,
     LLOYD_BOUNDED,
@@ -40,6 +41,7 @@ from dkmeans.passes.lloyd import (
     empty_clusters,
     lloyd_aggregate,
     lloyd_chunk,
+    split_largest,
 )
 from dkmeans.passes.scan import DRAW, MAGNITUDE, SCAN, scan_chunk
 from dkmeans.passes.seeding import (
@@ -57,6 +59,7 @@ __all__ = [
     "CANDIDATE_MASS",
     "CANDIDATE_MASS_STREAM",
     "DRAW",
+    "DRAW_IN_CLUSTER",
     "FAR_ROWS",
     "LLOYD",
     "LLOYD_BOUNDED",
@@ -76,6 +79,7 @@ __all__ = [
     "empty_clusters",
     "lloyd_aggregate",
     "lloyd_chunk",
+    "split_largest",
     "scan_chunk",
     "streaming",
 ]

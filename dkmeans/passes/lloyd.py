@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from dkmeans import kernels
-from dkmeans.kernels import exact
+from dkmeans.kernels import exact, sampling
 from dkmeans.passes.common import (
     Assignment,
     LloydStats,
@@ -121,6 +121,52 @@ def lloyd_aggregate(stats: LloydStats, centers: np.ndarray,
     filled = weights > 0
     new[filled] = sums[filled] / weights[filled, None]
     return new.astype(centers.dtype), n_relocated
+
+
+def draw_in_cluster_chunk(x, w, offset: int, centers: np.ndarray, cluster: int,
+                          key: np.ndarray) -> TopRows:
+    """One row of ``cluster`` (rows nearest its center) drawn with
+    probability ~ weight: the block's exponential-race winner."""
+    labels, _ = kernels.nearest(x, centers)
+    weights = np.where(labels == cluster, _weights_or_ones(w, len(x)), 0.0)
+    return TopRows.at(1, *sampling.race_top_m(key, offset, weights, 1), x, w, offset)
+
+
+DRAW_IN_CLUSTER = Pass("dkmeans-draw-in-cluster", draw_in_cluster_chunk, TopRows.merge,
+                       exact=True)
+"""A random row of one cluster, to split it (a minimum cluster size)."""
+
+
+def split_largest(weights: np.ndarray, new: np.ndarray, drawn: TopRows,
+                  min_size: float) -> int | None:
+    """Move the lightest cluster under ``min_size`` into the heaviest one.
+
+    Its center moves onto a row of the heaviest cluster drawn at random
+    (``drawn``, from :data:`DRAW_IN_CLUSTER`), so the next iterations divide
+    that cluster in two, as bisecting k-means starts a split; the light
+    cluster's rows join their next nearest centers. (The heaviest cluster's
+    farthest row would not do: it is where absorbed outliers sit, which
+    would form the same small cluster again.)
+
+    Parameters
+    ----------
+    weights : ndarray of shape (k,)
+        The clusters' weights in the iteration.
+    new : ndarray of shape (k, d)
+        The iteration's new centers; changed in place.
+    drawn : TopRows
+    min_size : float
+
+    Returns
+    -------
+    The moved cluster, or None (nothing drawn).
+    """
+    small = np.flatnonzero((weights > 0) & (weights < min_size))
+    if not len(drawn.keys):
+        return None
+    moved = int(small[np.argmin(weights[small])])
+    new[moved] = drawn.rows[0]
+    return moved
 
 
 def assign_chunk(x, w, offset: int, state, centers: np.ndarray):
