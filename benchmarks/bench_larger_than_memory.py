@@ -106,9 +106,9 @@ def inertia_of(path: str, centers: np.ndarray) -> float:
     every row to its nearest center, in float64."""
     import dask.array as da
 
-    from dkmeans.apply import nearest_sq_distances
+    from dkmeans.apply import nearest_cost
 
-    return float(nearest_sq_distances(da.from_zarr(path), centers).sum().compute())
+    return float(nearest_cost(da.from_zarr(path), centers).sum().compute())
 
 
 def streaming_kmeans(client, path: str, k: int, extra_passes: int) -> dict:

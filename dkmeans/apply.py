@@ -10,7 +10,7 @@ from scipy.special import logsumexp
 
 from dkmeans import kernels
 from dkmeans.errors import InvalidInputError
-from dkmeans.kernels import mixture
+from dkmeans.kernels import medians, mixture
 
 
 def check_finite_block(x: np.ndarray, block_info: dict | None) -> None:
@@ -20,36 +20,48 @@ def check_finite_block(x: np.ndarray, block_info: dict | None) -> None:
         raise InvalidInputError(f"Input X contains NaN or infinity (first at row {row}).")
 
 
-def _labels_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
+def _labels_block(x: np.ndarray, centers: np.ndarray, metric: str = "euclidean",
+                  block_info=None) -> np.ndarray:
     check_finite_block(x, block_info)
+    if metric == "manhattan":
+        return medians.nearest_l1(x, centers)[0]
     return kernels.nearest(x, centers)[0]
 
 
-def _d2_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
+def _cost_block(x: np.ndarray, centers: np.ndarray, metric: str = "euclidean",
+                block_info=None) -> np.ndarray:
     check_finite_block(x, block_info)
+    if metric == "manhattan":
+        return medians.nearest_l1(x, centers)[1]
     return kernels.nearest(x, centers)[1]
 
 
-def _distance_block(x: np.ndarray, centers: np.ndarray, block_info=None) -> np.ndarray:
+def _distance_block(x: np.ndarray, centers: np.ndarray, metric: str = "euclidean",
+                    block_info=None) -> np.ndarray:
     check_finite_block(x, block_info)
+    if metric == "manhattan":
+        return medians.l1_distances(x, centers).astype(x.dtype)
     return kernels.pairwise_distances(x, centers)
 
 
-def predict_labels(X: da.Array, centers: np.ndarray) -> da.Array:
-    """Index of the nearest center of every row: lazy, shape (n,), int32."""
-    return X.map_blocks(_labels_block, centers, dtype=np.int32, drop_axis=1,
+def predict_labels(X: da.Array, centers: np.ndarray, metric: str = "euclidean") -> da.Array:
+    """Index of the nearest center of every row (by L1 distance for
+    ``metric="manhattan"``): lazy, shape (n,), int32."""
+    return X.map_blocks(_labels_block, centers, metric, dtype=np.int32, drop_axis=1,
                         token="dkmeans-predict")
 
 
-def nearest_sq_distances(X: da.Array, centers: np.ndarray) -> da.Array:
-    """Squared distance of every row to its nearest center: lazy, (n,), float64."""
-    return X.map_blocks(_d2_block, centers, dtype=np.float64, drop_axis=1,
-                        token="dkmeans-nearest-d2")
+def nearest_cost(X: da.Array, centers: np.ndarray, metric: str = "euclidean") -> da.Array:
+    """Each row's share of the objective: the squared distance to its
+    nearest center, or (``"manhattan"``) the L1 distance: lazy, (n,), float64."""
+    return X.map_blocks(_cost_block, centers, metric, dtype=np.float64, drop_axis=1,
+                        token="dkmeans-nearest-cost")
 
 
-def distances(X: da.Array, centers: np.ndarray) -> da.Array:
-    """Euclidean distance from every row to every center: lazy, (n, k), X's dtype."""
-    return X.map_blocks(_distance_block, centers, dtype=X.dtype,
+def distances(X: da.Array, centers: np.ndarray, metric: str = "euclidean") -> da.Array:
+    """Euclidean (or L1) distance from every row to every center: lazy, (n, k),
+    X's dtype."""
+    return X.map_blocks(_distance_block, centers, metric, dtype=X.dtype,
                         chunks=(X.chunks[0], (centers.shape[0],)), token="dkmeans-transform")
 
 

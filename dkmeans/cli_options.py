@@ -81,8 +81,9 @@ OPTIONS: dict[str, tuple[dict, tuple[str, ...], Any]] = {
     "missing": (dict(choices=["error", "impute"],
                      help="NaN: an error naming its row, or the feature's mean "
                           "(default error)"), (LLOYD,), None),
-    "metric": (dict(choices=["euclidean", "cosine"],
-                    help="cosine: spherical k-means on unit rows (default euclidean)"),
+    "metric": (dict(choices=["euclidean", "cosine", "manhattan"],
+                    help="cosine: spherical k-means on unit rows; manhattan: k-medians "
+                         "(L1 distance, medians) (default euclidean)"),
                (LLOYD,), None),
     "min_cluster_size": (dict(type=float, metavar="W",
                               help="smallest cluster weight (below 1: a fraction of the "

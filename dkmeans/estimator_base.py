@@ -26,7 +26,7 @@ from sklearn.base import (
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from dkmeans.apply import distances, nearest_sq_distances, predict_labels
+from dkmeans.apply import distances, nearest_cost, predict_labels
 from dkmeans.data import Dataset, as_chunked
 from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.modelfile import write_model_dir
@@ -137,6 +137,17 @@ class _BaseKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixi
                 f"{self.n_features_in_} features as input.")
         return self._prep().apply(arr), source == "numpy"
 
+    @property
+    def _distance(self) -> str:
+        """How rows are compared with centers: "manhattan" (k-medians) or
+        "euclidean" (also for cosine, on unit rows)."""
+        return "manhattan" if getattr(self, "metric", None) == "manhattan" else "euclidean"
+
+    def _euclidean_only(self, what: str) -> None:
+        if self._distance == "manhattan":
+            raise InvalidParameterError(f"{what} is defined for metric='euclidean' or "
+                                        "'cosine', not 'manhattan'.")
+
     def _prep(self) -> Preprocessing:
         return getattr(self, "_preprocessing", None) or Preprocessing()
 
@@ -159,7 +170,7 @@ Parquet / CSV), of shape (n_samples, n_features)
         labels : ndarray (for in-memory X) or lazy dask array, shape (n_samples,), int32
         """
         arr, in_memory = self._chunked(X, storage_options)
-        labels = predict_labels(arr, self._model_centers())
+        labels = predict_labels(arr, self._model_centers(), self._distance)
         return compute(labels)[0] if in_memory else labels
 
     def predict_to_zarr(self, X: Any, path: Any, storage_options: dict | None = None,
@@ -192,18 +203,21 @@ of shape (n_samples, n_features)
             Where the array was written (``str()`` gives its path or URL).
         """
         arr, _ = self._chunked(X, storage_options)
-        return write_labels(predict_labels(arr, self._model_centers()),
+        return write_labels(predict_labels(arr, self._model_centers(), self._distance),
                             locate(path, storage_options))
 
     def anomaly_score(self, X: Any) -> np.ndarray | da.Array:
-        """Distance from each row to its nearest center: large means unusual.
+        """Distance from each row to its nearest center (L1 for
+        ``metric="manhattan"``): large means unusual.
 
         Returns
         -------
         ndarray (for in-memory X) or lazy dask array of shape (n_samples,), float64
         """
         arr, in_memory = self._chunked(X)
-        out = da.sqrt(nearest_sq_distances(arr, self._model_centers()))
+        out = nearest_cost(arr, self._model_centers(), self._distance)
+        if self._distance != "manhattan":
+            out = da.sqrt(out)
         return compute(out)[0] if in_memory else out
 
     def farthest(self, X: Any, n: int = 10) -> FarthestRows:
@@ -224,6 +238,7 @@ of shape (n_samples, n_features)
 
         if not (isinstance(n, numbers.Integral) and n >= 1):
             raise InvalidParameterError(f"n must be an integer >= 1; got {n!r}.")
+        self._euclidean_only("farthest")
         arr, _ = self._chunked(X)
         top = run_pass(FAR_ROWS, Dataset(arr, None, "dask").blocks(), self._model_centers(),
                        int(n))
@@ -234,25 +249,27 @@ of shape (n_samples, n_features)
         return FarthestRows(top.index, rows, np.sqrt(top.keys), top.labels)
 
     def transform(self, X: Any) -> np.ndarray | da.Array:
-        """Euclidean distance from each row to each center.
+        """Euclidean distance from each row to each center (L1 for
+        ``metric="manhattan"``).
 
         Returns
         -------
         ndarray or lazy dask array of shape (n_samples, n_clusters), X's dtype
         """
         arr, in_memory = self._chunked(X)
-        out = distances(arr, self._model_centers())
+        out = distances(arr, self._model_centers(), self._distance)
         return compute(out)[0] if in_memory else out
 
     def score(self, X: Any, y: None = None, sample_weight: Any = None) -> float:
-        """Opposite of the (weighted) inertia of X under the fitted centers.
+        """Opposite of the (weighted) inertia of X under the fitted centers
+        (of the sum of L1 distances for ``metric="manhattan"``).
 
         Returns
         -------
         float
         """
         arr, _ = self._chunked(X)
-        d2 = nearest_sq_distances(arr, self._model_centers())
+        d2 = nearest_cost(arr, self._model_centers(), self._distance)
         if sample_weight is not None:
             d2 = d2 * as_weights(sample_weight, arr)
         return -float(compute(d2.sum())[0])

@@ -23,6 +23,8 @@ from dkmeans import kernels
 from dkmeans.apply import predict_labels
 from dkmeans.data import Dataset
 from dkmeans.errors import InvalidInputError, InvalidParameterError
+from dkmeans.kmedians import kmedians
+from dkmeans.kmedians import labels as kmedians_labels
 from dkmeans.lloyd import LloydProgress, LloydResult, lloyd
 from dkmeans.minibatch import MiniBatchResult, StepRules, minibatch
 from dkmeans.passes import ASSIGN_STREAM, SCAN, ScanStats
@@ -148,7 +150,8 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
                verbose: int = 0, bounds: bool = False, start: LloydProgress | None = None,
                on_iteration: Callable[[LloydProgress], None] | None = None,
                unit_centers: bool = False,
-               min_cluster_size: float | None = None) -> KMeansResult:
+               min_cluster_size: float | None = None,
+               manhattan: bool = False) -> KMeansResult:
     """Fit k-means on a dataset: seeding, then Lloyd, best of ``n_init`` runs.
 
     Parameters
@@ -181,6 +184,8 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
     min_cluster_size : float, optional
         Minimum cluster weight (a fraction of the total weight if below 1),
         enforced by splitting the largest cluster (see :func:`lloyd`).
+    manhattan : bool
+        k-medians (:func:`dkmeans.kmedians.kmedians`) instead of Lloyd.
 
     Returns
     -------
@@ -225,11 +230,17 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
             if unit_centers:
                 centers = kernels.unit_length(centers)
             t2 = time.perf_counter()
-            result = lloyd(blocks, centers, max_iter=max_iter, tol=tol_abs, verbose=verbose,
-                           split_every=split_every, keep_bounds=bounds and not stream,
-                           keep_labels=not stream, start=start, on_iteration=on_iteration,
-                           unit_centers=unit_centers, quanta=stats.quanta,
-                           min_size=min_size)
+            if manhattan:
+                result = kmedians(blocks, centers, max_iter=max_iter, tol=tol_abs,
+                                  split_every=split_every, start=start,
+                                  on_iteration=on_iteration)
+            else:
+                result = lloyd(blocks, centers, max_iter=max_iter, tol=tol_abs,
+                               verbose=verbose, split_every=split_every,
+                               keep_bounds=bounds and not stream, keep_labels=not stream,
+                               start=start, on_iteration=on_iteration,
+                               unit_centers=unit_centers, quanta=stats.quanta,
+                               min_size=min_size)
             timings["seeding"] += t2 - t1
             timings["lloyd"] += time.perf_counter() - t2
             if verbose:
@@ -249,8 +260,10 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
             f"Number of distinct clusters ({n_distinct}) found smaller than n_clusters "
             f"({n_clusters}). Possibly due to duplicate points in X.",
             ConvergenceWarning, stacklevel=3)
-    if stream:  # nothing per row is kept: labels are read again when asked for
-        labels = predict_labels(data.X, best.centers)
+    if manhattan and data.local is not None:
+        labels = kmedians_labels(data.local, best.centers)
+    elif stream or manhattan:  # nothing per row kept: labels are read again when asked for
+        labels = predict_labels(data.X, best.centers, "manhattan" if manhattan else "euclidean")
     elif data.local is not None:
         labels = np.concatenate(best.labels)
     else:

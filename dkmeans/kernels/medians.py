@@ -1,0 +1,164 @@
+"""k-medians on one block: the nearest center by L1 distance, and what the
+distributed weighted median of every (cluster, feature) needs.
+
+The median of cluster j's feature f is found by narrowing an interval
+``[lo, hi)`` that holds it: a pass counts, per (j, f), the weight below
+``lo`` and a histogram of the values inside over ``bins`` equal bins (with
+each bin's smallest and largest value); the caller keeps the range of the
+bin where the cumulative weight reaches half, and once few rows remain in it
+a last pass ships those values themselves (:func:`values_in`).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_JIT = {"nogil": True, "cache": True}  # no fastmath: edges must be bit-exact
+
+
+@numba.njit(**_JIT)
+def _nearest_l1(X, C, labels, dist):  # pragma: no cover - compiled
+    n, d = X.shape
+    k = C.shape[0]
+    for i in range(n):
+        best, arg = np.inf, 0
+        for j in range(k):
+            s = 0.0
+            for f in range(d):
+                s += abs(np.float64(X[i, f]) - C[j, f])
+                if s >= best:
+                    break
+            if s < best:
+                best, arg = s, j
+        labels[i], dist[i] = arg, best
+
+
+def nearest_l1(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each row's nearest center by L1 distance (ties to the lower
+    index) and that distance.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    centers : ndarray of shape (k, d)
+
+    Returns
+    -------
+    labels : ndarray of shape (n,), int32
+    distances : ndarray of shape (n,), float64
+    """
+    labels = np.empty(len(X), dtype=np.int32)
+    dist = np.empty(len(X))
+    _nearest_l1(np.ascontiguousarray(X), np.ascontiguousarray(centers, dtype=np.float64),
+                labels, dist)
+    return labels, dist
+
+
+def l1_distances(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """L1 distance from every row to every center, shape (n, k), float64."""
+    X = np.asarray(X, dtype=np.float64)
+    return np.abs(X[:, None, :] - np.asarray(centers, dtype=np.float64)[None]).sum(axis=2)
+
+
+@numba.njit(**_JIT)
+def edge(lo, hi, b, bins):  # pragma: no cover - compiled
+    """Edge ``b`` of ``bins`` equal bins over ``[lo, hi)``."""
+    return lo + (hi - lo) * b / bins
+
+
+@numba.njit(**_JIT)
+def _bin_of(v, lo, hi, bins):  # pragma: no cover - compiled
+    b = min(max(int((v - lo) / (hi - lo) * bins), 0), bins - 1)
+    while b > 0 and v < edge(lo, hi, b, bins):
+        b -= 1
+    while b < bins - 1 and v >= edge(lo, hi, b + 1, bins):
+        b += 1
+    return b
+
+
+@numba.njit(**_JIT)
+def _histogram(X, w, labels, lo, hi, active, below, hist, count, low,
+               high):  # pragma: no cover - compiled
+    n, d = X.shape
+    bins = hist.shape[2]
+    unweighted = w.shape[0] == 0
+    for i in range(n):
+        j = labels[i]
+        wi = 1.0 if unweighted else w[i]
+        if wi == 0.0:
+            continue
+        for f in range(d):
+            if not active[j, f]:
+                continue
+            v = np.float64(X[i, f])
+            if v < lo[j, f]:
+                below[j, f] += wi
+            elif v < hi[j, f]:
+                b = _bin_of(v, lo[j, f], hi[j, f], bins)
+                hist[j, f, b] += wi
+                count[j, f, b] += 1
+                low[j, f, b] = min(low[j, f, b], v)
+                high[j, f, b] = max(high[j, f, b], v)
+
+
+def median_histogram(X: np.ndarray, w: np.ndarray | None, labels: np.ndarray,
+                     lo: np.ndarray, hi: np.ndarray, active: np.ndarray, bins: int,
+                     ) -> tuple[np.ndarray, ...]:
+    """Per (cluster, feature): the weight below ``lo`` and a histogram of the
+    values in ``[lo, hi)`` (rows of zero weight left out), with each bin's
+    smallest and largest value (so the next interval is the values' own
+    range, and a bin holding one repeated value ends the search).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    w : ndarray of shape (n,) or None
+    labels : ndarray of shape (n,)
+    lo, hi : ndarray of shape (k, d), float64
+    active : ndarray of shape (k, d), bool
+        The pairs still narrowed (others count nothing).
+    bins : int
+
+    Returns
+    -------
+    below : ndarray of shape (k, d)
+    weights, rows : ndarray of shape (k, d, bins)
+        Weight and number of rows in each bin.
+    low, high : ndarray of shape (k, d, bins)
+        Smallest and largest value in each bin (+inf, -inf when empty).
+    """
+    k, d = lo.shape
+    below, hist = np.zeros((k, d)), np.zeros((k, d, bins))
+    count = np.zeros((k, d, bins), dtype=np.int64)
+    low, high = np.full((k, d, bins), np.inf), np.full((k, d, bins), -np.inf)
+    _histogram(np.ascontiguousarray(X), np.empty(0) if w is None else w, labels, lo, hi,
+               active, below, hist, count, low, high)
+    return below, hist, count, low, high
+
+
+def values_in(X: np.ndarray, w: np.ndarray | None, labels: np.ndarray, lo: np.ndarray,
+              hi: np.ndarray, active: np.ndarray,
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per (cluster, feature) still active, the weight below ``lo`` and every
+    value in ``[lo, hi)`` with its weight.
+
+    Returns
+    -------
+    below : ndarray of shape (k, d)
+    pair : ndarray of shape (m,), int64
+        ``cluster * d + feature`` of each value.
+    values, weights : ndarray of shape (m,), float64
+    """
+    k, d = lo.shape
+    weights = np.ones(len(X)) if w is None else np.asarray(w, dtype=np.float64)
+    x = np.asarray(X, dtype=np.float64)
+    lo_r, hi_r, on = lo[labels], hi[labels], active[labels]  # (n, d) per row's cluster
+    positive = (weights > 0)[:, None] & on
+    below_mask = positive & (x < lo_r)
+    inside = positive & (x >= lo_r) & (x < hi_r)
+    below = np.zeros(k * d)
+    pairs = labels[:, None].astype(np.int64) * d + np.arange(d)
+    np.add.at(below, pairs[below_mask], np.broadcast_to(weights[:, None], x.shape)[below_mask])
+    rows, cols = np.nonzero(inside)
+    return below.reshape(k, d), pairs[rows, cols], x[rows, cols], weights[rows]
