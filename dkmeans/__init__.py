@@ -15,7 +15,7 @@ Where things live, one layer calling only the ones above it in this list:
 - :mod:`dkmeans.validation` and :mod:`dkmeans.data` (input handling), :mod:`dkmeans.preprocessing`
   (streaming scaler, imputation, unit rows), :mod:`dkmeans.io` (model files
   without pickle), :mod:`dkmeans.cli` (the ``dkmeans`` command),
-  :mod:`dkmeans.metrics` and :mod:`dkmeans.sweep` (evaluating and choosing k;
+  :mod:`dkmeans.metrics` and :mod:`dkmeans.choosing` (evaluating and choosing k;
   their passes are in :mod:`dkmeans.scoring`), :mod:`dkmeans.plots`.
 """
 
@@ -45,11 +45,13 @@ _LAZY = {
     "lloyd": "dkmeans.lloyd",
     "minibatch": "dkmeans.minibatch",
     "INIT_METHODS": "dkmeans.seeding",
-    "sweep": "dkmeans.sweep",
+    "sweep": "dkmeans.choosing",
+    "stability": "dkmeans.resampling",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs, the eager imports
-    from dkmeans import metrics
+    from dkmeans import lloyd, metrics, minibatch
+    from dkmeans.choosing import sweep
     from dkmeans.data import open_array
     from dkmeans.errors import (
         DKMeansError,
@@ -63,10 +65,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs, the eager imports
     from dkmeans.estimator_mixture import GaussianMixture
     from dkmeans.fit import KMeansResult, fit_kmeans, fit_minibatch_kmeans
     from dkmeans.io import load
-    from dkmeans.lloyd import LloydResult, lloyd
-    from dkmeans.minibatch import minibatch
+    from dkmeans.lloyd import LloydResult
+    from dkmeans.resampling import stability
     from dkmeans.seeding import INIT_METHODS
-    from dkmeans.sweep import sweep
 
 
 def __getattr__(name: str) -> object:
@@ -103,5 +104,6 @@ __all__ = [
     "metrics",
     "minibatch",
     "open_array",
+    "stability",
     "sweep",
 ]

@@ -144,12 +144,9 @@ or callable, default="k-means||"
         "cosine" is spherical k-means (text, embeddings): rows are scaled to
         unit length (zero rows stay zero) and every center is the unit-length
         direction of its cluster's mean. Not combined with ``scale``.
-        "manhattan" is k-medians: rows go to the nearest center by L1
-        distance and each center to its cluster's coordinate-wise weighted
-        median (found exactly in 2-3 passes per iteration, see
-        :mod:`dkmeans.kmedians`); ``inertia_`` and ``score`` are sums of L1
-        distances, ``transform`` gives L1 distances. Seeding is k-means||
-        as for the other metrics.
+        "manhattan" is k-medians (:mod:`dkmeans.kmedians`): L1 distances,
+        centers at coordinate-wise weighted medians, ``inertia_``, ``score``
+        and ``transform`` in L1; seeded by k-means|| as the others.
     copy_x : bool, default=True
         Accepted for scikit-learn compatibility; dkmeans never modifies X
         (preprocessing and the numerical shift are applied chunk by chunk to
@@ -159,11 +156,9 @@ or callable, default="k-means||"
         left (``tqdm.auto``: a widget in Jupyter, text on a terminal).
     min_cluster_size : float, optional
         Smallest cluster weight wanted (below 1: a fraction of the total
-        weight). After an iteration leaving a cluster lighter than this, the
-        lightest such cluster is moved onto a random row (~ weight) of the
-        heaviest cluster, splitting it, as one would by hand or as bisecting
-        k-means does (one small extra pass); repeated while the heaviest weighs at
-        least twice the minimum, at most twice per cluster in a run. Clusters
+        weight). A cluster left lighter after an iteration is moved onto a
+        random row of the heaviest cluster, splitting it as bisecting k-means
+        does (one small extra pass; see :func:`dkmeans.lloyd.lloyd`). Clusters
         still lighter at the end (the data cannot allow it) are warned about.
         Off by default: plain k-means.
 

@@ -273,7 +273,12 @@ def _pairs(counts: np.ndarray) -> np.ndarray:
 
 def adjusted_rand_score(labels_true: Any, labels_pred: Any) -> float:
     """Adjusted Rand index, as :func:`sklearn.metrics.adjusted_rand_score`."""
-    _, _, table = contingency_matrix(labels_true, labels_pred)
+    return ari_from_table(contingency_matrix(labels_true, labels_pred)[2])
+
+
+def ari_from_table(table: np.ndarray) -> float:
+    """Adjusted Rand index from a contingency table (rows: one labeling,
+    columns: the other); 1.0 when both put every row together or apart."""
     n = int(table.sum())
     sum_comb = _pairs(table).sum()
     sum_a, sum_b = _pairs(table.sum(axis=1)).sum(), _pairs(table.sum(axis=0)).sum()

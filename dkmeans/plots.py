@@ -140,7 +140,7 @@ def plot_projection(model: Any, X: Any, sample_size: int = 5_000, random_state: 
 
 
 def plot_sweep(result: Any, path: str | os.PathLike | None = None) -> Any:
-    """The curves of a :func:`dkmeans.sweep.sweep`: inertia (knee marked),
+    """The curves of a :func:`dkmeans.choosing.sweep`: inertia (knee marked),
     Calinski-Harabasz, Davies-Bouldin and the sampled silhouette (+- 2 s.e.).
 
     Returns
@@ -191,3 +191,24 @@ def plot_fit(model: Any, X: Any, path: str | os.PathLike, sample_size: int = 20_
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return os.fspath(path)
+
+
+def plot_stability(result: Any, ax: Any = None) -> Any:
+    """Pairwise ARIs of a :class:`~dkmeans.resampling.StabilityResult` (left)
+    and each cluster's mean Jaccard with Hennig's 0.6 / 0.75 marks (right);
+    returns the Figure."""
+    plt = _pyplot()
+    if ax is None:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    else:
+        left, right = ax
+        fig = left.figure
+    left.hist(result.ari, bins=min(20, max(5, len(result.ari))), color="tab:blue")
+    left.set(xlabel="adjusted Rand index, pairs of runs", ylabel="pairs",
+             title=f"k={result.k}: ARI {result.ari_mean:.3f} ± {result.ari_std:.3f}")
+    right.bar(np.arange(result.k), result.jaccard, color="tab:blue")
+    for level in (0.6, 0.75):
+        right.axhline(level, color="grey", lw=0.8, ls="--")
+    right.set(xlabel="cluster", ylabel="mean Jaccard", ylim=(0, 1.05),
+              title="cluster stability")
+    return fig

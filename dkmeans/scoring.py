@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dkmeans import kernels
 from dkmeans.kernels import sampling
 from dkmeans.passes import TopRows
 from dkmeans.runner import Pass
@@ -150,3 +151,54 @@ def labelled_sample_chunk(x, labels, offset: int, key: np.ndarray, m: int) -> To
 
 
 LABELLED_SAMPLE = Pass("dkmeans-labelled-sample", labelled_sample_chunk, TopRows.merge)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Contingency tables of several clusterings of the same rows, each pair
+    counted on the rows both clusterings were fitted on.
+
+    Attributes
+    ----------
+    runs : ndarray of shape (p, k, k), int64
+        One table per pair ``(a, b)``, ``a < b``, of the subsample runs
+        (in :func:`itertools.combinations` order).
+    reference : ndarray of shape (r, k, k), int64
+        For each run, the reference clustering's labels (rows) against the
+        run's (columns) on that run's rows.
+    """
+
+    runs: np.ndarray
+    reference: np.ndarray
+
+
+def agreement_chunk(x, w, offset: int, reference: np.ndarray, centers: Sequence[np.ndarray],
+                    keys: Sequence[np.ndarray], subsample: float) -> Agreement:
+    """The tables on one block: every run's labels and subsample (rows whose
+    uniform under the run's key is below ``subsample``, of positive weight)."""
+    k = len(reference)
+    n = len(x)
+    ref = kernels.nearest(x, reference)[0]
+    positive = np.ones(n, bool) if w is None else np.asarray(w) > 0
+    labels = [kernels.nearest(x, c)[0] for c in centers]
+    members = [positive & (sampling.row_uniforms(key, offset, n) < subsample)
+               for key in keys]
+
+    def table(a: np.ndarray, b: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return np.bincount(a[rows].astype(np.int64) * k + b[rows],
+                           minlength=k * k).reshape(k, k)
+
+    r = len(centers)
+    runs = [table(labels[a], labels[b], members[a] & members[b])
+            for a in range(r) for b in range(a + 1, r)]
+    return Agreement(np.array(runs, dtype=np.int64).reshape(-1, k, k),
+                     np.array([table(ref, labels[a], members[a]) for a in range(r)],
+                              dtype=np.int64).reshape(-1, k, k))
+
+
+def agreement_combine(parts: Sequence[Agreement]) -> Agreement:
+    return Agreement(sum(p.runs for p in parts), sum(p.reference for p in parts))
+
+
+AGREEMENT = Pass("dkmeans-agreement", agreement_chunk, agreement_combine, exact=True)
+"""Every pair of clusterings' contingency table on their shared rows, in one pass."""

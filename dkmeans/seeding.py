@@ -140,7 +140,7 @@ def kmeans_parallel_candidates(blocks: Sequence[Block], k: int, seed: int, run: 
     per-row state is kept and rows are compared with every candidate so far.
     A last pass weighs each candidate by the mass of the rows nearest to it.
     Candidates drawn for some ``k`` serve any smaller number of centers too
-    (:func:`dkmeans.sweep.sweep` reclusters one set for every k).
+    (:func:`dkmeans.choosing.sweep` reclusters one set for every k).
 
     Returns
     -------

@@ -133,3 +133,17 @@ def test_default_seeding_and_what_is_not_defined(data):
                  lambda: km.farthest(X)):
         with pytest.raises(InvalidParameterError, match="not 'manhattan'"):
             call()
+
+
+@pytest.mark.cluster
+def test_same_on_a_two_process_cluster(data):
+    distributed = pytest.importorskip("distributed")
+    X, start = data
+    local = KMeans(3, metric="manhattan", init=X[start], tol=0).fit(X)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=50) as cluster, \
+            distributed.Client(cluster):
+        remote = KMeans(3, metric="manhattan", init=X[start], tol=0).fit(
+            da.from_array(X, chunks=(800, 3)))
+        np.testing.assert_array_equal(remote.cluster_centers_, local.cluster_centers_)
+        assert remote.inertia_ == pytest.approx(local.inertia_, rel=1e-12)

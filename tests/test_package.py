@@ -20,6 +20,21 @@ def test_import_dkmeans_loads_neither_dask_array_nor_sklearn():
     assert out == "[]"
 
 
+def test_functions_are_functions_even_after_their_modules_load():
+    """A submodule named like a function would shadow it once imported (the
+    import system binds the module on the package): ``sweep`` and
+    ``stability`` live in modules of other names; ``metrics``, ``lloyd`` and
+    ``minibatch`` are the modules themselves."""
+    code = ("import dkmeans.choosing, dkmeans.resampling, dkmeans.lloyd, dkmeans.minibatch\n"
+            "import dkmeans, types\n"
+            "assert callable(dkmeans.sweep) and callable(dkmeans.stability)\n"
+            "for m in ('metrics', 'lloyd', 'minibatch'):\n"
+            "    assert isinstance(getattr(dkmeans, m), types.ModuleType), m\n"
+            "from dkmeans import sweep, stability\n"
+            "assert callable(sweep) and callable(stability)\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_every_public_name_resolves():
     for name in dkmeans.__all__:
         assert getattr(dkmeans, name) is not None, name

@@ -1,4 +1,4 @@
-"""Choosing k (dkmeans.sweep) and the plot helpers."""
+"""Choosing k (dkmeans.sweep, in dkmeans.choosing) and the plot helpers."""
 
 import dask.array as da
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import sklearn.metrics as skm
 
 from dkmeans import KMeans
-from dkmeans.sweep import knee, sweep
+from dkmeans.choosing import knee, sweep
 
 
 def test_knee_of_a_hand_made_elbow():
