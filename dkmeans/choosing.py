@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from dkmeans import gap as gap_statistic
 from dkmeans import kernels
 from dkmeans.apply import predict_labels
 from dkmeans.data import as_dataset
 from dkmeans.errors import InvalidParameterError
-from dkmeans.fit import sample_scan, should_persist
+from dkmeans.fit import sample_scan, scan, should_persist
 from dkmeans.lloyd import lloyd
 from dkmeans.metrics import (
     SilhouetteEstimate,
@@ -30,6 +31,7 @@ from dkmeans.metrics import (
     paired_blocks,
     silhouette_of,
 )
+from dkmeans.resampling import stability_of
 from dkmeans.runner import run_pass
 from dkmeans.scoring import CLUSTER_MOMENTS
 from dkmeans.seeding import draw_key, kmeans_parallel_candidates, recluster
@@ -54,6 +56,15 @@ class SweepResult:
         drops dwarf the rest, it picked k too small on 148 of 279 datasets of
         well-separated blobs, on the log none; see :func:`knee`).
     seeding_seconds : float
+    gap, gap_stderr : ndarray of shape (m,) or None
+        With ``gap=True``: the gap statistic and its s_k
+        (:mod:`dkmeans.gap`); ``ref_log_w`` (m, B) holds the references'
+        log W.
+    gap_k : int or None
+        The paper's choice: the smallest k with gap(k) >= gap(k+1) - s_{k+1}.
+    stability : ndarray of shape (m,) or None
+        With ``stability=True``: the mean pairwise adjusted Rand index of
+        each k over subsamples (:func:`dkmeans.stability`).
     """
 
     ks: np.ndarray
@@ -66,6 +77,11 @@ class SweepResult:
     centers: list = field(repr=False)
     knee: int = 0
     seeding_seconds: float = 0.0
+    gap: np.ndarray | None = None
+    gap_stderr: np.ndarray | None = None
+    gap_k: int | None = None
+    ref_log_w: np.ndarray | None = field(default=None, repr=False)
+    stability: np.ndarray | None = None
 
     @property
     def suggestions(self) -> dict[str, int]:
@@ -78,15 +94,19 @@ class SweepResult:
                 return int(self.ks[0])
             return int(self.ks[best(np.where(np.isnan(values), np.nan, values))])
 
-        return {"inertia": int(self.knee),
-                "calinski_harabasz": pick(self.calinski_harabasz, np.nanargmax),
-                "davies_bouldin": pick(self.davies_bouldin, np.nanargmin),
-                "silhouette": pick(self.silhouette, np.nanargmax)}
+        out = {"inertia": int(self.knee),
+               "calinski_harabasz": pick(self.calinski_harabasz, np.nanargmax),
+               "davies_bouldin": pick(self.davies_bouldin, np.nanargmin),
+               "silhouette": pick(self.silhouette, np.nanargmax)}
+        if self.gap_k is not None:
+            out["gap"] = int(self.gap_k)
+        return out
 
     def table(self) -> list[dict[str, float]]:
         """One dict per k (``pandas.DataFrame(result.table())`` for a frame)."""
-        names = ("inertia", "calinski_harabasz", "davies_bouldin", "silhouette",
-                 "silhouette_stderr", "seconds")
+        names = [n for n in ("inertia", "calinski_harabasz", "davies_bouldin", "silhouette",
+                             "silhouette_stderr", "gap", "gap_stderr", "stability", "seconds")
+                 if getattr(self, n) is not None]
         return [{"k": int(k), **{n: float(getattr(self, n)[i]) for n in names}}
                 for i, k in enumerate(self.ks)]
 
@@ -124,6 +144,8 @@ def _scores(X, centers, sample: np.ndarray) -> tuple[float, float, Any]:
 def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state: int = 0,
           max_iter: int = 300, tol: float = 1e-4, oversampling_factor: float = 2.0,
           persist: bool | str = "auto", silhouette_sample: int = 10_000,
+          gap: bool = False, n_refs: int = 10, gap_reference: str = "pca",
+          stability: bool = False, stability_runs: int = 5, subsample: float = 0.8,
           plot: bool = False, verbose: int = 0) -> SweepResult:
     """Fit k-means for every k in ``ks`` and score each fit.
 
@@ -141,6 +163,14 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
     silhouette_sample : int
         About this many rows (a Poisson sample ~ weight, drawn in the first
         pass and shared by every k) for the silhouette.
+    gap : bool
+        Also compute the gap statistic against ``n_refs`` uniform reference
+        data sets (over the principal axes' box, ``gap_reference="pca"``, or
+        the bounding box, ``"box"``), made block by block on the workers and
+        clustered with the same settings (:mod:`dkmeans.gap`).
+    stability : bool
+        Also the mean pairwise adjusted Rand index of ``stability_runs`` fits
+        on ``subsample`` row subsamples, per k (:func:`dkmeans.stability`).
     plot : bool
         Draw the curves (:func:`dkmeans.plots.plot_sweep`, needs matplotlib).
     verbose : int
@@ -161,30 +191,69 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
     t0 = time.perf_counter()
     # one scan: validation, tol, the first center and the silhouette's sample
     stats = sample_scan(data, blocks, draw_key(seed, 0), silhouette_sample)
-    C, mass, _ = kmeans_parallel_candidates(blocks, ks[-1], seed, 0, first=stats.draw,
-                                            oversampling_factor=oversampling_factor,
-                                            stream=not data.persisted)
-    seeding_seconds = time.perf_counter() - t0
+    fits = _fits(data, blocks, stats, ks, seed, max_iter, tol, oversampling_factor)
+    seeding_seconds = time.perf_counter() - t0 - sum(s for _, s in fits)
     rows: dict[str, list] = {n: [] for n in ("inertia", "ch", "db", "sil", "err", "s")}
-    centers_by_k = []
-    for k in ks:
+    for k, (result, seconds) in zip(ks, fits, strict=True):
         t1 = time.perf_counter()
-        result = lloyd(blocks, recluster(C, mass, k, seed, 0).astype(data.dtype),
-                       max_iter=max_iter, tol=tol * stats.mean_variance,
-                       keep_labels=False, quanta=stats.quanta)
         ch, db, sil = _scores(data.X, result.centers, stats.draw.rows)
         for name, value in zip(rows, (result.inertia, ch, db, sil.score, sil.stderr,
-                                      time.perf_counter() - t1), strict=True):
+                                      seconds + time.perf_counter() - t1), strict=True):
             rows[name].append(value)
-        centers_by_k.append(result.centers)
         if verbose:
             print(f"k={k}: inertia {result.inertia:.6g}, CH {ch:.4g}, DB {db:.4g}, "
                   f"silhouette {sil.score:.3f} +- {sil.stderr:.3f}")
+    extra: dict[str, Any] = {}
+    if gap:
+        extra.update(_gap(data, ks, rows["inertia"], seed, n_refs, gap_reference, max_iter,
+                          tol, oversampling_factor))
+    if stability:
+        extra["stability"] = np.array([
+            stability_of(data, k, n_runs=stability_runs, subsample=subsample,
+                         random_state=seed, max_iter=max_iter, tol=tol).ari_mean
+            for k in ks])
     out = SweepResult(np.array(ks), *(np.array(rows[n]) for n in rows),
-                      centers=centers_by_k, knee=knee(ks, rows["inertia"]),
-                      seeding_seconds=seeding_seconds)
+                      centers=[r.centers for r, _ in fits], knee=knee(ks, rows["inertia"]),
+                      seeding_seconds=seeding_seconds, **extra)
     if plot:
         from dkmeans.plots import plot_sweep
 
         plot_sweep(out)
     return out
+
+
+def _fits(data, blocks, stats, ks: list[int], seed: int, max_iter: int, tol: float,
+          oversampling_factor: float) -> list[tuple[Any, float]]:
+    """Lloyd for every k from one set of k-means|| candidates (drawn for the
+    largest k, reclustered for each), with each k's seconds."""
+    C, mass, _ = kmeans_parallel_candidates(blocks, ks[-1], seed, 0, first=stats.draw,
+                                            oversampling_factor=oversampling_factor,
+                                            stream=not data.persisted)
+    out = []
+    for k in ks:
+        t = time.perf_counter()
+        result = lloyd(blocks, recluster(C, mass, k, seed, 0).astype(data.dtype),
+                       max_iter=max_iter, tol=tol * stats.mean_variance,
+                       keep_labels=False, quanta=stats.quanta)
+        out.append((result, time.perf_counter() - t))
+    return out
+
+
+def _gap(data, ks: list[int], inertia: list[float], seed: int, n_refs: int,
+         reference: str, max_iter: int, tol: float, oversampling_factor: float) -> dict:
+    """The gap statistic's fields of :class:`SweepResult`: each reference
+    clustered for every k exactly as the data was."""
+    if not (isinstance(n_refs, int) and n_refs >= 1):
+        raise InvalidParameterError(f"n_refs must be an integer >= 1; got {n_refs!r}.")
+    box = gap_statistic.bounding_box(data, reference)
+    ref_log_w = np.empty((len(ks), n_refs))
+    for b in range(n_refs):
+        ref = gap_statistic.reference_data(data, box, seed, b)
+        blocks = ref.blocks()
+        stats = scan(blocks, draw_key(seed, 0), 1)
+        for i, (result, _) in enumerate(_fits(ref, blocks, stats, ks, seed, max_iter, tol,
+                                              oversampling_factor)):
+            ref_log_w[i, b] = np.log(result.inertia)
+    values, s = gap_statistic.gap_from(np.log(np.asarray(inertia)), ref_log_w)
+    return {"gap": values, "gap_stderr": s, "ref_log_w": ref_log_w,
+            "gap_k": gap_statistic.choose_k(np.asarray(ks), values, s)}

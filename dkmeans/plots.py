@@ -141,14 +141,17 @@ def plot_projection(model: Any, X: Any, sample_size: int = 5_000, random_state: 
 
 def plot_sweep(result: Any, path: str | os.PathLike | None = None) -> Any:
     """The curves of a :func:`dkmeans.choosing.sweep`: inertia (knee marked),
-    Calinski-Harabasz, Davies-Bouldin and the sampled silhouette (+- 2 s.e.).
+    Calinski-Harabasz, Davies-Bouldin and the sampled silhouette (+- 2 s.e.),
+    and when computed the gap statistic (+- s_k, its choice marked) and the
+    stability (mean ARI over subsamples).
 
     Returns
     -------
     matplotlib Figure
     """
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    extra = [n for n in ("gap", "stability") if getattr(result, n, None) is not None]
+    fig, axes = plt.subplots(1, 4 + len(extra), figsize=(4 * (4 + len(extra)), 3.8))
     ks = result.ks
     panels = [("inertia", result.inertia), ("Calinski-Harabasz (higher is better)",
                                             result.calinski_harabasz),
@@ -160,6 +163,16 @@ def plot_sweep(result: Any, path: str | os.PathLike | None = None) -> Any:
     axes[0].legend(loc="best")
     axes[3].errorbar(ks, result.silhouette, yerr=2 * result.silhouette_stderr, marker="o")
     axes[3].set(xlabel="k", title="silhouette (sampled, higher is better)")
+    for ax, name in zip(axes[4:], extra, strict=True):
+        if name == "gap":
+            ax.errorbar(ks, result.gap, yerr=result.gap_stderr, marker="o", capsize=3)
+            ax.axvline(result.gap_k, color="gray", linestyle="--",
+                       label=f"gap rule: k={result.gap_k}")
+            ax.legend(loc="best")
+            ax.set(xlabel="k", title="gap statistic (+- s_k)")
+        else:
+            ax.plot(ks, result.stability, marker="o")
+            ax.set(xlabel="k", ylim=(0, 1.05), title="stability (mean ARI, subsamples)")
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=100)
