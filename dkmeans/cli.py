@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from dkmeans.cli_evaluate import add_options as add_evaluate_options
+from dkmeans.cli_evaluate import extras as evaluate_extras
 from dkmeans.cli_jobs import (
     input_fingerprint,
     open_input,
@@ -179,12 +181,22 @@ def _evaluate(args: argparse.Namespace) -> int:
     with connect(args.cluster, n_workers=args.workers):
         X = open_input(args, storage, table)
         inertia = -model.score(X)
+        more = evaluate_extras(args, model, X)
     n = X.shape[0]
-    summary = {"inertia": inertia, "n_samples": int(n), "mean_sq_distance": inertia / n}
+    summary = {"inertia": inertia, "n_samples": int(n), "mean_sq_distance": inertia / n,
+               **more}
     if args.json:
         print(json.dumps(summary))
-    else:
-        print(f"inertia {inertia:.6g} over {n:,} rows ({inertia / n:.6g} per row)")
+        return 0
+    print(f"inertia {inertia:.6g} over {n:,} rows ({inertia / n:.6g} per row)")
+    if "stability" in more:
+        st = more["stability"]
+        print(f"stability of k={st['k']}: ARI {st['ari_mean']:.4f} +- {st['ari_std']:.4f}; "
+              f"Jaccard per cluster {np.round(st['jaccard'], 3).tolist()}")
+    for row in more.get("sweep", {}).get("table", []):
+        print("  " + ", ".join(f"{k} {v:.6g}" for k, v in row.items()))
+    if "sweep" in more:
+        print(f"  suggested: {more['sweep']['suggestions']}")
     return 0
 
 
@@ -277,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                "mixture's log-likelihood, BIC and AIC)")
     evaluate.add_argument("model", metavar="MODEL_DIR")
     evaluate.add_argument("input")
+    add_evaluate_options(evaluate)
     cluster_options(evaluate)
     evaluate.set_defaults(run=_evaluate)
 

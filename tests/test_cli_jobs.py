@@ -51,6 +51,23 @@ def test_fit_info_predict_evaluate(data, tmp_path):
     assert ev["inertia"] == pytest.approx(-model.score(X), rel=1e-9)
 
 
+def test_evaluate_with_stability_and_a_sweep(data, tmp_path):
+    small = tmp_path / "small.npy"
+    np.save(small, np.load(data / "X.npy")[:5_000])
+    run("fit", small, "-k", 5, "-o", tmp_path / "m", "--workers", 1, "-q")
+    ev = json.loads(run("evaluate", tmp_path / "m", small, "--stability", "--runs", 2,
+                        "--sweep", "4:5", "--gap-refs", 2, "--workers", 1, "-q",
+                        "--json").stdout)
+    same = dkmeans.stability(np.load(small), 5, n_runs=2)
+    assert ev["stability"]["k"] == 5
+    assert ev["stability"]["ari_mean"] == pytest.approx(same.ari_mean, rel=1e-9)
+    assert [row["k"] for row in ev["sweep"]["table"]] == [4, 5]
+    assert {"gap", "gap_stderr", "stability"} <= set(ev["sweep"]["table"][0])
+    assert "gap" in ev["sweep"]["suggestions"]
+    proc = run("evaluate", tmp_path / "m", small, "--sweep", "6:2", check=False)
+    assert proc.returncode == 2 and "KMIN <= KMAX" in proc.stderr
+
+
 def test_minibatch_fit_from_the_command_line(data, tmp_path):
     out = json.loads(run("fit", data / "X.npy", "-k", 5, "-o", tmp_path / "m", "--mode",
                          "minibatch", "--batch-size", 4096, "--max-iter", 2, "--workers", 1,
