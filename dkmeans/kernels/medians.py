@@ -17,7 +17,7 @@ import numpy as np
 _JIT = {"nogil": True, "cache": True}  # no fastmath: edges must be bit-exact
 
 
-@numba.njit(**_JIT)
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "nsz"})
 def _nearest_l1(X, C, labels, dist):  # pragma: no cover - compiled
     n, d = X.shape
     k = C.shape[0]
@@ -25,13 +25,28 @@ def _nearest_l1(X, C, labels, dist):  # pragma: no cover - compiled
         best, arg = np.inf, 0
         for j in range(k):
             s = 0.0
-            for f in range(d):
+            for f in range(d):  # no early exit: the sum vectorises
                 s += abs(np.float64(X[i, f]) - C[j, f])
-                if s >= best:
-                    break
             if s < best:
                 best, arg = s, j
         labels[i], dist[i] = arg, best
+
+
+@numba.njit(**_JIT)
+def _cluster_bounds(X, w, labels, low, high, weights, rows):  # pragma: no cover
+    n, d = X.shape
+    unweighted = w.shape[0] == 0
+    for i in range(n):
+        wi = 1.0 if unweighted else w[i]
+        j = labels[i]
+        weights[j] += wi
+        if wi == 0.0:
+            continue
+        rows[j] += 1
+        for f in range(d):
+            v = np.float64(X[i, f])
+            low[j, f] = min(low[j, f], v)
+            high[j, f] = max(high[j, f], v)
 
 
 def nearest_l1(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -53,6 +68,25 @@ def nearest_l1(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarr
     _nearest_l1(np.ascontiguousarray(X), np.ascontiguousarray(centers, dtype=np.float64),
                 labels, dist)
     return labels, dist
+
+
+def cluster_bounds(X: np.ndarray, w: np.ndarray | None, labels: np.ndarray, k: int,
+                   ) -> tuple[np.ndarray, ...]:
+    """Per cluster: total weight, rows of positive weight, and each feature's
+    smallest and largest value among them (+inf / -inf when none).
+
+    Returns
+    -------
+    weights : ndarray of shape (k,)
+    rows : ndarray of shape (k,), int64
+    low, high : ndarray of shape (k, d)
+    """
+    d = X.shape[1]
+    weights, rows = np.zeros(k), np.zeros(k, dtype=np.int64)
+    low, high = np.full((k, d), np.inf), np.full((k, d), -np.inf)
+    _cluster_bounds(np.ascontiguousarray(X), np.empty(0) if w is None else w, labels, low,
+                    high, weights, rows)
+    return weights, rows, low, high
 
 
 def l1_distances(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
@@ -137,11 +171,36 @@ def median_histogram(X: np.ndarray, w: np.ndarray | None, labels: np.ndarray,
     return below, hist, count, low, high
 
 
+@numba.njit(**_JIT)
+def _values_in(X, w, labels, lo, hi, active, below, pair, values, weights,
+               count_only):  # pragma: no cover - compiled
+    n, d = X.shape
+    unweighted = w.shape[0] == 0
+    m = 0
+    for i in range(n):
+        j = labels[i]
+        wi = 1.0 if unweighted else w[i]
+        if wi == 0.0:
+            continue
+        for f in range(d):
+            if not active[j, f]:
+                continue
+            v = np.float64(X[i, f])
+            if v < lo[j, f]:
+                if not count_only:
+                    below[j, f] += wi
+            elif v < hi[j, f]:
+                if not count_only:
+                    pair[m], values[m], weights[m] = j * d + f, v, wi
+                m += 1
+    return m
+
+
 def values_in(X: np.ndarray, w: np.ndarray | None, labels: np.ndarray, lo: np.ndarray,
               hi: np.ndarray, active: np.ndarray,
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per (cluster, feature) still active, the weight below ``lo`` and every
-    value in ``[lo, hi)`` with its weight.
+    value in ``[lo, hi)`` with its weight (rows of zero weight left out).
 
     Returns
     -------
@@ -151,14 +210,14 @@ def values_in(X: np.ndarray, w: np.ndarray | None, labels: np.ndarray, lo: np.nd
     values, weights : ndarray of shape (m,), float64
     """
     k, d = lo.shape
-    weights = np.ones(len(X)) if w is None else np.asarray(w, dtype=np.float64)
-    x = np.asarray(X, dtype=np.float64)
-    lo_r, hi_r, on = lo[labels], hi[labels], active[labels]  # (n, d) per row's cluster
-    positive = (weights > 0)[:, None] & on
-    below_mask = positive & (x < lo_r)
-    inside = positive & (x >= lo_r) & (x < hi_r)
-    below = np.zeros(k * d)
-    pairs = labels[:, None].astype(np.int64) * d + np.arange(d)
-    np.add.at(below, pairs[below_mask], np.broadcast_to(weights[:, None], x.shape)[below_mask])
-    rows, cols = np.nonzero(inside)
-    return below.reshape(k, d), pairs[rows, cols], x[rows, cols], weights[rows]
+    below = np.zeros((k, d))
+    if not active.any():
+        return below, np.empty(0, np.int64), np.empty(0), np.empty(0)
+    X = np.ascontiguousarray(X)
+    w = np.empty(0) if w is None else w
+    empty = np.empty(0)
+    m = _values_in(X, w, labels, lo, hi, active, below, np.empty(0, np.int64), empty, empty,
+                   True)
+    pair, values, weights = np.empty(m, np.int64), np.empty(m), np.empty(m)
+    _values_in(X, w, labels, lo, hi, active, below, pair, values, weights, False)
+    return below, pair, values, weights

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from dkmeans.kernels import medians
-from dkmeans.passes.common import _weights_or_ones
 from dkmeans.runner import Pass
 
 
@@ -38,16 +37,9 @@ class MedianStart:
 
 
 def start_chunk(x, w, offset: int, centers: np.ndarray) -> MedianStart:
-    k, d = centers.shape
     labels, dist = medians.nearest_l1(x, centers)
-    weights = _weights_or_ones(w, len(x))
-    keep = weights > 0
-    low, high = np.full((k, d), np.inf), np.full((k, d), -np.inf)
-    x64 = np.asarray(x, dtype=np.float64)
-    np.minimum.at(low, labels[keep], x64[keep])
-    np.maximum.at(high, labels[keep], x64[keep])
-    return MedianStart(float(weights @ dist), np.bincount(labels, weights, k),
-                       np.bincount(labels[keep], minlength=k).astype(np.int64), low, high)
+    objective = float(dist.sum() if w is None else w @ dist)
+    return MedianStart(objective, *medians.cluster_bounds(x, w, labels, len(centers)))
 
 
 def start_combine(parts: Sequence[MedianStart]) -> MedianStart:
