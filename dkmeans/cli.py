@@ -20,10 +20,9 @@ import numpy as np
 from dkmeans.cli_evaluate import add_options as add_evaluate_options
 from dkmeans.cli_evaluate import extras as evaluate_extras
 from dkmeans.cli_jobs import (
-    input_fingerprint,
     open_input,
-    prepare_output,
     progress_bar,
+    start_job,
     table_options,
 )
 from dkmeans.cli_mixture import describe_mixture, evaluate_mixture
@@ -70,7 +69,6 @@ def _fit(args: argparse.Namespace) -> int:
     from dkmeans import KMeans
     from dkmeans.cluster import connect
     from dkmeans.io import read_checkpoint, read_meta
-    from dkmeans.storage import locate
 
     if args.mode == "minibatch":
         return _fit_minibatch(args)
@@ -78,13 +76,8 @@ def _fit(args: argparse.Namespace) -> int:
         return fit_mixture_job(args)
     model = KMeans(**estimator_params(args))
     params = model._params_for_file()[0]
-    storage = storage_options(args)
-    out = locate(args.output, storage)
     start, resumed_from = None, None
-    table = table_options(args)
-    X = open_input(args, storage, table)
-    fp = input_fingerprint(X, table)  # checks the input before a cluster starts
-    meta = prepare_output(args, out, "KMeans", params, fp)
+    storage, out, table, fp, meta = start_job(args, model, "KMeans")
     if meta is not None and meta.get("state") == "complete":
         log.info("%s already holds this finished model: nothing to do", out)
         return _summary(args, meta, resumed_from=None, seconds=0.0)
@@ -108,18 +101,12 @@ def _fit_minibatch(args: argparse.Namespace) -> int:
     from dkmeans.cluster import connect
     from dkmeans.errors import InvalidInputError
     from dkmeans.io import read_meta
-    from dkmeans.storage import locate
 
     if args.checkpoint_every:
         raise InvalidInputError("--checkpoint-every: checkpoints are written by --mode lloyd "
                                 "or gmm only; a mini-batch fit reads at most a few passes.")
     model = MiniBatchKMeans(**estimator_params(args))
-    storage = storage_options(args)
-    out = locate(args.output, storage)
-    table = table_options(args)
-    X = open_input(args, storage, table)
-    fp = input_fingerprint(X, table)
-    meta = prepare_output(args, out, "MiniBatchKMeans", model._params_for_file()[0], fp)
+    storage, out, table, fp, meta = start_job(args, model, "MiniBatchKMeans")
     if meta is not None:  # a mini-batch job has no checkpoints: it is finished
         log.info("%s already holds this finished model: nothing to do", out)
         return _summary(args, meta, resumed_from=None, seconds=0.0)

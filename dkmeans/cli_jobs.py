@@ -92,3 +92,30 @@ def prepare_output(args: argparse.Namespace, out: Any, estimator: str, params: d
             "continue (or keep) it, or --force to replace it.")
     check_same_job(meta, out, estimator, params, fp)
     return meta
+
+
+def start_job(args: argparse.Namespace, model: Any, estimator: str,
+              ) -> tuple[dict, Any, dict, dict, dict | None]:
+    """What a fit job checks before a cluster starts: where its model goes,
+    its input (read and fingerprinted), and what the model directory holds.
+
+    Returns
+    -------
+    storage : dict
+        The storage options.
+    out : Location
+        The model directory.
+    table : dict
+        How the input table is read.
+    fingerprint : dict
+    meta : dict or None
+        The model directory's metadata when resuming (see :func:`prepare_output`).
+    """
+    from dkmeans.storage import locate
+
+    storage = storage_options(args)
+    out = locate(args.output, storage)
+    table = table_options(args)
+    fp = input_fingerprint(open_input(args, storage, table), table)
+    return storage, out, table, fp, prepare_output(args, out, estimator,
+                                                   model._params_for_file()[0], fp)

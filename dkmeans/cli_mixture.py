@@ -16,14 +16,8 @@ import logging
 import time
 from typing import Any
 
-from dkmeans.cli_jobs import (
-    input_fingerprint,
-    open_input,
-    prepare_output,
-    progress_bar,
-    table_options,
-)
-from dkmeans.cli_options import estimator_params, storage_options
+from dkmeans.cli_jobs import open_input, progress_bar, start_job
+from dkmeans.cli_options import estimator_params
 
 log = logging.getLogger("dkmeans")
 
@@ -60,15 +54,9 @@ def fit_job(args: argparse.Namespace) -> int:
     from dkmeans.cluster import connect
     from dkmeans.estimator_mixture import GaussianMixture
     from dkmeans.io import read_meta
-    from dkmeans.storage import locate
 
     model = GaussianMixture(**estimator_params(args))
-    storage = storage_options(args)
-    out = locate(args.output, storage)
-    table = table_options(args)
-    X = open_input(args, storage, table)
-    fp = input_fingerprint(X, table)
-    meta = prepare_output(args, out, ESTIMATOR, model._params_for_file()[0], fp)
+    storage, out, table, fp, meta = start_job(args, model, ESTIMATOR)
     if meta is not None and meta.get("state") == "complete":
         log.info("%s already holds this finished model: nothing to do", out)
         return summary(args, meta, resumed_from=None, seconds=0.0)

@@ -6,7 +6,7 @@ The median of cluster j's feature f is found by narrowing an interval
 ``lo`` and a histogram of the values inside over ``bins`` equal bins (with
 each bin's smallest and largest value); the caller keeps the range of the
 bin where the cumulative weight reaches half, and once few rows remain in it
-a last pass ships those values themselves (:func:`values_in`).
+a last round ships those values themselves (:func:`median_round` does both).
 """
 
 from __future__ import annotations
@@ -112,69 +112,10 @@ def _bin_of(v, lo, hi, bins):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def _histogram(X, w, labels, lo, hi, active, below, hist, count, low,
-               high):  # pragma: no cover - compiled
+def _round(X, w, labels, lo, hi, mode, below, hist, count, low, high, pair, values, weights,
+           fill):  # pragma: no cover - compiled
     n, d = X.shape
     bins = hist.shape[2]
-    unweighted = w.shape[0] == 0
-    for i in range(n):
-        j = labels[i]
-        wi = 1.0 if unweighted else w[i]
-        if wi == 0.0:
-            continue
-        for f in range(d):
-            if not active[j, f]:
-                continue
-            v = np.float64(X[i, f])
-            if v < lo[j, f]:
-                below[j, f] += wi
-            elif v < hi[j, f]:
-                b = _bin_of(v, lo[j, f], hi[j, f], bins)
-                hist[j, f, b] += wi
-                count[j, f, b] += 1
-                low[j, f, b] = min(low[j, f, b], v)
-                high[j, f, b] = max(high[j, f, b], v)
-
-
-def median_histogram(X: np.ndarray, w: np.ndarray | None, labels: np.ndarray,
-                     lo: np.ndarray, hi: np.ndarray, active: np.ndarray, bins: int,
-                     ) -> tuple[np.ndarray, ...]:
-    """Per (cluster, feature): the weight below ``lo`` and a histogram of the
-    values in ``[lo, hi)`` (rows of zero weight left out), with each bin's
-    smallest and largest value (so the next interval is the values' own
-    range, and a bin holding one repeated value ends the search).
-
-    Parameters
-    ----------
-    X : ndarray of shape (n, d)
-    w : ndarray of shape (n,) or None
-    labels : ndarray of shape (n,)
-    lo, hi : ndarray of shape (k, d), float64
-    active : ndarray of shape (k, d), bool
-        The pairs still narrowed (others count nothing).
-    bins : int
-
-    Returns
-    -------
-    below : ndarray of shape (k, d)
-    weights, rows : ndarray of shape (k, d, bins)
-        Weight and number of rows in each bin.
-    low, high : ndarray of shape (k, d, bins)
-        Smallest and largest value in each bin (+inf, -inf when empty).
-    """
-    k, d = lo.shape
-    below, hist = np.zeros((k, d)), np.zeros((k, d, bins))
-    count = np.zeros((k, d, bins), dtype=np.int64)
-    low, high = np.full((k, d, bins), np.inf), np.full((k, d, bins), -np.inf)
-    _histogram(np.ascontiguousarray(X), np.empty(0) if w is None else w, labels, lo, hi,
-               active, below, hist, count, low, high)
-    return below, hist, count, low, high
-
-
-@numba.njit(**_JIT)
-def _values_in(X, w, labels, lo, hi, active, below, pair, values, weights,
-               count_only):  # pragma: no cover - compiled
-    n, d = X.shape
     unweighted = w.shape[0] == 0
     m = 0
     for i in range(n):
@@ -183,41 +124,68 @@ def _values_in(X, w, labels, lo, hi, active, below, pair, values, weights,
         if wi == 0.0:
             continue
         for f in range(d):
-            if not active[j, f]:
+            how = mode[j, f]
+            if how == 0:
                 continue
             v = np.float64(X[i, f])
             if v < lo[j, f]:
-                if not count_only:
+                if not fill:
                     below[j, f] += wi
             elif v < hi[j, f]:
-                if not count_only:
-                    pair[m], values[m], weights[m] = j * d + f, v, wi
-                m += 1
+                if how == 2:  # ship the value (second call), count it (first)
+                    if fill:
+                        pair[m], values[m], weights[m] = j * d + f, v, wi
+                    m += 1
+                elif not fill:
+                    b = _bin_of(v, lo[j, f], hi[j, f], bins)
+                    hist[j, f, b] += wi
+                    count[j, f, b] += 1
+                    low[j, f, b] = min(low[j, f, b], v)
+                    high[j, f, b] = max(high[j, f, b], v)
     return m
 
 
-def values_in(X: np.ndarray, w: np.ndarray | None, labels: np.ndarray, lo: np.ndarray,
-              hi: np.ndarray, active: np.ndarray,
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per (cluster, feature) still active, the weight below ``lo`` and every
-    value in ``[lo, hi)`` with its weight (rows of zero weight left out).
+def median_round(X: np.ndarray, w: np.ndarray | None, labels: np.ndarray, lo: np.ndarray,
+                 hi: np.ndarray, narrow: np.ndarray, ship: np.ndarray, bins: int,
+                 ) -> tuple[np.ndarray, ...]:
+    """One narrowing round on a block, per (cluster, feature): the weight
+    below ``lo``; for the ``narrow`` pairs, a histogram of the values in
+    ``[lo, hi)`` with each bin's smallest and largest value (so the next
+    interval is the values' own range, and a bin holding one repeated value
+    ends the search); for the ``ship`` pairs, the values in ``[lo, hi)``
+    themselves. Rows of zero weight are left out.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    w : ndarray of shape (n,) or None
+    labels : ndarray of shape (n,)
+    lo, hi : ndarray of shape (k, d), float64
+    narrow, ship : ndarray of shape (k, d), bool, disjoint
+    bins : int
 
     Returns
     -------
     below : ndarray of shape (k, d)
+    weights, rows, low, high : ndarray of shape (k, d, bins)
+        Each bin's weight, row count, smallest and largest value (+inf,
+        -inf when empty).
     pair : ndarray of shape (m,), int64
-        ``cluster * d + feature`` of each value.
-    values, weights : ndarray of shape (m,), float64
+        ``cluster * d + feature`` of each shipped value.
+    values, value_weights : ndarray of shape (m,), float64
     """
     k, d = lo.shape
-    below = np.zeros((k, d))
-    if not active.any():
-        return below, np.empty(0, np.int64), np.empty(0), np.empty(0)
+    mode = (narrow.astype(np.int8) + 2 * ship.astype(np.int8))
+    below, hist = np.zeros((k, d)), np.zeros((k, d, bins))
+    count = np.zeros((k, d, bins), dtype=np.int64)
+    low, high = np.full((k, d, bins), np.inf), np.full((k, d, bins), -np.inf)
     X = np.ascontiguousarray(X)
     w = np.empty(0) if w is None else w
-    empty = np.empty(0)
-    m = _values_in(X, w, labels, lo, hi, active, below, np.empty(0, np.int64), empty, empty,
-                   True)
+    none = np.empty(0)
+    m = _round(X, w, labels, lo, hi, mode, below, hist, count, low, high,
+               np.empty(0, np.int64), none, none, False)
     pair, values, weights = np.empty(m, np.int64), np.empty(m), np.empty(m)
-    _values_in(X, w, labels, lo, hi, active, below, pair, values, weights, False)
-    return below, pair, values, weights
+    if m:
+        _round(X, w, labels, lo, hi, mode, below, hist, count, low, high, pair, values,
+               weights, True)
+    return below, hist, count, low, high, pair, values, weights

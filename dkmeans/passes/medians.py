@@ -83,9 +83,7 @@ class MedianRound:
 def round_chunk(x, w, offset: int, centers: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                 narrow: np.ndarray, ship: np.ndarray, bins: int) -> MedianRound:
     labels, _ = medians.nearest_l1(x, centers)
-    below, *bins_ = medians.median_histogram(x, w, labels, lo, hi, narrow, bins)
-    shipped_below, pair, values, weights = medians.values_in(x, w, labels, lo, hi, ship)
-    return MedianRound(below + shipped_below, *bins_, pair, values, weights)
+    return MedianRound(*medians.median_round(x, w, labels, lo, hi, narrow, ship, bins))
 
 
 def round_combine(parts: Sequence[MedianRound]) -> MedianRound:
