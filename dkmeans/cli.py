@@ -22,6 +22,7 @@ from dkmeans.cli_evaluate import extras as evaluate_extras
 from dkmeans.cli_jobs import (
     open_input,
     progress_bar,
+    report,
     start_job,
     table_options,
 )
@@ -129,12 +130,9 @@ def _summary(args: argparse.Namespace, meta: dict, **extra: Any) -> int:
     summary = {"model": str(args.output), "state": meta.get("state"),
                "n_clusters": meta["params"]["n_clusters"], "n_iter": fitted["n_iter"],
                "inertia": fitted["inertia"], **extra}
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"{summary['model']}: k={summary['n_clusters']}, {summary['n_iter']} "
-              f"iterations, inertia {summary['inertia']:.6g}")
-    return 0
+    return report(args, summary, f"{summary['model']}: k={summary['n_clusters']}, "
+                                 f"{summary['n_iter']} iterations, inertia "
+                                 f"{summary['inertia']:.6g}")
 
 
 def _predict(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 from typing import Any
 
@@ -119,3 +120,10 @@ def start_job(args: argparse.Namespace, model: Any, estimator: str,
     fp = input_fingerprint(open_input(args, storage, table), table)
     return storage, out, table, fp, prepare_output(args, out, estimator,
                                                    model._params_for_file()[0], fp)
+
+
+def report(args: argparse.Namespace, summary: dict, text: str) -> int:
+    """Print a command's summary: one JSON line with ``--json``, else ``text``;
+    returns the exit code 0."""
+    print(json.dumps(summary) if args.json else text)
+    return 0

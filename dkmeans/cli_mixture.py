@@ -16,7 +16,7 @@ import logging
 import time
 from typing import Any
 
-from dkmeans.cli_jobs import open_input, progress_bar, start_job
+from dkmeans.cli_jobs import open_input, progress_bar, report, start_job
 from dkmeans.cli_options import estimator_params
 
 log = logging.getLogger("dkmeans")
@@ -81,12 +81,8 @@ def summary(args: argparse.Namespace, meta: dict, **extra: Any) -> int:
     out = {"model": str(args.output), "state": meta.get("state"),
            "n_components": meta["params"]["n_components"], "n_iter": fitted["n_iter"],
            "converged": fitted["converged"], "lower_bound": fitted["lower_bound"], **extra}
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print(f"{out['model']}: {out['n_components']} components, {out['n_iter']} "
-              f"iterations, lower bound {out['lower_bound']:.8g}")
-    return 0
+    return report(args, out, f"{out['model']}: {out['n_components']} components, "
+                             f"{out['n_iter']} iterations, lower bound {out['lower_bound']:.8g}")
 
 
 def evaluate_mixture(args: argparse.Namespace, model: Any, storage: dict, table: dict) -> int:
@@ -97,12 +93,9 @@ def evaluate_mixture(args: argparse.Namespace, model: Any, storage: dict, table:
         X = open_input(args, storage, table)
         out = {"log_likelihood_per_row": model.score(X), "bic": model.bic(X),
                "aic": model.aic(X), "n_samples": int(X.shape[0])}
-    if args.json:
-        print(json.dumps(out))
-    else:
-        print(f"log-likelihood {out['log_likelihood_per_row']:.8g} per row over "
-              f"{out['n_samples']:,} rows; BIC {out['bic']:.8g}, AIC {out['aic']:.8g}")
-    return 0
+    return report(args, out, f"log-likelihood {out['log_likelihood_per_row']:.8g} per row "
+                             f"over {out['n_samples']:,} rows; BIC {out['bic']:.8g}, "
+                             f"AIC {out['aic']:.8g}")
 
 
 def describe_mixture(args: argparse.Namespace, loc: Any, meta: dict) -> int:
