@@ -40,7 +40,7 @@ DATASETS = {
     "tiny": (200_000, 16, 8),
 }
 FLOOR_GFLOPS = 130.0  # float32 GEMM over both cores at k-means shapes
-PEERS = ["dkmeans", "dkmeans-dist", "sklearn", "minibatch", "daskml", "faiss"]
+PEERS = ["dkmeans", "dkmeans-dist", "sklearn", "sklearnex", "minibatch", "daskml", "faiss"]
 
 
 def floor_seconds(n: int, d: int, k: int) -> float:
@@ -101,6 +101,22 @@ class Sklearn:
 
     def fit(self, X, k):
         from sklearn.cluster import KMeans
+
+        return KMeans(k, n_init=1, random_state=0).fit(X).cluster_centers_
+
+
+class Sklearnex(Sklearn):
+    """scikit-learn-intelex (oneDAL): the same calls on its KMeans."""
+
+    def lloyd(self, X, init, max_iter):
+        from sklearnex.cluster import KMeans
+
+        return KMeans(len(init), init=init, n_init=1, max_iter=max_iter, tol=0).fit(X).n_iter_
+
+    seed = None  # its k-means++ runs inside fit; see fit
+
+    def fit(self, X, k):
+        from sklearnex.cluster import KMeans
 
         return KMeans(k, n_init=1, random_state=0).fit(X).cluster_centers_
 
@@ -204,7 +220,8 @@ class Faiss:
 
 
 ADAPTERS = {"dkmeans": Dkmeans, "dkmeans-dist": lambda: Dkmeans(True), "sklearn": Sklearn,
-            "minibatch": MiniBatch, "daskml": DaskML, "faiss": Faiss}
+            "sklearnex": Sklearnex, "minibatch": MiniBatch, "daskml": DaskML,
+            "faiss": Faiss}
 
 
 def run_cell(peer: str, spec: dict, storage: str, iters: int, repeat: int) -> dict:
@@ -241,7 +258,7 @@ def run_cell(peer: str, spec: dict, storage: str, iters: int, repeat: int) -> di
 
 
 def available(peer: str) -> bool:
-    module = {"daskml": "dask_ml", "faiss": "faiss"}.get(peer)
+    module = {"daskml": "dask_ml", "faiss": "faiss", "sklearnex": "sklearnex"}.get(peer)
     if module is None:
         return True
     import importlib.util
@@ -305,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"({peer} not installed: skipped)", file=sys.stderr)
                 continue
             # scikit-learn and faiss take numpy only
-            storages = ["numpy"] if peer in ("sklearn", "minibatch", "faiss") else args.storage
+            storages = (["numpy"] if peer in ("sklearn", "sklearnex", "minibatch", "faiss")
+                        else args.storage)
             for storage in storages:
                 cmd = [sys.executable, __file__, "--cell", f"{peer}:{name}:{storage}",
                        "--iters", str(args.iters), "--repeat", str(args.repeat),
