@@ -223,11 +223,10 @@ def as_chunked(X: Any, what: str = "X", columns: list | None = None,
         dtype = X.dtype
         threads = _distributed_threads()
         if threads:
-            arr = _scatter(X, _row_chunks_for_cluster(X.shape[0], X.shape[1] * X.itemsize,
-                                                      threads))
+            arr = _row_blocks(X, _row_chunks_for_cluster(X.shape[0], X.shape[1] * X.itemsize,
+                                                         threads), scatter=True)
         else:
-            rows = _row_chunks_for(X.shape[0], X.shape[1] * X.itemsize)
-            arr = da.from_array(X, chunks=(rows, X.shape[1]))
+            arr = _row_blocks(X, _row_chunks_for(X.shape[0], X.shape[1] * X.itemsize))
     if arr.dtype != dtype:
         arr = arr.astype(dtype)
     return arr, source
@@ -256,22 +255,27 @@ def open_array(path: Any, storage_options: dict | None = None, columns: list | N
     return as_chunked(path, "X", columns, storage_options, sep, header)[0]
 
 
-def _scatter(X: np.ndarray, rows: int) -> da.Array:
-    """numpy rows sent to the cluster's workers once, as a dask array of futures."""
+def _row_blocks(X: np.ndarray, rows: int, scatter: bool = False) -> da.Array:
+    """numpy rows as a dask array of ``rows``-row blocks: views of X in the
+    graph (dask's ``from_array`` copies a numpy array whole, then hashes it
+    for a name: 0.4 s per 256 MB), or with ``scatter`` sent to the cluster's
+    workers once, as futures."""
     from dask.highlevelgraph import HighLevelGraph
 
-    client = active_client()
     starts = range(0, X.shape[0], rows)
     # random keys, as for every pass (runner.run_pass): the same rows scattered
     # again while the cluster still releases their last copy would otherwise
-    # reuse its keys, and distributed cancels such tasks ("lost dependencies")
-    name = f"dkmeans-scattered-{uuid.uuid4().hex}"
+    # reuse its keys, and distributed cancels such tasks ("lost dependencies");
+    # and X is only read, never changed, during the fit that made them
+    name = f"dkmeans-{'scattered' if scatter else 'rows'}-{uuid.uuid4().hex}"
     # each block under its own key in the array, as a persisted array's are,
     # so a pass's task depends on the data itself and runs where it is
-    dsk = client.scatter({(name, i, 0): X[s : s + rows] for i, s in enumerate(starts)})
+    dsk = {(name, i, 0): X[s : s + rows] for i, s in enumerate(starts)}
+    if scatter:
+        dsk = active_client().scatter(dsk)
     chunks = (tuple(min(rows, X.shape[0] - s) for s in starts), (X.shape[1],))
     return da.Array(HighLevelGraph.from_collections(name, dsk, dependencies=()), name,
-                    chunks, dtype=X.dtype)
+                    chunks, meta=X[:0])
 
 
 def as_dataset(X: Any, sample_weight: Any = None, storage_options: dict | None = None,
@@ -295,12 +299,8 @@ def as_dataset(X: Any, sample_weight: Any = None, storage_options: dict | None =
 def _local_dataset(local: np.ndarray, sample_weight: Any) -> Dataset:
     """Small numpy data whose passes all run on ``local`` itself."""
     w = as_block_weights(sample_weight, len(local))
-    # the dask arrays only describe the rows (shape, dtype) as one block: a
-    # random name spares hashing them, which costs as much as a small fit's
-    # Lloyd loop
-    name = f"dkmeans-local-{uuid.uuid4().hex}"
-    arr = da.Array({(name, 0, 0): local}, name, ((len(local),), (local.shape[1],)),
-                   meta=local[:0])
-    weights = None if w is None else da.Array({(f"{name}-w", 0): w}, f"{name}-w",
+    # the dask arrays only describe the rows (shape, dtype) as one block
+    arr = _row_blocks(local, max(len(local), 1))
+    weights = None if w is None else da.Array({(f"{arr.name}-w", 0): w}, f"{arr.name}-w",
                                               ((len(w),),), meta=w[:0])
     return Dataset(arr, weights, "numpy", persisted=True, local=local, local_weights=w)

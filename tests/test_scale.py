@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from distributed import Client
 
-from dkmeans.data import _scatter, as_dataset
+from dkmeans.data import _row_blocks, as_dataset
 from dkmeans.kernels import exact
 from dkmeans.lloyd import lloyd
 from dkmeans.passes import LLOYD
@@ -68,7 +68,7 @@ def structureless():
 
 def test_lloyd_iteration_moves_one_partial_per_worker(cluster, structureless):
     X = structureless
-    blocks = as_dataset(_scatter(X, ROWS)).blocks()  # 64 chunks on the workers
+    blocks = as_dataset(_row_blocks(X, ROWS, scatter=True)).blocks()  # 64 chunks on the workers
     assert len(blocks) == N_CHUNKS
     centers = X[:: len(X) // K][:K].copy()
     quanta = exact.grid(len(X), 1.0, np.abs(X).max(axis=0))
@@ -93,7 +93,7 @@ def test_lloyd_iteration_moves_one_partial_per_worker(cluster, structureless):
 
 def test_farthest_rows_travel_only_for_an_empty_cluster(cluster, structureless):
     X = structureless
-    data = as_dataset(_scatter(X, ROWS))
+    data = as_dataset(_row_blocks(X, ROWS, scatter=True))
     far_prefix = "dkmeans-far-rows"
     # centers from the data: no cluster empties
     lloyd(data.blocks(), X[:8].copy(), max_iter=2, tol=-1.0)
