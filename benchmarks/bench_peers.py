@@ -37,6 +37,8 @@ DATASETS = {
     # name: (n, d, k); the floors are from shared/MEASURED.md (GEMM at 2 threads)
     "D1": (2_000_000, 32, 16),
     "D2": (500_000, 256, 64),
+    "D3": (10_000_000, 4, 8),  # low d, large n
+    "D4": (200_000, 32, 1_000),  # high k
     "tiny": (200_000, 16, 8),
 }
 FLOOR_GFLOPS = 130.0  # float32 GEMM over both cores at k-means shapes
