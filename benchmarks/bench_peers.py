@@ -171,7 +171,10 @@ class Dkmeans:
     def fit(self, X, k):
         from dkmeans import KMeans
 
-        return KMeans(k, random_state=0).fit(self.data.X).cluster_centers_
+        # numpy as a user passes it (the other peers get it so too); the
+        # distributed peer and Zarr fit what load() put on the workers
+        data = X if isinstance(X, np.ndarray) and not self.distributed else self.data.X
+        return KMeans(k, random_state=0).fit(data).cluster_centers_
 
 
 class DaskML:
