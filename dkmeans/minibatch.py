@@ -140,8 +140,7 @@ def update_centers(state: MiniBatchState, x: np.ndarray, w: np.ndarray | None,
     """
     centers = state.centers
     k = centers.shape[0]
-    sums, wsums, inertia, *_ = kernels.lloyd_partials(
-        x, np.empty(0) if w is None else w, centers, 0)
+    sums, wsums, inertia = kernels.lloyd_partials(x, np.empty(0) if w is None else w, centers)
     due, since = _reassign_due(state, k, x.shape[0])
     counts = state.counts + wsums
     touched = wsums > 0

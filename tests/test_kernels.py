@@ -58,7 +58,7 @@ def test_inertia_is_exact_despite_large_offset():
     # kernel recomputes the chosen distance exactly.
     X = 1e6 + np.array([[0.0], [1.0], [3.0]])
     C = 1e6 + np.array([[0.5], [3.0]])
-    _, _, inertia, *_ = kernels.lloyd_partials(X, np.empty(0), C, 0)
+    _, _, inertia = kernels.lloyd_partials(X, np.empty(0), C)
     assert inertia == 0.5
 
 
@@ -69,24 +69,13 @@ def test_lloyd_partials_match_brute_force(rng, weighted, d, layout):
     C = X[:5].copy()
     w = rng.uniform(0, 2, size=3000) if weighted else np.empty(0)
     ww = w if weighted else np.ones(3000)
-    sums, wsums, inertia, far_d2, far_row, far_label = kernels.lloyd_partials(X, w, C, 4)
+    sums, wsums, inertia = kernels.lloyd_partials(X, w, C)
     lab, d2, _ = brute_nearest(X, C)
     want_sums = np.zeros((5, d))
     np.add.at(want_sums, lab, ww[:, None] * X)
     np.testing.assert_allclose(sums, want_sums, rtol=1e-10)
     np.testing.assert_allclose(wsums, np.bincount(lab, weights=ww, minlength=5), rtol=1e-12)
     np.testing.assert_allclose(inertia, ww @ d2, rtol=1e-9)
-    # the four rows farthest from their center
-    np.testing.assert_array_equal(np.sort(far_row), np.sort(np.argsort(-d2)[:4]))
-    np.testing.assert_allclose(np.sort(far_d2), np.sort(d2)[-4:], rtol=1e-6)
-    np.testing.assert_array_equal(far_label, lab[far_row])
-
-
-def test_far_rows_skip_zero_weight():
-    X = np.array([[0.0], [100.0], [1.0]])
-    w = np.array([1.0, 0.0, 1.0])
-    *_, far_row, _ = kernels.lloyd_partials(X, w, np.array([[0.0]]), 1)
-    np.testing.assert_array_equal(far_row, [2])
 
 
 def test_pairwise_distances(rng):
@@ -249,11 +238,9 @@ def test_bounded_lloyd_step_equals_full_step(dtype, seed, d, layout):
     state, previous, searched = None, None, []
     for _ in range(8):
         half_sep, drift = kernels.center_bounds(C, previous)
-        full = kernels.lloyd_partials(X, w, C, 3)
-        *bounded, state, n = kernels.lloyd_partials_bounded(X, w, C, 3, state, half_sep, drift)
+        full = kernels.lloyd_partials(X, w, C)
+        *bounded, state, n = kernels.lloyd_partials_bounded(X, w, C, state, half_sep, drift)
         np.testing.assert_array_equal(state[0], kernels.nearest(X, C)[0])  # labels
-        np.testing.assert_array_equal(bounded[4], full[4])  # far rows
-        np.testing.assert_array_equal(bounded[5], full[5])  # and their labels
         np.testing.assert_allclose(bounded[0], full[0], rtol=1e-12)  # sums
         np.testing.assert_allclose(bounded[1], full[1], rtol=1e-12)  # weights
         assert bounded[2] == pytest.approx(full[2], rel=1e-12)  # inertia
@@ -273,7 +260,7 @@ def test_bounded_step_never_trusts_a_near_tie():
     C = np.array([[-1.0, 0.0], [1.0, 0.0]])
     state = (np.array([1, 1], np.int32), np.array([1.0, 7.0]))
     half_sep, drift = kernels.center_bounds(C, C)
-    *_, new_state, n = kernels.lloyd_partials_bounded(X, np.empty(0), C, 0, state, half_sep,
+    *_, new_state, n = kernels.lloyd_partials_bounded(X, np.empty(0), C, state, half_sep,
                                                       drift)
     np.testing.assert_array_equal(new_state[0], kernels.nearest(X, C)[0])
     assert n >= 1

@@ -174,18 +174,16 @@ def _nearest_impl(X, centers, centers_t, c_sqnorm, labels, d2, buf,
 
 
 @numba.njit(**_FAST)
-def _accumulate_block(X, w, centers, labels, d2, start, stop, sums, wsums, far_d2, far_row,
-                      far_lab, far_min):  # pragma: no cover - compiled
+def _accumulate_block(X, w, centers, labels, d2, start, stop, sums,
+                      wsums):  # pragma: no cover - compiled
     """Add rows ``start:stop`` (labelled ``labels[:stop - start]``) to the
-    sums, weights and inertia, and keep the rows farthest from their center.
-    Returns (inertia, far_min).
+    sums and weights; return their inertia.
 
     The exact squared distances come from ``d2[:stop - start]``, or when
     ``d2`` is empty are computed here, in the loop that reads each row for
     its sum (one read of the row instead of two).
     """
     d = X.shape[1]
-    n_far = far_d2.shape[0]
     unweighted = w.shape[0] == 0
     given = d2.shape[0] > 0
     inertia = 0.0
@@ -205,33 +203,13 @@ def _accumulate_block(X, w, centers, labels, d2, start, stop, sums, wsums, far_d
                 sums[c, f] += wi * x
         inertia += wi * dist
         wsums[c] += wi
-        # Keep the n_far rows (positive weight) farthest from their center,
-        # the candidates for empty-cluster relocation: one compare per row;
-        # ties keep the earlier row, whatever the chunking.
-        if n_far > 0 and dist > far_d2[far_min] and wi > 0.0:
-            far_d2[far_min] = dist
-            far_row[far_min] = row
-            far_lab[far_min] = c
-            far_min = _min_slot(far_d2, far_row)
-    return inertia, far_min
+    return inertia
 
 
 @numba.njit(**_FAST)
-def _min_slot(keys, pos):  # pragma: no cover - compiled
-    """Slot of the smallest key, ties to the largest position: the entry a
-    top-m kept by replacement gives up next (so ties keep the earlier row)."""
-    slot = 0
-    for s in range(1, keys.shape[0]):
-        if keys[s] < keys[slot] or (keys[s] == keys[slot] and pos[s] > pos[slot]):
-            slot = s
-    return slot
-
-
-@numba.njit(**_FAST)
-def _lloyd_impl(X, w, centers, centers_t, c_sqnorm, sums, wsums, far_d2, far_row, far_lab,
-                buf, rows_first):  # pragma: no cover - compiled
+def _lloyd_impl(X, w, centers, centers_t, c_sqnorm, sums, wsums, buf,
+                rows_first):  # pragma: no cover - compiled
     n = X.shape[0]
-    far_min = 0  # slot holding the smallest of the farthest distances so far
     inertia = 0.0
     step = _block_step(buf, rows_first)
     # One block's labels and distances, not the chunk's: a chunk-sized array
@@ -244,9 +222,7 @@ def _lloyd_impl(X, w, centers, centers_t, c_sqnorm, sums, wsums, far_d2, far_row
         stop = min(start + step, n)
         _assign_block(X, centers, centers_t, c_sqnorm, start, stop, labels, buf, rows_first)
         # accumulate while the block is still in cache
-        part, far_min = _accumulate_block(X, w, centers, labels, no_d2, start, stop, sums,
-                                          wsums, far_d2, far_row, far_lab, far_min)
-        inertia += part
+        inertia += _accumulate_block(X, w, centers, labels, no_d2, start, stop, sums, wsums)
     return inertia
 
 
@@ -324,15 +300,7 @@ def nearest_two(X: np.ndarray, centers: np.ndarray,
     return labels, d1, d2
 
 
-def _partials_out(n: int, d: int, k: int, n_far: int) -> tuple:
-    """Zeroed sums (k, d) and weights (k,), and empty slots for the
-    ``min(n_far, n)`` farthest rows, that a Lloyd kernel fills."""
-    m = min(n_far, n)
-    return (np.zeros((k, d)), np.zeros(k), np.full(m, -1.0), np.full(m, -1, dtype=np.int64),
-            np.zeros(m, dtype=np.int32))
-
-
-def lloyd_partials(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_far: int):
+def lloyd_partials(X: np.ndarray, w: np.ndarray, centers: np.ndarray):
     """One Lloyd step's partial results on one block, in a single fused pass.
 
     Parameters
@@ -341,8 +309,6 @@ def lloyd_partials(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_far: int
     w : ndarray of shape (n,) or (0,)
         Sample weights; empty means unit weights.
     centers : ndarray of shape (k, d)
-    n_far : int
-        How many of the rows farthest from their center to report.
 
     Returns
     -------
@@ -352,22 +318,13 @@ def lloyd_partials(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_far: int
         Total weight nearest to each center.
     inertia : float
         Weighted sum of squared distances to the nearest center.
-    far_d2 : ndarray of shape (m,), float64
-        Squared distances of the farthest rows (m <= n_far), unordered.
-    far_row : ndarray of shape (m,), int64
-        Their row positions within the block.
-    far_label : ndarray of shape (m,), int32
-        Their nearest centers.
     """
     X = np.ascontiguousarray(X)
     c, c_t, c_sqnorm = _prepare_centers(centers, X.dtype)
-    n, d = X.shape
-    k = c.shape[0]
-    sums, wsums, far_d2, far_row, far_lab = _partials_out(n, d, k, n_far)
-    inertia = _lloyd_impl(X, w, c, c_t, c_sqnorm, sums, wsums, far_d2, far_row, far_lab,
-                          *_gemm_buffer(X, k))
-    kept = far_row >= 0
-    return sums, wsums, float(inertia), far_d2[kept], far_row[kept], far_lab[kept]
+    k, d = c.shape[0], X.shape[1]
+    sums, wsums = np.zeros((k, d)), np.zeros(k)
+    inertia = _lloyd_impl(X, w, c, c_t, c_sqnorm, sums, wsums, *_gemm_buffer(X, k))
+    return sums, wsums, float(inertia)
 
 
 def pairwise_distances(X: np.ndarray, centers: np.ndarray) -> np.ndarray:

@@ -13,7 +13,6 @@ from dkmeans.kernels.assign import (
     _bound_holds,
     _gemm_block,
     _gemm_buffer,
-    _partials_out,
     _prepare_centers,
     _row_sqdist,
 )
@@ -69,9 +68,8 @@ def _search_rows(src, rows, centers, centers_t, c_sqnorm, err_scale, cmax2, labe
 
 @numba.njit(**_FAST)
 def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, drift, search_all,
-                        err_scale, old_labels, old_lower, labels, lower, sums, wsums, far_d2,
-                        far_row, far_lab, counts, gt_buf,
-                        rows_first):  # pragma: no cover - compiled
+                        err_scale, old_labels, old_lower, labels, lower, sums, wsums, counts,
+                        gt_buf, rows_first):  # pragma: no cover - compiled
     """Lloyd step that skips the distances to all centers for rows whose
     nearest center provably cannot have changed (Hamerly 2010).
 
@@ -88,7 +86,6 @@ def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, dr
     cmax2 = 0.0
     for j in range(k):
         cmax2 = max(cmax2, np.float64(c_sqnorm[j]))
-    far_min = 0
     inertia = 0.0
     step = _block_step(gt_buf, rows_first)
     buf = np.empty((step, d), dtype=X.dtype)
@@ -133,14 +130,12 @@ def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, dr
             if m > 0:
                 _search_rows(buf[:m], idx[:m], centers, centers_t, c_sqnorm, err_scale, cmax2,
                              labels, lower, d2, start, gt_buf, rows_first)
-        part, far_min = _accumulate_block(X, w, centers, labels[start:stop],
-                                          d2[: stop - start], start, stop, sums, wsums,
-                                          far_d2, far_row, far_lab, far_min)
-        inertia += part
+        inertia += _accumulate_block(X, w, centers, labels[start:stop], d2[: stop - start],
+                                     start, stop, sums, wsums)
     return inertia
 
 
-def lloyd_partials_bounded(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_far: int,
+def lloyd_partials_bounded(X: np.ndarray, w: np.ndarray, centers: np.ndarray,
                            state: tuple | None, half_sep: np.ndarray, drift: np.ndarray,
                            search_all: bool = False):
     """:func:`lloyd_partials` that reuses per-row bounds from the previous step.
@@ -151,7 +146,7 @@ def lloyd_partials_bounded(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_
 
     Parameters
     ----------
-    X, w, centers, n_far
+    X, w, centers
         As for :func:`lloyd_partials`.
     state : (labels, lower) or None
         From the previous step on the same rows: ``labels`` (n,) int32 and
@@ -168,7 +163,7 @@ def lloyd_partials_bounded(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_
 
     Returns
     -------
-    The six results of :func:`lloyd_partials`, then
+    The three results of :func:`lloyd_partials`, then
     state : (labels, lower)
         For the next step (new arrays: the input state is not modified).
     n_searched : int
@@ -184,7 +179,7 @@ def lloyd_partials_bounded(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_
     # the previous step stays as it was
     labels, lower = np.empty(n, dtype=np.int32), np.empty(n)
     old_labels, old_lower = (labels[:0], lower[:0]) if fresh else state
-    sums, wsums, far_d2, far_row, far_lab = _partials_out(n, d, k, n_far)
+    sums, wsums = np.zeros((k, d)), np.zeros(k)
     counts = np.zeros(1, dtype=np.int64)
     # generous bound on the rounding of |c|^2 - 2 x.c in X's dtype, relative
     # to |x|^2 + max |c|^2, for both the own and the other center
@@ -193,11 +188,8 @@ def lloyd_partials_bounded(X: np.ndarray, w: np.ndarray, centers: np.ndarray, n_
     inertia = _lloyd_bounded_impl(X, w, c, c_t, c_sqnorm, c_norm, np.asarray(half_sep, np.float64),
                                   np.asarray(drift, np.float64), fresh or search_all,
                                   err_scale, old_labels, old_lower, labels, lower, sums,
-                                  wsums, far_d2, far_row, far_lab, counts,
-                                  *_gemm_buffer(X, k))
-    kept = far_row >= 0
-    return (sums, wsums, float(inertia), far_d2[kept], far_row[kept], far_lab[kept],
-            (labels, lower), int(counts[0]))
+                                  wsums, counts, *_gemm_buffer(X, k))
+    return sums, wsums, float(inertia), (labels, lower), int(counts[0])
 
 
 def center_bounds(centers: np.ndarray, previous: np.ndarray | None):

@@ -113,14 +113,10 @@ def _lloyd(X, w, centers, buf, rows_first, max_iter, tol, quanta, history):  # p
     k, d = centers.shape
     n = X.shape[0]
     n_relocated = 0
-    no_far = np.empty(0)
-    no_row = np.empty(0, dtype=np.int64)
-    no_lab = np.empty(0, dtype=np.int32)
     for it in range(max_iter):
         sums, wsums = np.zeros((k, d)), np.zeros(k)
         history[it] = _lloyd_impl(X, w, centers, np.ascontiguousarray(centers.T),
-                                  _sqnorms(centers), sums, wsums, no_far, no_row, no_lab,
-                                  buf, rows_first)
+                                  _sqnorms(centers), sums, wsums, buf, rows_first)
         for c in range(k):
             sums[c] = _on_grid(sums[c], quanta[:d])
         wsums = _on_grid(wsums, quanta[d])

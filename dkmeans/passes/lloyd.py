@@ -27,7 +27,7 @@ def _lloyd_stats(sums, wsums, inertia, quanta, n_searched) -> LloydStats:
 def lloyd_chunk(x, w, offset: int, centers: np.ndarray, quanta: np.ndarray) -> LloydStats:
     """One Lloyd step's sums, weights and inertia on a block, on the grid of
     ``quanta`` (:func:`dkmeans.kernels.exact.grid`)."""
-    sums, wsums, inertia, *_ = kernels.lloyd_partials(x, _no_weights(w), centers, 0)
+    sums, wsums, inertia = kernels.lloyd_partials(x, _no_weights(w), centers)
     return _lloyd_stats(sums, wsums, inertia, quanta, x.shape[0])
 
 
@@ -49,8 +49,8 @@ def lloyd_bounded_chunk(x, w, offset: int, state, centers: np.ndarray, quanta: n
                         half_sep: np.ndarray, drift: np.ndarray, search_all: bool):
     """:func:`lloyd_chunk` keeping per-row bounds between iterations as state,
     so rows whose nearest center cannot have changed skip the distance GEMM."""
-    (sums, wsums, inertia, *_, new_state, n_searched) = kernels.lloyd_partials_bounded(
-        x, _no_weights(w), centers, 0, state, half_sep, drift, search_all)
+    sums, wsums, inertia, new_state, n_searched = kernels.lloyd_partials_bounded(
+        x, _no_weights(w), centers, state, half_sep, drift, search_all)
     return new_state, _lloyd_stats(sums, wsums, inertia, quanta, n_searched)
 
 
