@@ -65,7 +65,10 @@ def _run_on_cluster(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
 
     client = default_client()
     shared_args = [_shared(client, s) for s in shared]
-    if any(_held(b) for b in blocks):
+    # a dataset's blocks are all held or all read from their source: one
+    # look (each is a walk of the whole collection's graph, so a look per
+    # block made a streamed pass quadratic in its chunks)
+    if blocks and _held(blocks[0]):
         futures = _submit_persisted(client, spec, blocks, states, shared_args, name,
                                     _holders(client, blocks))
     else:
