@@ -20,20 +20,14 @@ def check_finite_block(x: np.ndarray, block_info: dict | None) -> None:
         raise InvalidInputError(f"Input X contains NaN or infinity (first at row {row}).")
 
 
-def _labels_block(x: np.ndarray, centers: np.ndarray, metric: str = "euclidean",
-                  block_info=None) -> np.ndarray:
+def _nearest_block(x: np.ndarray, centers: np.ndarray, metric: str, part: int,
+                   block_info=None) -> np.ndarray:
+    """Each row's nearest center (``part`` 0) or its cost (1: the squared
+    distance, or the L1 distance for ``metric="manhattan"``)."""
     check_finite_block(x, block_info)
     if metric == "manhattan":
-        return medians.nearest_l1(x, centers)[0]
-    return kernels.nearest(x, centers)[0]
-
-
-def _cost_block(x: np.ndarray, centers: np.ndarray, metric: str = "euclidean",
-                block_info=None) -> np.ndarray:
-    check_finite_block(x, block_info)
-    if metric == "manhattan":
-        return medians.nearest_l1(x, centers)[1]
-    return kernels.nearest(x, centers)[1]
+        return medians.nearest_l1(x, centers)[part]
+    return kernels.nearest(x, centers)[part]
 
 
 def _distance_block(x: np.ndarray, centers: np.ndarray, metric: str = "euclidean",
@@ -47,14 +41,14 @@ def _distance_block(x: np.ndarray, centers: np.ndarray, metric: str = "euclidean
 def predict_labels(X: da.Array, centers: np.ndarray, metric: str = "euclidean") -> da.Array:
     """Index of the nearest center of every row (by L1 distance for
     ``metric="manhattan"``): lazy, shape (n,), int32."""
-    return X.map_blocks(_labels_block, centers, metric, dtype=np.int32, drop_axis=1,
+    return X.map_blocks(_nearest_block, centers, metric, 0, dtype=np.int32, drop_axis=1,
                         token="dkmeans-predict")
 
 
 def nearest_cost(X: da.Array, centers: np.ndarray, metric: str = "euclidean") -> da.Array:
     """Each row's share of the objective: the squared distance to its
     nearest center, or (``"manhattan"``) the L1 distance: lazy, (n,), float64."""
-    return X.map_blocks(_cost_block, centers, metric, dtype=np.float64, drop_axis=1,
+    return X.map_blocks(_nearest_block, centers, metric, 1, dtype=np.float64, drop_axis=1,
                         token="dkmeans-nearest-cost")
 
 
