@@ -41,6 +41,10 @@ def main() -> None:
     p.add_argument("--refs", type=int, default=5)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--modes", nargs="+", default=["plain", "gap", "stability"],
+                   choices=["plain", "gap", "stability"],
+                   help="which sweeps to run; added seconds and passes are against "
+                        "the first")
     args = p.parse_args()
 
     import distributed
@@ -65,10 +69,11 @@ def main() -> None:
             print("| sweep | seconds | passes | seconds added | passes added | k chosen | load |")
             print("|---|---|---|---|---|---|---|")
             base = None
-            for label, options in (("plain", {}), (f"gap, {args.refs} refs",
-                                                   {"gap": True, "n_refs": args.refs}),
-                                    (f"stability, {args.runs} runs",
-                                     {"stability": True, "stability_runs": args.runs})):
+            modes = {"plain": ("plain", {}),
+                     "gap": (f"gap, {args.refs} refs", {"gap": True, "n_refs": args.refs}),
+                     "stability": (f"stability, {args.runs} runs",
+                                   {"stability": True, "stability_runs": args.runs})}
+            for label, options in (modes[m] for m in args.modes):
                 passes: list[str] = []
                 with report_progress(_counter(passes)):
                     t = time.perf_counter()

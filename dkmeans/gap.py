@@ -89,7 +89,10 @@ def reference_data(data: Dataset, box: Box, seed: int, b: int) -> Dataset:
     # from the data's block (which streamed data would read for nothing)
     X = da.map_blocks(_reference_block, box, key, data.dtype, chunks=data.X.chunks,
                       dtype=data.dtype, meta=np.empty((0, 0), data.dtype))
-    return Dataset(X, None, data.source)
+    ref = Dataset(X, None, data.source)
+    # held like the data: drawing the rows again costs more than a Lloyd
+    # pass over them, and a sweep makes hundreds of passes per reference
+    return ref.persist() if data.persisted else ref
 
 
 def gap_from(log_w: np.ndarray, ref_log_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
