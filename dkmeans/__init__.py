@@ -39,7 +39,7 @@ _LAZY = {
     "GaussianMixture": "dkmeans.estimator_mixture",
     "KMeansResult": "dkmeans.fit",
     "fit_kmeans": "dkmeans.fit",
-    "fit_minibatch_kmeans": "dkmeans.fit",
+    "fit_minibatch_kmeans": "dkmeans.fit_minibatch",
     "load": "dkmeans.io",
     "LloydResult": "dkmeans.lloyd",
     "lloyd": "dkmeans.lloyd",
@@ -63,7 +63,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs, the eager imports
     from dkmeans.estimator import KMeans
     from dkmeans.estimator_minibatch import MiniBatchKMeans
     from dkmeans.estimator_mixture import GaussianMixture
-    from dkmeans.fit import KMeansResult, fit_kmeans, fit_minibatch_kmeans
+    from dkmeans.fit import KMeansResult, fit_kmeans
+    from dkmeans.fit_minibatch import fit_minibatch_kmeans
     from dkmeans.io import load
     from dkmeans.lloyd import LloydResult
     from dkmeans.resampling import stability

@@ -4,12 +4,15 @@ per block (nothing runs until computed)."""
 
 from __future__ import annotations
 
+import numbers
+from typing import Any
+
 import dask.array as da
 import numpy as np
 from scipy.special import logsumexp
 
 from dkmeans import kernels
-from dkmeans.errors import InvalidInputError
+from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.kernels import medians, mixture
 
 
@@ -105,6 +108,29 @@ def responsibilities(d2: np.ndarray, temperature: float) -> np.ndarray:
     logits = -(d2 - d2.min(axis=1, keepdims=True)) / (2.0 * temperature)
     p = np.exp(logits)
     return p / p.sum(axis=1, keepdims=True)
+
+
+def checked_temperature(temperature: Any, default: float) -> float:
+    """``temperature`` for :func:`soft_assignments`, or the model's
+    ``default`` (its within-cluster variance) for None.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the value, unless a finite number > 0 (or None with a
+        positive default).
+    """
+    if temperature is None:
+        if not default > 0:
+            raise InvalidParameterError(
+                "This model has no positive within-cluster variance (inertia 0, or a "
+                "model file without it): pass temperature= explicitly.")
+        return float(default)
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not (
+            np.isfinite(temperature) and temperature > 0):
+        raise InvalidParameterError(
+            f"temperature must be a finite number > 0; got {temperature!r}.")
+    return float(temperature)
 
 
 def soft_assignments(X: da.Array, centers: np.ndarray, temperature: float) -> da.Array:

@@ -41,8 +41,14 @@ def _persist(text: str) -> bool | str:
     return choices[text.lower()]
 
 
-def _optional_int(text: str) -> int | None:
-    return None if text.lower() == "none" else int(text)
+def _optional_int(text: str) -> int | str:
+    """An integer, or "none" (None to the estimator: an option's None means
+    "not given")."""
+    return "none" if text.lower() == "none" else int(text)
+
+
+def _init_size(text: str) -> int | str:
+    return text.lower() if text.lower() in ("auto", "none") else _positive_int(text)
 
 
 #: parameter -> (argparse keywords, modes, command-line default or None)
@@ -92,9 +98,11 @@ OPTIONS: dict[str, tuple[dict, tuple[str, ...], Any]] = {
     "batch_size": (dict(type=_positive_int, metavar="N",
                         help="rows per mini-batch (default 65536 here; 1024 in Python)"),
                    (MINIBATCH,), 65536),
-    "init_size": (dict(type=_positive_int, metavar="N",
-                       help="rows sampled for seeding (default 3 x batch size)"),
-                  (MINIBATCH,), None),
+    "init_size": (dict(type=_init_size, metavar="auto|none|N",
+                       help="rows sampled in the first pass to seed on (default auto: "
+                            "128 x k, at least 131,072, on data of 8 x as many rows or "
+                            "more; 3 x batch size with --mode minibatch); none: all rows"),
+                  (LLOYD, MINIBATCH), None),
     "max_no_improvement": (dict(type=_optional_int, metavar="N|none",
                                 help="stop after N batches without a lower smoothed "
                                      "inertia; none: never (default 10)"), (MINIBATCH,), None),
@@ -158,7 +166,7 @@ def estimator_params(args: argparse.Namespace) -> dict[str, Any]:
         if args.mode not in modes:
             raise InvalidParameterError(f"--{name.replace('_', '-')} applies to --mode "
                                         f"{' or '.join(modes)} only.")
-        params[name] = value
+        params[name] = None if value == "none" else value
     for name in ("init", "weights_init", "means_init", "precisions_init"):
         value = params.get(name)
         if isinstance(value, str) and (value.endswith(".npy") or name != "init"):

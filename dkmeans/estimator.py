@@ -15,7 +15,7 @@ import dask.array as da
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from dkmeans.apply import ambiguity, soft_assignments
+from dkmeans.apply import ambiguity, checked_temperature, soft_assignments
 from dkmeans.data import as_dataset
 from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.estimator_base import _BaseKMeans, _is_int, _is_real, check_centers
@@ -39,6 +39,8 @@ _PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "oversampling_factor": (lambda v: _is_real(v) and 0 < v < np.inf,
                             "a finite number > 0"),
     "init_rounds": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "init_size": (lambda v: v is None or v == "auto" if not _is_int(v) else v >= 1,
+                  "'auto', None or an integer >= 1"),
     "random_state": (lambda v: v is None or _is_int(v)
                      or isinstance(v, np.random.RandomState),
                      "None, an integer or a numpy RandomState"),
@@ -112,6 +114,12 @@ or callable, default="k-means||"
         per round.
     init_rounds : int, default=5
         Number of k-means|| rounds after the first center.
+    init_size : "auto", int or None, default="auto"
+        ``"k-means||"`` and ``"k-means++"`` run in memory on about this many
+        rows, drawn ~ weight in the first pass, not over all rows (more passes
+        over the data, each a read of it when streamed). "auto": a sample of
+        max(131,072, 128 x n_clusters) rows (at most 256 MB) from data of 8
+        times as many rows or more; None: all rows.
     random_state : int, RandomState instance or None, default=None
         Seeds every random choice; the same value gives the same centers on
         any scheduler, any number of workers and any chunking.
@@ -209,7 +217,7 @@ or callable, default="k-means||"
     def __init__(self, n_clusters: int = 8, *, init: Any = "k-means||",
                  n_init: int | str = "auto", max_iter: int = 300, tol: float = 1e-4,
                  oversampling_factor: float = 2.0, init_rounds: int = INIT_ROUNDS,
-                 random_state: Any = None, verbose: int = 0,
+                 init_size: int | str | None = "auto", random_state: Any = None, verbose: int = 0,
                  persist: bool | str = "auto", algorithm: str = "lloyd",
                  scale: bool = False, missing: str = "error",
                  metric: str = "euclidean", copy_x: bool = True,
@@ -221,6 +229,7 @@ or callable, default="k-means||"
         self.tol = tol
         self.oversampling_factor = oversampling_factor
         self.init_rounds = init_rounds
+        self.init_size = init_size
         self.random_state = random_state
         self.verbose = verbose
         self.persist = persist
@@ -305,7 +314,8 @@ of shape (n_samples, n_features)
                 init_rounds=self.init_rounds, persist=self.persist, verbose=self.verbose,
                 bounds=self.algorithm in ("hamerly", "elkan"), start=start,
                 on_iteration=chain(on_iteration, shown), unit_centers=self.metric == "cosine",
-                min_cluster_size=self.min_cluster_size, manhattan=self.metric == "manhattan")
+                min_cluster_size=self.min_cluster_size, manhattan=self.metric == "manhattan",
+                init_size=self.init_size)
         self._preprocessing = prep
         self.cluster_centers_ = prep.to_original(result.centers)
         self.labels_ = (result.labels if isinstance(result.labels, np.ndarray)
@@ -369,18 +379,10 @@ of shape (n_samples, n_features)
         float64, rows summing to 1
         """
         check_is_fitted(self)
-        if temperature is None:
-            temperature = getattr(self, "within_variance_", 0.0)
-            if not temperature > 0:
-                raise InvalidParameterError(
-                    "This model has no positive within-cluster variance (inertia 0, or a "
-                    "model file without it): pass temperature= explicitly.")
-        elif not (_is_real(temperature) and np.isfinite(temperature) and temperature > 0):
-            raise InvalidParameterError(
-                f"temperature must be a finite number > 0; got {temperature!r}.")
+        temperature = checked_temperature(temperature, getattr(self, "within_variance_", 0.0))
         arr, in_memory = self._chunked(X, storage_options)
         self._euclidean_only("predict_proba")
-        out = soft_assignments(arr, self._model_centers(), float(temperature))
+        out = soft_assignments(arr, self._model_centers(), temperature)
         return compute(out)[0] if in_memory else out
 
     def _fitted_for_file(self) -> tuple[dict, dict[str, np.ndarray]]:

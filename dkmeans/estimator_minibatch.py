@@ -2,7 +2,7 @@
 
 Like :class:`~dkmeans.KMeans`, ``__init__`` only stores its arguments and
 ``fit`` validates them against a table; the algorithm is
-:func:`dkmeans.fit.fit_minibatch_kmeans` (epochs of batches streamed from
+:func:`dkmeans.fit_minibatch.fit_minibatch_kmeans` (epochs of batches streamed from
 the source) and, for :meth:`MiniBatchKMeans.partial_fit`, the single step
 :func:`dkmeans.minibatch.update_centers` on the block given.
 """
@@ -22,7 +22,7 @@ from dkmeans.data import as_dataset
 from dkmeans.errors import InvalidInputError
 from dkmeans.estimator import _PARAMETERS
 from dkmeans.estimator_base import _BaseKMeans, _is_int, _is_real, check_centers
-from dkmeans.fit import fit_minibatch_kmeans, init_from_sample
+from dkmeans.fit_minibatch import fit_minibatch_kmeans, init_from_sample
 from dkmeans.minibatch import MiniBatchState, StepRules, update_centers
 from dkmeans.preprocessing import SHIFT_PROBE_ROWS, Preprocessing, _needs_shift
 from dkmeans.progress import show_progress

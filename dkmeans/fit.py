@@ -26,10 +26,9 @@ from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.kmedians import kmedians
 from dkmeans.kmedians import labels as kmedians_labels
 from dkmeans.lloyd import LloydProgress, LloydResult, lloyd
-from dkmeans.minibatch import MiniBatchResult, StepRules, minibatch
-from dkmeans.passes import ASSIGN_STREAM, SCAN, ScanStats
+from dkmeans.passes import SCAN, ScanStats
 from dkmeans.runner import Block, blas_pinned, compute, pair_state, run_pass
-from dkmeans.seeding import INIT_METHODS, INIT_ROUNDS, RECLUSTER_TRIES, draw_key, recluster
+from dkmeans.seeding import INIT_METHODS, INIT_ROUNDS, draw_key
 from dkmeans.workers import memory_budget
 
 
@@ -130,6 +129,34 @@ def sample_scan(data: Dataset, blocks: Sequence[Block], key: np.ndarray,
 
 InitFn = Callable[[Sequence[Block], int, int], np.ndarray]
 
+#: ``init_size="auto"`` seeds on a sample of this many rows, or of
+#: :data:`SAMPLE_ROWS_PER_CENTER` x k if more, when the data has at least
+#: :data:`SAMPLE_WHEN_RATIO` times as many rows. k-means|| over all rows
+#: costs ``init_rounds + 1`` passes over the data; over streamed data each
+#: is a read of it from storage, the whole fit's main cost.
+SAMPLE_ROWS = 1 << 17
+SAMPLE_ROWS_PER_CENTER = 128
+SAMPLE_WHEN_RATIO = 8
+#: and at most this many bytes of rows, the sample being held in this process
+SAMPLE_MAX_BYTES = 256 << 20
+
+
+def seeding_sample_size(init_size: int | str | None, data: Dataset, k: int) -> int | None:
+    """The rows to seed on for ``init_size`` (see :func:`fit_kmeans`), or
+    None to seed over all rows: ``"auto"`` samples data of at least
+    :data:`SAMPLE_WHEN_RATIO` times the sample's rows; an integer samples
+    data larger than it."""
+    n = data.n_samples
+    if init_size is None or data.local is not None:
+        return None
+    if init_size != "auto":
+        return int(init_size) if int(init_size) < n else None
+    row_bytes = data.n_features * data.dtype.itemsize
+    size = min(max(SAMPLE_ROWS, SAMPLE_ROWS_PER_CENTER * k), SAMPLE_MAX_BYTES // row_bytes)
+    if size < SAMPLE_ROWS_PER_CENTER * k // 4 or n < SAMPLE_WHEN_RATIO * size:
+        return None  # wide rows leave too small a sample; or the data is small
+    return size
+
 
 def _min_size(min_cluster_size: float | None, total: float, k: int) -> float | None:
     """The minimum cluster weight, warning when the data cannot allow it."""
@@ -151,7 +178,7 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
                on_iteration: Callable[[LloydProgress], None] | None = None,
                unit_centers: bool = False,
                min_cluster_size: float | None = None,
-               manhattan: bool = False) -> KMeansResult:
+               manhattan: bool = False, init_size: int | str | None = None) -> KMeansResult:
     """Fit k-means on a dataset: seeding, then Lloyd, best of ``n_init`` runs.
 
     Parameters
@@ -186,6 +213,10 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
         enforced by splitting the largest cluster (see :func:`lloyd`).
     manhattan : bool
         k-medians (:func:`dkmeans.kmedians.kmedians`) instead of Lloyd.
+    init_size : int, "auto" or None
+        Seed ``"k-means||"`` and ``"k-means++"`` on about this many rows
+        drawn ~ weight in the scan pass, in memory, instead of over all rows
+        (see :func:`seeding_sample_size`); None: over all rows.
 
     Returns
     -------
@@ -201,9 +232,17 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
     blocks = data.blocks()
     stream = not data.persisted
     draw_m = n_clusters if isinstance(init, str) and init == "random" else 1
+    sample = (seeding_sample_size(init_size, data, n_clusters)
+              if start is None and isinstance(init, str) and init != "random" else None)
     # in-memory data: BLAS pinned once for the fit, not once per pass
     with blas_pinned(data.local is not None):
-        stats = scan(blocks, draw_key(seed, 0), draw_m, split_every)
+        if sample:
+            stats = sample_scan(data, blocks, draw_key(seed, 0), sample)
+            rows = stats.draw.rows
+            seed_blocks = [Block(rows, None, 0, len(rows))]
+        else:
+            stats = scan(blocks, draw_key(seed, 0), draw_m, split_every)
+            seed_blocks = blocks
         tol_abs = tol * stats.mean_variance
         min_size = _min_size(min_cluster_size, stats.weight_sum, n_clusters)
         timings["scan"] = time.perf_counter() - t0
@@ -217,11 +256,14 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
                 centers = start.centers
             elif isinstance(init, str):
                 seeding = INIT_METHODS[init](
-                    blocks, n_clusters, seed, run, first=stats.draw if run == 0 else None,
+                    seed_blocks, n_clusters, seed, run,
+                    first=stats.draw if run == 0 and not sample else None,
                     oversampling_factor=oversampling_factor,
                     init_rounds=INIT_ROUNDS if init_rounds is None else init_rounds,
-                    stream=stream)
-                centers, n_passes = seeding.centers, n_passes + seeding.n_passes
+                    stream=stream and not sample)
+                # passes over an in-memory sample are not passes over the data
+                centers = seeding.centers
+                n_passes += 0 if sample else seeding.n_passes
             elif callable(init):
                 centers = init(blocks, n_clusters, run)
             else:
@@ -271,112 +313,3 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
                                  zip(best.labels, blocks, strict=True)])
     return KMeansResult(best.centers, labels, best.inertia, best.n_iter,
                         best.inertia_history, tol_abs, timings, n_passes, best.counts)
-
-
-# --------------------------------------------------------------------------
-# Mini-batch
-
-
-@dataclass(frozen=True)
-class MiniBatchFit:
-    """A fitted mini-batch model, as the algorithms layer returns it.
-
-    Attributes
-    ----------
-    run : MiniBatchResult
-        Final state (centers, counts, steps), epochs and rows read.
-    inertia : float
-        Over the whole data when ``compute_labels``, else the smoothed batch
-        inertia scaled to the total weight (as scikit-learn reports it).
-    labels : dask.array.Array of shape (n,) or None
-        Lazy: computed from the source when asked for.
-    n_passes_read : float
-        Passes' worth of rows read: the scan, the epochs, the final
-        assignment and any streamed seeding passes.
-    timings : dict
-    """
-
-    run: MiniBatchResult
-    inertia: float
-    labels: da.Array | None
-    n_passes_read: float
-    timings: dict
-
-
-def init_from_sample(sample: np.ndarray, n_clusters: int, init: str, n_init: int,
-                     seed: int) -> np.ndarray:
-    """Initial centers from an in-memory sample of rows (drawn ~ weight).
-
-    ``"k-means++"``: greedy k-means++ refined by Lloyd on the sample, best
-    of ``n_init x RECLUSTER_TRIES`` starts (the sample is small, and one
-    start often merges two clusters: on 20 blobs, 1 start of 3 seeds ended
-    32% above the optimum, 3 starts none); ``"random"``: ``n_clusters``
-    rows of the (already random) sample, the best on the sample of
-    ``n_init`` such draws.
-    """
-    if init == "random":
-        rng = np.random.default_rng([seed, len(sample)])
-        draws = [sample[rng.choice(len(sample), n_clusters, replace=len(sample) < n_clusters)]
-                 for _ in range(n_init)]
-        return min(draws, key=lambda c: kernels.nearest(sample, c)[1].sum())
-    return recluster(sample, np.ones(len(sample)), n_clusters, seed, 0,
-                     tries=n_init * RECLUSTER_TRIES)
-
-
-def fit_minibatch_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitFn,
-                         n_init: int, max_iter: int, batch_size: int, tol: float,
-                         max_no_improvement: int | None, reassignment_ratio: float,
-                         init_size: int, seed: int, compute_labels: bool,
-                         verbose: int = 0,
-                         on_window: Callable[[Any, int], None] | None = None) -> MiniBatchFit:
-    """Mini-batch k-means over a dataset, reading it from its source.
-
-    One scan pass validates the data and draws about ``init_size`` rows ~
-    weight (a Poisson sample);
-    seeding runs on that sample (``"k-means||"`` instead streams its passes
-    over the whole data); then :func:`dkmeans.minibatch.minibatch` runs up
-    to ``max_iter`` epochs (``on_window(state, epoch)`` after each window of
-    groups); with ``compute_labels`` one last pass gives the inertia over all
-    rows.
-
-    Returns
-    -------
-    MiniBatchFit
-    """
-    timings = {}
-    t0 = time.perf_counter()
-    blocks = data.blocks()
-    n = data.n_samples
-    stats = sample_scan(data, blocks, draw_key(seed, 0), init_size)
-    passes_read = 1.0
-    timings["scan"] = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    if isinstance(init, str) and init in ("k-means++", "random"):
-        centers = init_from_sample(stats.draw.rows, n_clusters, init, n_init, seed)
-    elif isinstance(init, str):  # k-means||: passes over the whole stream
-        seeding = INIT_METHODS[init](blocks, n_clusters, seed, 0, first=stats.draw,
-                                     stream=True)
-        centers, passes_read = seeding.centers, passes_read + seeding.n_passes
-    elif callable(init):
-        centers = init(stats.draw.rows, n_clusters, 0)
-    else:
-        centers = init
-    centers = np.asarray(centers, dtype=data.dtype)
-    timings["seeding"] = time.perf_counter() - t1
-    rules = StepRules(reassignment_ratio, tol * stats.mean_variance, max_no_improvement,
-                      batch_size, n, seed)
-    run = minibatch(blocks, centers, rules, max_epochs=max_iter,
-                    row_bytes=data.n_features * data.dtype.itemsize, verbose=verbose,
-                    on_window=on_window)
-    timings["minibatch"] = run.seconds
-    passes_read += run.rows_read / n
-    labels = None
-    if compute_labels:
-        t2 = time.perf_counter()
-        inertia = run_pass(ASSIGN_STREAM, blocks, run.state.centers).inertia
-        labels = predict_labels(data.X, run.state.centers)
-        passes_read += 1
-        timings["labels"] = time.perf_counter() - t2
-    else:
-        inertia = run.state.ewa_inertia * stats.weight_sum
-    return MiniBatchFit(run, float(inertia), labels, passes_read, timings)

@@ -27,6 +27,7 @@ from dkmeans.passes import (
     LLOYD,
     LLOYD_BOUNDED,
     MAGNITUDE,
+    Assignment,
 )
 from dkmeans.runner import Block, run_pass
 
@@ -157,7 +158,10 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
     Stops when the squared center shift is at most ``tol`` (an absolute
     tolerance; labels that no longer change give a shift of exactly 0) or
     after ``max_iter`` iterations. Then one more pass assigns every row to the
-    final centers, so labels and inertia always match the returned centers.
+    final centers, so labels and inertia always match the returned centers
+    (without ``keep_labels``, after a last iteration that changed no label,
+    that iteration's own inertia and weights are those of the final
+    centers: no pass is needed).
 
     Parameters
     ----------
@@ -208,7 +212,7 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
     n_iter = done
     if start is not None:
         centers = start.centers
-    states, previous, searched = None, None, 1.0
+    states, previous, searched, stats, strict = None, None, 1.0, None, False
     n_rows = max(sum(b.n for b in blocks), 1)
     if verbose:
         print("Initialization complete")
@@ -262,6 +266,7 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
             on_iteration(LloydProgress(n_iter, centers, tuple(history), stats.inertia, shift,
                                        seconds, converged=shift <= tol or n_iter == max_iter))
         if shift <= tol:
+            strict = shift == 0 and not moved
             if verbose:  # scikit-learn's wording, which its users grep for
                 print(f"Converged at iteration {n_iter - 1}: strict convergence." if shift == 0
                       else f"Converged at iteration {n_iter - 1}: center shift {shift:.3g} "
@@ -269,6 +274,8 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
             break
     if keep_labels:
         states, final = run_pass(ASSIGN, blocks, centers, split_every=split_every)
+    elif strict:  # the last pass assigned every row to these very centers
+        states, final = None, Assignment(stats.inertia, stats.cluster_weights)
     else:
         states, final = None, run_pass(ASSIGN_STREAM, blocks, centers,
                                        split_every=split_every)

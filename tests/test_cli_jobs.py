@@ -407,11 +407,12 @@ def test_every_estimator_parameter_round_trips_through_the_command_line(data, tm
         assert names <= set(OPTIONS), names - set(OPTIONS)
     lloyd = {"init": "k-means++", "n_init": 2, "max_iter": 7, "tol": 0.001, "random_state": 3,
              "oversampling_factor": 3.0, "init_rounds": 2, "persist": False,
-             "algorithm": "hamerly", "scale": True, "missing": "impute"}
+             "algorithm": "hamerly", "scale": True, "missing": "impute", "init_size": None}
     minibatch = {"init": "random", "n_init": 2, "max_iter": 2, "tol": 0.001,
                  "random_state": 4, "batch_size": 4096, "init_size": 5000,
-                 "max_no_improvement": 3, "reassignment_ratio": 0.02, "compute_labels": False}
-    cosine = {"metric": "cosine", "persist": True}
+                 "max_no_improvement": None, "reassignment_ratio": 0.02,
+                 "compute_labels": False}
+    cosine = {"metric": "cosine", "persist": True, "init_size": 1000}
     gmm = {"covariance_type": "spherical", "reg_covar": 1e-5, "max_iter": 7, "tol": 0.01,
            "random_state": 3, "n_init": 2, "init_params": "k-means||", "persist": False}
     for mode, params in (("lloyd", lloyd), ("minibatch", minibatch), ("lloyd", cosine),
@@ -424,7 +425,8 @@ def test_every_estimator_parameter_round_trips_through_the_command_line(data, tm
             elif name == "compute_labels":
                 flags.append("--compute-labels" if value else "--no-compute-labels")
             else:
-                flags += [flag, str(value).lower() if isinstance(value, bool) else value]
+                flags += [flag, str(value).lower() if value is None or isinstance(value, bool)
+                          else value]
         run("fit", data / "X.npy", "-k", 4, "--mode", mode, *flags, "-o", tmp_path / mode,
             "--workers", 1, "-q", "--force")
         got = dkmeans.load(tmp_path / mode).get_params()

@@ -9,7 +9,7 @@ import zarr
 
 from dkmeans import KMeans, MiniBatchKMeans, kernels
 from dkmeans.batches import epoch_batches
-from dkmeans.fit import init_from_sample
+from dkmeans.fit_minibatch import init_from_sample
 from dkmeans.minibatch import MiniBatchState, StepRules, update_centers
 
 
