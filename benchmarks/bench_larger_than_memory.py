@@ -57,6 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--dask-ml-limit", type=float, default=600.0,
                    help="seconds before dask-ml is stopped (0: skip it)")
     p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--init-size", default="auto",
+                   help="KMeans init_size: auto, none (k-means|| over every row) or N")
+    p.add_argument("--no-minibatch", action="store_true", help="skip MiniBatchKMeans")
     return p.parse_args(argv)
 
 
@@ -111,16 +114,26 @@ def inertia_of(path: str, centers: np.ndarray) -> float:
     return float(nearest_cost(da.from_zarr(path), centers).sum().compute())
 
 
-def streaming_kmeans(client, path: str, k: int, extra_passes: int) -> dict:
-    from dkmeans import fit_kmeans, lloyd
+def streaming_kmeans(client, path: str, k: int, extra_passes: int, init_size) -> dict:
+    from dkmeans import fit_kmeans
+    from dkmeans.lloyd import lloyd
     from dkmeans.cluster import watch_worker_memory
-    from dkmeans.data import as_dataset, memory_budget
+    from dkmeans.data import as_dataset
+    from dkmeans.workers import memory_budget
+    from dkmeans.runner import report_progress
 
     data = as_dataset(path)
-    passes = []
-    with watch_worker_memory(client) as mem:
+    n_blocks = len(data.X.chunks[0])
+    passes, reads = [], []
+
+    def count(name: str, done: int, total: int) -> None:
+        if done == total == n_blocks:  # a pass over the data, not over a sample
+            reads.append(name)
+
+    with watch_worker_memory(client) as mem, report_progress(count):
         t0 = time.perf_counter()
         result = fit_kmeans(data, k, init="k-means||", seed=0, persist="auto",
+                            init_size=init_size,
                             on_iteration=lambda p: passes.append(p.seconds))
         seconds = time.perf_counter() - t0
     # the fit converges in a few iterations: time more Lloyd passes from its
@@ -135,7 +148,7 @@ def streaming_kmeans(client, path: str, k: int, extra_passes: int) -> dict:
                                       memory_summary(mem_extra)["peak_rss_gb"], strict=True)]
     return {"seconds": seconds, "n_iter": result.n_iter, "timings": result.timings,
             "streamed": data.X.nbytes > 0.5 * memory_budget(),
-            "seeding_passes": result.n_seeding_passes,
+            "seeding_passes": result.n_seeding_passes, "passes_read": reads,
             "lloyd_pass_s": median, "lloyd_gb_per_s": data.X.nbytes / 1e9 / median,
             "lloyd_pass_all_s": timed, "centers": result.centers,
             **memory_summary(mem), "peak_rss_gb": peak,
@@ -220,13 +233,18 @@ def main(argv=None) -> int:
                      "dask": dask.__version__}
         res["raw_before"] = raw_pass(client, path)
         print("raw pass", json.dumps(res["raw_before"]), flush=True)
-        res["kmeans"] = streaming_kmeans(client, path, args.clusters, args.lloyd_passes)
+        init_size = {"none": None, "auto": "auto"}.get(args.init_size.lower(), args.init_size)
+        res["init_size"] = init_size
+        res["kmeans"] = streaming_kmeans(client, path, args.clusters, args.lloyd_passes,
+                                         init_size if isinstance(init_size, str | None)
+                                         else int(init_size))
         print("streaming KMeans done", flush=True)
-        res["minibatch"] = minibatch(client, path, args.clusters, args.batch_size,
-                                     args.mb_epochs)
-        print("MiniBatchKMeans done", flush=True)
+        if not args.no_minibatch:
+            res["minibatch"] = minibatch(client, path, args.clusters, args.batch_size,
+                                         args.mb_epochs)
+            print("MiniBatchKMeans done", flush=True)
         res["raw_after"] = raw_pass(client, path)
-        for name in ("kmeans", "minibatch"):
+        for name in ("kmeans", "minibatch")[:1 if args.no_minibatch else 2]:
             res[name]["inertia"] = inertia_of(path, res[name].pop("centers"))
         if args.dask_ml_limit > 0:
             res["dask_ml"] = dask_ml(client, path, args.clusters, args.dask_ml_limit)
@@ -242,7 +260,8 @@ def report(res: dict) -> None:
     # the faster raw pass is the bar (a slow one, e.g. a cold page cache,
     # would flatter the ratios)
     raw = max(res["raw_before"]["gb_per_s"], res["raw_after"]["gb_per_s"])
-    km, mb = res["kmeans"], res["minibatch"]
+    km, mb = res["kmeans"], res.get("minibatch")
+    raw_s = min(res["raw_before"]["seconds"], res["raw_after"]["seconds"])
     print(f"\n{res['rows']:,} x {res['features']} float32 ({res['gb']:.1f} GB), "
           f"k={res['clusters']}, {res['workers']} workers x {res['worker_memory']}\n")
     print("| | seconds | GB/s read | vs raw pass | peak RSS per worker (GB) | spilled |")
@@ -256,16 +275,22 @@ def report(res: dict) -> None:
           f"{km['lloyd_pass_s']:.1f} | "
           f"{km['lloyd_gb_per_s']:.2f} | {km['lloyd_gb_per_s'] / raw:.2f} | "
           f"{km['peak_rss_gb']} | {km['spilled_bytes']:.0f} |")
-    n_passes = 1 + km["seeding_passes"] + km["n_iter"] + 1
-    print(f"| KMeans whole fit ({n_passes} passes, {km['n_iter']} Lloyd) | {km['seconds']:.1f}"
-          f" | {res['gb'] * n_passes / km['seconds']:.2f} | | | |")
+    n_passes = len(km["passes_read"])
+    print(f"| KMeans whole fit, init_size={res['init_size']} ({n_passes} passes read, "
+          f"{km['n_iter']} Lloyd) | {km['seconds']:.1f} | "
+          f"{res['gb'] * n_passes / km['seconds']:.2f} | {km['seconds'] / raw_s:.2f} raw passes'"
+          " time | | |")
+    print(f"\npasses read by the fit: {km['passes_read']}")
+    print(f"KMeans final inertia {km['inertia']:.6g}")
+    print(f"KMeans timings: {json.dumps({k: round(v, 1) for k, v in km['timings'].items()})}; "
+          f"Lloyd passes: {[round(s, 2) for s in km['lloyd_pass_all_s']]}")
+    if mb is None:
+        return
     print(f"| MiniBatchKMeans ({mb['n_passes_read']:.2f} passes read, {mb['n_steps']} "
           f"batches) | {mb['seconds']:.1f} | {res['gb'] * mb['n_passes_read'] / mb['seconds']:.2f}"
           f" | | {mb['peak_rss_gb']} | {mb['spilled_bytes']:.0f} |")
     print(f"\nfinal inertia: KMeans {km['inertia']:.6g}; MiniBatchKMeans {mb['inertia']:.6g} "
           f"({mb['inertia'] / km['inertia']:.4f} x KMeans)")
-    print(f"KMeans timings: {json.dumps({k: round(v, 1) for k, v in km['timings'].items()})}; "
-          f"Lloyd passes: {[round(s, 2) for s in km['lloyd_pass_all_s']]}")
     if "dask_ml" in res:
         d = res["dask_ml"]
         state = (f"finished in {d['seconds']:.0f} s, inertia {d['inertia'] / km['inertia']:.4f}"
