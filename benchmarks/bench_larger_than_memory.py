@@ -116,11 +116,11 @@ def inertia_of(path: str, centers: np.ndarray) -> float:
 
 def streaming_kmeans(client, path: str, k: int, extra_passes: int, init_size) -> dict:
     from dkmeans import fit_kmeans
-    from dkmeans.lloyd import lloyd
     from dkmeans.cluster import watch_worker_memory
     from dkmeans.data import as_dataset
-    from dkmeans.workers import memory_budget
+    from dkmeans.lloyd import lloyd
     from dkmeans.runner import report_progress
+    from dkmeans.workers import memory_budget
 
     data = as_dataset(path)
     n_blocks = len(data.X.chunks[0])

@@ -90,6 +90,15 @@ class FarthestRows:
     labels: np.ndarray
 
 
+def fit_seed(random_state: Any) -> int:
+    """A fit's seed: ``random_state`` itself when it is an integer (no
+    RandomState to build), else a draw from it (None: from numpy's global one)."""
+    rs = random_state
+    if isinstance(rs, numbers.Integral) and not isinstance(rs, bool) and 0 <= rs < 2**32:
+        return int(rs)
+    return int(check_random_state(rs).randint(np.iinfo(np.int32).max))
+
+
 class _BaseKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
                   BaseEstimator):
     """What every dkmeans estimator does once fitted: predict, transform,
@@ -107,13 +116,7 @@ class _BaseKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixi
                     f"got {value!r}.")
 
     def _seed(self) -> int:
-        """The fit's seed: ``random_state`` itself when it is an integer
-        (no RandomState to build), else a draw from it."""
-        rs = self.random_state
-        if isinstance(rs, numbers.Integral) and not isinstance(rs, bool) and 0 <= rs < 2**32:
-            return int(rs)
-        rs = check_random_state(rs)
-        return int(rs.randint(np.iinfo(np.int32).max))
+        return fit_seed(self.random_state)
 
     def _check_feature_names(self, X: Any, reset: bool) -> None:
         """Record (fit) or check (after) the column names of a table, as

@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from dkmeans.apply import log_density, mixture_rows_block, most_probable, posterior
 from dkmeans.data import as_chunked, as_dataset
 from dkmeans.errors import InvalidInputError, InvalidParameterError
+from dkmeans.estimator_base import fit_seed
 from dkmeans.fit import fit_kmeans, should_persist
 from dkmeans.kernels import mixture as kernels
 from dkmeans.mixture import (
@@ -209,8 +210,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
     def _seed(self) -> int:
-        rs = check_random_state(self.random_state)
-        return int(rs.randint(np.iinfo(np.int32).max))
+        return fit_seed(self.random_state)
 
     def _kmeans(self, data, seed: int):
         """Initial means of run ``run``: dkmeans' k-means on the data (shifted
