@@ -1,8 +1,8 @@
 """Many streamed chunks: what a Lloyd iteration costs the client and the
 scheduler, against dask's own floor for the same chunks.
 
-Starts a separate ``dask scheduler`` process and ``--workers`` single-threaded
-``dask worker`` processes on loopback (so the client's resident memory is the
+Starts a scheduler and ``--workers`` single-threaded workers each in its own
+process (distributed's ``SubprocessCluster``) (so the client's resident memory is the
 client's alone), makes rows of ``--rows`` x ``--features`` float32 per chunk
 afresh in each pass's tasks (as rows read from storage are: nothing is
 persisted), and for each number of chunks runs, alternating:
@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 import time
 
@@ -38,35 +35,6 @@ def tasks_done(dask_scheduler) -> int:
     return sum(p.state_counts["memory"] for p in dask_scheduler.task_prefixes.values())
 
 
-def start(folder: str, workers: int) -> tuple[str, list]:
-    sched_file = os.path.join(folder, "scheduler.json")
-    procs = [subprocess.Popen(["dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--dashboard-address", ":0", "--scheduler-file", sched_file],
-                              stderr=subprocess.DEVNULL, start_new_session=True)]
-    deadline = time.monotonic() + 60
-    while not os.path.exists(sched_file) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    with open(sched_file) as f:
-        address = json.load(f)["address"]
-    procs += [subprocess.Popen(["dask", "worker", address, "--nthreads", "1", "--host",
-                                "127.0.0.1", "--memory-limit", "1GiB",
-                                "--local-directory", folder],
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-              for _ in range(workers)]
-    return address, procs
-
-
-def stop(procs: list) -> None:
-    for p in procs:
-        os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--chunks", type=int, nargs="+", default=[2000, 5000, 10000, 20000])
@@ -77,9 +45,9 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=4)
     args = p.parse_args()
 
-    import dask
     import dask.array as da
     from distributed import Client, wait
+    from distributed.deploy.subprocess import SubprocessCluster
 
     from dkmeans.data import as_dataset
     from dkmeans.kernels import exact
@@ -87,11 +55,15 @@ def main() -> None:
     from dkmeans.runner import run_pass
 
     folder = tempfile.mkdtemp(prefix="dkmeans-bench-chunks-")
-    address, procs = start(folder, args.workers)
     me = psutil.Process()
+    # the scheduler and workers are other processes: they read the environment
+    os.environ["DASK_TEMPORARY_DIRECTORY"] = folder
+    os.environ["DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING"] = "False"
     try:
-        dask.config.set({"distributed.scheduler.work-stealing": False})
-        with Client(address) as client:
+        with SubprocessCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None,
+                               silence_logs=50,
+                               worker_kwargs={"memory_limit": "1GiB"}) as cluster, \
+                Client(cluster) as client:
             client.wait_for_workers(args.workers)
             print(f"{args.workers} workers, {args.rows} x {args.features} float32 a chunk, "
                   f"k={args.k}, dkmeans from {os.path.dirname(exact.__file__)}")
@@ -125,7 +97,6 @@ def main() -> None:
                       f"{os.getloadavg()[0]:.2f} |", flush=True)
                 del blocks, X
     finally:
-        stop(procs)
         shutil.rmtree(folder, ignore_errors=True)
 
 
