@@ -43,6 +43,9 @@ def main() -> None:
     p.add_argument("--features", type=int, default=16)
     p.add_argument("--k", type=int, default=32)
     p.add_argument("--iters", type=int, default=4)
+    p.add_argument("--persisted", action="store_true",
+                   help="hold the chunks in the workers' memory instead (as made: not "
+                        "merged, as a fit's persist would)")
     args = p.parse_args()
 
     import dask.array as da
@@ -65,7 +68,8 @@ def main() -> None:
                                worker_kwargs={"memory_limit": "1GiB"}) as cluster, \
                 Client(cluster) as client:
             client.wait_for_workers(args.workers)
-            print(f"{args.workers} workers, {args.rows} x {args.features} float32 a chunk, "
+            print(f"{'persisted' if args.persisted else 'streamed'}, "
+                  f"{args.workers} workers, {args.rows} x {args.features} float32 a chunk, "
                   f"k={args.k}, dkmeans from {os.path.dirname(exact.__file__)}")
             print("| chunks | plain dask s | dkmeans s/iter | / plain dask | tasks/iter | "
                   "client RSS MB per iteration | load |")
@@ -74,6 +78,9 @@ def main() -> None:
                 X = da.random.default_rng(0).standard_normal(
                     (chunks * args.rows, args.features), chunks=(args.rows, args.features),
                     dtype=np.float32)
+                if args.persisted:
+                    X = X.persist()
+                    wait(X)
                 blocks = as_dataset(X).blocks()
                 C = X[: args.k].compute()
                 quanta = exact.grid(chunks * args.rows, 1.0, np.full(args.features, 8.0))
