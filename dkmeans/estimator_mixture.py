@@ -221,7 +221,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
         def centers(run: int) -> np.ndarray:
             fit = fit_kmeans(shifted, self.n_components, init="k-means||",
-                             seed=(seed + 7919 * run) % 2**31, persist=self.persist)
+                             seed=(seed + 7919 * run) % 2**31, persist=self.persist,
+                             init_size="auto")
             return prep.to_original(fit.centers).astype(np.float64)
 
         return centers
