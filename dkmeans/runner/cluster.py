@@ -68,18 +68,22 @@ def _run_on_cluster(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
     # a dataset's blocks are all held or all read from their source: one
     # look (each is a walk of the whole collection's graph, so a look per
     # block made a streamed pass quadratic in its chunks)
+    placed = None  # the worker each chunk's result will be on, where known
     if blocks and _held(blocks[0]):
-        futures = _submit_persisted(client, spec, blocks, states, shared_args, name,
-                                    _holders(client, blocks))
+        holders = _holders(client, blocks)
+        futures = _submit_persisted(client, spec, blocks, states, shared_args, name, holders)
+        if all(holders):
+            placed = [h[0] for h in holders]
     else:
         futures = _submit_streamed(client, spec, blocks, states, shared_args, name)
     reporter = _reporter.get()
     if reporter is not None:
         for n_done, _ in enumerate(as_completed(futures), 1):
             reporter(spec.name, n_done, len(futures))
-    if spec.exact:
+    if spec.exact and placed is None:
         wait(futures)  # where each result is, known once it is computed
-    groups = _by_worker(client, futures) if spec.exact else [
+        placed = _result_holders(client, futures)
+    groups = _by_worker(placed) if spec.exact else [
         (None, list(range(i, min(i + split_every, len(futures)))))
         for i in range(0, len(futures), split_every)]
     outs = [client.submit(_combine_chunks, spec.combine, spec.stateful,
@@ -169,12 +173,24 @@ def _holders(client: Any, blocks: Sequence[Block]) -> list[list[str]]:
     return [sorted(who.get(b.x.key, ())) for b in blocks]
 
 
-def _by_worker(client: Any, futures: Sequence[Any]) -> list[tuple[str, list[int]]]:
-    """The finished chunk results grouped by the worker holding them (the
-    first in address order, when several do), each group in chunk order, the
-    groups in the order of their first chunk."""
+def _result_holders(client: Any, futures: Sequence[Any]) -> list[str]:
+    """The worker holding each finished result (the first in address order,
+    when several do)."""
     holders = client.who_has(futures)
+    return [min(holders[f.key]) for f in futures]
+
+
+def _by_worker(placed: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """Chunk indices grouped by the worker their results are on, each group
+    in chunk order, the groups in the order of their first chunk.
+
+    A persisted block's result is placed where the block is, known before
+    it runs: its worker's combine is submitted with the chunks, without
+    waiting for them and asking where they went. (Should the scheduler run
+    a chunk elsewhere, the combine fetches it: the result is the same, the
+    pass's combine being exact.)
+    """
     groups: dict[str, list[int]] = {}
-    for i, f in enumerate(futures):
-        groups.setdefault(min(holders[f.key]), []).append(i)
+    for i, where in enumerate(placed):
+        groups.setdefault(where, []).append(i)
     return sorted(groups.items(), key=lambda item: item[1][0])
