@@ -64,7 +64,8 @@ def main() -> None:
     os.environ["DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING"] = "False"
     try:
         with SubprocessCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None,
-                               silence_logs=50,
+                               silence_logs=50, scheduler_kwargs={
+                                   "scheduler_file": os.path.join(folder, "scheduler.json")},
                                worker_kwargs={"memory_limit": "1GiB"}) as cluster, \
                 Client(cluster) as client:
             client.wait_for_workers(args.workers)
