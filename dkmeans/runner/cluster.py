@@ -14,17 +14,19 @@ from dask.task_spec import Task, TaskRef
 from dkmeans.runner.base import Block, Pass, _blocks_graph, _combine_results, _reporter
 
 #: Arrays every chunk call of a cluster pass needs are embedded in each task
-#: up to this size, else scattered once per pass: embedded, they travel once
-#: per chunk through the scheduler (k=256 x d=64 float64 centers over 10,000
-#: chunks: 1.3 GB a pass), scattered, once per worker, for one more round trip.
-SHARED_NODE_BYTES = 1 << 13
+#: while all their copies together take at most this, else scattered once per
+#: pass: embedded, they travel once per chunk through the scheduler (k=256 x
+#: d=64 float64 centers over 10,000 chunks: 1.3 GB a pass), scattered, once
+#: per worker, for one more round trip (which, over a few held blocks, costs
+#: more than sending a small array with each).
+SHARED_NODE_BYTES = 1 << 20
 
 
-def _shared(client: Any, value: Any) -> Any:
+def _shared(client: Any, value: Any, n_tasks: int) -> Any:
     """An argument every block needs (centers, keys), as it goes in a cluster
     pass's graph: a large array is sent to the cluster once, and each worker
     fetches it once, instead of riding in every chunk's task."""
-    if isinstance(value, np.ndarray) and value.nbytes > SHARED_NODE_BYTES:
+    if isinstance(value, np.ndarray) and value.nbytes * n_tasks > SHARED_NODE_BYTES:
         return client.scatter(value, hash=False)
     return value
 
@@ -64,7 +66,7 @@ def _run_on_cluster(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
     from distributed import as_completed, default_client, wait
 
     client = default_client()
-    shared_args = [_shared(client, s) for s in shared]
+    shared_args = [_shared(client, s, len(blocks)) for s in shared]
     # a dataset's blocks are all held or all read from their source: one
     # look (each is a walk of the whole collection's graph, so a look per
     # block made a streamed pass quadratic in its chunks)
