@@ -166,50 +166,67 @@ def connect(path: str | os.PathLike | None = None, **overrides: Any) -> Iterator
     ClusterUnavailableError
         A scheduler that cannot be reached within the configured timeout.
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     config = load_config(path, **overrides)
+    with contextlib.ExitStack() as stack:
+        # distributed keeps every connection's last 1,000 messages under 1 MB
+        # for debugging, a job's pass graphs among them: the client grew by
+        # 1.3 KB per chunk per pass, flat with the log off (benchmarks/README.md)
+        stack.enter_context(dask.config.set({"distributed.admin.low-level-log-length": 0}))
+        if config["type"] == "scheduler":
+            client = _scheduler_client(config)
+            with client:
+                wait_for_workers(client, 1, config["timeout"])
+                yield client
+            return
+        cluster = stack.enter_context(_new_cluster(config, stack))
+        client = stack.enter_context(Client(cluster))
+        if config["type"] == "local":
+            wait_for_workers(client, config["n_workers"], "60s")
+        yield client
+
+
+def _scheduler_client(config: dict) -> Any:
+    """A client of the configured scheduler's address."""
+    from distributed import Client
+
+    if config["address"].startswith("tls://") and not config["tls"]:
+        raise InvalidParameterError(
+            f"The scheduler address {config['address']} is tls:// but the configuration "
+            "names no certificates: add a 'tls' section (ca_file, cert, key).")
+    try:
+        return Client(config["address"], timeout=config["timeout"],
+                      security=_security(config["tls"]))
+    except (OSError, TimeoutError) as err:
+        raise ClusterUnavailableError(
+            f"Could not reach the Dask scheduler at {config['address']} within "
+            f"{config['timeout']}: {err}") from err
+
+
+def _new_cluster(config: dict, stack: contextlib.ExitStack) -> Any:
+    """The cluster a local, SLURM or Kubernetes configuration starts."""
+    from distributed import LocalCluster
+
     kind = config["type"]
-    stack = contextlib.ExitStack()
-    if kind == "scheduler":
-        if config["address"].startswith("tls://") and not config["tls"]:
-            raise InvalidParameterError(
-                f"The scheduler address {config['address']} is tls:// but the configuration "
-                "names no certificates: add a 'tls' section (ca_file, cert, key).")
-        try:
-            client = Client(config["address"], timeout=config["timeout"],
-                            security=_security(config["tls"]))
-        except (OSError, TimeoutError) as err:
-            raise ClusterUnavailableError(
-                f"Could not reach the Dask scheduler at {config['address']} within "
-                f"{config['timeout']}: {err}") from err
-        with client:
-            wait_for_workers(client, 1, config["timeout"])
-            yield client
-        return
     if kind == "local":
         # the workers' scratch space in a folder of ours, removed with the
         # cluster (dask's default leaves dask-scratch-space in the temp dir)
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="dkmeans-scratch-"))
         stack.enter_context(dask.config.set({"temporary-directory": scratch}))
-        cluster_cm = LocalCluster(
+        return LocalCluster(
             n_workers=config["n_workers"], threads_per_worker=config["threads_per_worker"],
             memory_limit=config["memory_limit"], dashboard_address=config["dashboard_address"],
             processes=True, silence_logs=logging.ERROR, local_directory=scratch)
-    elif kind == "slurm":
+    if kind == "slurm":
         jobqueue = _import("dask_jobqueue", "dask-jobqueue", kind)
         kwargs = {k: v for k, v in config.items() if k not in ("type", "jobs")}
-        cluster_cm = jobqueue.SLURMCluster(**kwargs)
-        cluster_cm.scale(jobs=config["jobs"])
-    else:
-        operator = _import("dask_kubernetes.operator", "dask-kubernetes", kind)
-        cluster_cm = operator.KubeCluster(name=config["name"], image=config["image"],
-                                          n_workers=config["n_workers"],
-                                          resources=config["resources"])
-    with stack, cluster_cm as cluster, Client(cluster) as client:
-        if kind == "local":
-            wait_for_workers(client, config["n_workers"], "60s")
-        yield client
+        cluster = jobqueue.SLURMCluster(**kwargs)
+        cluster.scale(jobs=config["jobs"])
+        return cluster
+    operator = _import("dask_kubernetes.operator", "dask-kubernetes", kind)
+    return operator.KubeCluster(name=config["name"], image=config["image"],
+                                n_workers=config["n_workers"], resources=config["resources"])
 
 
 # --------------------------------------------------------------------------

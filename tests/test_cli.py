@@ -143,3 +143,18 @@ def test_progress_on_a_cluster():
     dones = [d for d, _ in lloyd]
     assert len(dones) == 2 * blocks  # two iterations, every block reported once each
     assert dones == list(range(1, blocks + 1)) * 2
+
+
+def test_connect_keeps_no_message_log_and_restores_the_config():
+    import dask
+
+    from dkmeans.cluster import connect
+
+    key = "distributed.admin.low-level-log-length"
+    before = dask.config.get(key)
+    with connect(n_workers=1) as client:
+        # distributed's log of each connection's recent messages would keep a
+        # job's pass graphs in this process (up to 1,000 of them)
+        assert client.scheduler_comm.recent_message_log.maxlen == 0
+        assert client.submit(sum, [1, 2]).result() == 3
+    assert dask.config.get(key) == before
