@@ -43,6 +43,9 @@ def main() -> None:
     p.add_argument("--features", type=int, default=16)
     p.add_argument("--k", type=int, default=32)
     p.add_argument("--iters", type=int, default=4)
+    p.add_argument("--message-log", action="store_true",
+                   help="leave distributed's log of recent messages on (the command line "
+                        "turns it off: it holds pass graphs)")
     p.add_argument("--no-plain", action="store_true",
                    help="skip the plain dask passes (their graphs share the client's memory)")
     p.add_argument("--persisted", action="store_true",
@@ -50,6 +53,7 @@ def main() -> None:
                         "merged, as a fit's persist would)")
     args = p.parse_args()
 
+    import dask
     import dask.array as da
     from distributed import Client, wait
     from distributed.deploy.subprocess import SubprocessCluster
@@ -61,6 +65,8 @@ def main() -> None:
 
     folder = tempfile.mkdtemp(prefix="dkmeans-bench-chunks-")
     me = psutil.Process()
+    if not args.message_log:  # as dkmeans.cluster.connect does
+        dask.config.set({"distributed.admin.low-level-log-length": 0})
     # the scheduler and workers are other processes: they read the environment
     os.environ["DASK_TEMPORARY_DIRECTORY"] = folder
     os.environ["DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING"] = "False"
