@@ -4,8 +4,9 @@ passes, on a Zarr array on a local cluster, in one run.
 Generates (once, chunk by chunk on the workers) a ``--rows`` x
 ``--features`` float32 Zarr array of ``--centers`` Gaussian blobs, starts a
 local ``distributed`` cluster of ``--workers`` single-threaded processes,
-and runs ``sweep(X, range(KMIN, KMAX + 1))`` three ways: plain; with
-``gap=True, n_refs=--refs``; with ``stability=True, stability_runs=--runs``.
+and runs ``sweep(X, range(KMIN, KMAX + 1))`` the ``--modes`` ways: plain;
+with ``gap=True, n_refs=--refs``; with ``stability=True,
+stability_runs=--runs``; with both.
 Passes are counted through ``dkmeans.runner.report_progress`` (one per
 completed pass over all blocks).
 
@@ -42,7 +43,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--modes", nargs="+", default=["plain", "gap", "stability"],
-                   choices=["plain", "gap", "stability"],
+                   choices=["plain", "gap", "stability", "both"],
                    help="which sweeps to run; added seconds and passes are against "
                         "the first")
     args = p.parse_args()
@@ -72,7 +73,10 @@ def main() -> None:
             modes = {"plain": ("plain", {}),
                      "gap": (f"gap, {args.refs} refs", {"gap": True, "n_refs": args.refs}),
                      "stability": (f"stability, {args.runs} runs",
-                                   {"stability": True, "stability_runs": args.runs})}
+                                   {"stability": True, "stability_runs": args.runs}),
+                     "both": (f"gap, {args.refs} refs, and stability, {args.runs} runs",
+                              {"gap": True, "n_refs": args.refs, "stability": True,
+                               "stability_runs": args.runs})}
             for label, options in (modes[m] for m in args.modes):
                 passes: list[str] = []
                 with report_progress(_counter(passes)):
