@@ -169,18 +169,14 @@ class Dkmeans:
                      tol=0).n_iter
 
     def seed(self, X, k):
-        from dkmeans.fit import sample_scan, seeding_sample_size
-        from dkmeans.runner import Block
-        from dkmeans.seeding import draw_key, init_kmeans_parallel
+        from dkmeans.fit import first_pass, seeding_sample_size
+        from dkmeans.seeding import init_kmeans_parallel
 
-        # as a default fit seeds: on large data, from the sample its first
-        # pass draws (that pass included), else over every row
+        # as a default fit seeds: on large data, on the sample its first pass
+        # draws (that pass included), else over every row
         size = seeding_sample_size("auto", self.data, k)
-        if size:
-            rows = sample_scan(self.data, self.blocks, draw_key(0, 0), size).draw.rows
-            init_kmeans_parallel([Block(rows, None, 0, len(rows))], k, 0, 0)
-        else:
-            init_kmeans_parallel(self.blocks, k, 0, 0)
+        blocks = first_pass(self.data, self.blocks, 0, size)[1] if size else self.blocks
+        init_kmeans_parallel(blocks, k, 0, 0)
 
     def fit(self, X, k):
         from dkmeans import KMeans

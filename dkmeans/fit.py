@@ -158,6 +158,18 @@ def seeding_sample_size(init_size: int | str | None, data: Dataset, k: int) -> i
     return size
 
 
+def first_pass(data: Dataset, blocks: Sequence[Block], seed: int, sample: int | None,
+               draw_m: int = 1, split_every: int = 8) -> tuple[ScanStats, list[Block]]:
+    """The scan, and the blocks seeding runs on: with ``sample`` rows (see
+    :func:`seeding_sample_size`), the sample it draws as one in-memory
+    block; else the data's blocks (and ``draw_m`` rows drawn ~ weight)."""
+    if not sample:
+        return scan(blocks, draw_key(seed, 0), draw_m, split_every), list(blocks)
+    stats = sample_scan(data, blocks, draw_key(seed, 0), sample)
+    rows = stats.draw.rows
+    return stats, [Block(rows, None, 0, len(rows))]
+
+
 def _min_size(min_cluster_size: float | None, total: float, k: int) -> float | None:
     """The minimum cluster weight, warning when the data cannot allow it."""
     if not min_cluster_size:
@@ -236,13 +248,7 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
               if start is None and isinstance(init, str) and init != "random" else None)
     # in-memory data: BLAS pinned once for the fit, not once per pass
     with blas_pinned(data.local is not None):
-        if sample:
-            stats = sample_scan(data, blocks, draw_key(seed, 0), sample)
-            rows = stats.draw.rows
-            seed_blocks = [Block(rows, None, 0, len(rows))]
-        else:
-            stats = scan(blocks, draw_key(seed, 0), draw_m, split_every)
-            seed_blocks = blocks
+        stats, seed_blocks = first_pass(data, blocks, seed, sample, draw_m, split_every)
         tol_abs = tol * stats.mean_variance
         min_size = _min_size(min_cluster_size, stats.weight_sum, n_clusters)
         timings["scan"] = time.perf_counter() - t0
