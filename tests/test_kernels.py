@@ -1,5 +1,7 @@
 """Kernels against brute-force numpy oracles (no dask here)."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -201,6 +203,31 @@ def test_top_m_orders_by_key_then_position():
     keys = np.array([0.5, 2.0, 0.0, 2.0, 1.0])
     np.testing.assert_array_equal(kernels.top_m(keys, 3), [1, 3, 4])
     np.testing.assert_array_equal(kernels.top_m(keys, 10), [1, 3, 4, 0])
+    # equal keys at the cut: the lowest positions, as on any other chunking
+    np.testing.assert_array_equal(kernels.top_m(np.array([1.0, 3, 3, 1, 3, 3]), 3), [1, 2, 4])
+    np.testing.assert_array_equal(kernels.top_m(np.array([2.0, 1, 2, 2]), 2), [0, 2])
+    assert kernels.top_m(keys, 0).size == 0
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_top_rows_merge_matches_a_global_ranking(rng, ties):
+    # parts of any sizes and order, with keys equal across parts or not: the
+    # merge is the m largest keys of all rows, equal keys by lower row index
+    from dkmeans.passes.common import TopRows
+
+    n, m = 900, 50
+    keys = rng.integers(1, 6, n).astype(float) if ties else rng.random(n) + 0.1
+    x = rng.normal(size=(n, 2))
+    bounds = [0, 130, 131, 400, 900]
+    parts = [TopRows.from_block(m, keys[a:b], x[a:b], None, a)
+             for a, b in itertools.pairwise(bounds)]
+    want = np.lexsort((np.arange(n), -keys))[:m]
+    for order in (parts, parts[::-1], [parts[2], parts[0], parts[3], parts[1]]):
+        got = TopRows.merge(order)
+        np.testing.assert_array_equal(got.index, want)
+        np.testing.assert_array_equal(got.rows, x[want])
+    one = TopRows.merge([parts[0]])
+    np.testing.assert_array_equal(one.index, parts[0].index)
 
 
 def test_kmeans_plusplus_picks_distinct_weighted_points(rng):

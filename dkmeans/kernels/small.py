@@ -97,10 +97,16 @@ def top_m(keys: np.ndarray, m: int) -> np.ndarray:
     (the farthest rows; random draws use :func:`dkmeans.sampling.race_top_m`)."""
     positive = np.flatnonzero(keys > 0)
     if positive.size > m:
-        part = np.argpartition(-keys[positive], m - 1)[:m]
-        positive = np.sort(positive[part])
-    order = np.lexsort((positive, -keys[positive]))
-    return positive[order]
+        if m == 0:
+            return positive[:0]
+        values = keys[positive]
+        cut = -np.partition(-values, m - 1)[m - 1]  # the m-th largest
+        # of the keys equal to it, those at the lowest positions (a partition
+        # alone picks any of them, and the chunking would change the draw)
+        above, tied = positive[values > cut], positive[values == cut]
+        positive = np.sort(np.concatenate([above, tied[: m - above.size]]))
+    # positions ascend, so a stable sort breaks ties by position
+    return positive[np.argsort(-keys[positive], kind="stable")]
 
 
 def sqdist(X: np.ndarray, C: np.ndarray) -> np.ndarray:

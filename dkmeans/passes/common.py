@@ -65,9 +65,17 @@ class TopRows:
 
     @staticmethod
     def merge(parts: Sequence[TopRows]) -> TopRows:
+        if len(parts) == 1:  # ranked already
+            return parts[0]
         keys = np.concatenate([p.keys for p in parts])
         index = np.concatenate([p.index for p in parts])
-        order = np.lexsort((index, -keys))[: parts[0].m]
+        # each part is ranked, so a stable sort merges runs (a fraction of a
+        # lexsort's time); equal keys from different parts need the index
+        order = np.argsort(-keys, kind="stable")
+        ranked = keys[order]
+        if (ranked[1:] == ranked[:-1]).any():
+            order = np.lexsort((index, -keys))
+        order = order[: parts[0].m]
         return TopRows(
             m=parts[0].m,
             keys=keys[order],
