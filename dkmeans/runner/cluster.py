@@ -14,19 +14,22 @@ from dask.task_spec import Task, TaskRef
 from dkmeans.runner.base import Block, Pass, _blocks_graph, _combine_results, _reporter
 
 #: Arrays every chunk call of a cluster pass needs are embedded in each task
-#: while all their copies together take at most this, else scattered once per
-#: pass: embedded, they travel once per chunk through the scheduler (k=256 x
-#: d=64 float64 centers over 10,000 chunks: 1.3 GB a pass), scattered, once
-#: per worker, for one more round trip (which, over a few held blocks, costs
-#: more than sending a small array with each).
+#: while each copy takes at most SHARED_COPY_BYTES and all together at most
+#: SHARED_NODE_BYTES, else scattered once per pass. Embedded, they travel
+#: once per task, twice (client to scheduler to worker: k=256 x d=64 float64
+#: centers over 10,000 chunks would be 2.6 GB a pass); scattered, once per
+#: worker, for one more round trip, which costs more than sending a small
+#: array (a few rows of centers, the grid's quanta) with each task.
 SHARED_NODE_BYTES = 1 << 20
+SHARED_COPY_BYTES = 1 << 14
 
 
 def _shared(client: Any, value: Any, n_tasks: int) -> Any:
     """An argument every block needs (centers, keys), as it goes in a cluster
     pass's graph: a large array is sent to the cluster once, and each worker
     fetches it once, instead of riding in every chunk's task."""
-    if isinstance(value, np.ndarray) and value.nbytes * n_tasks > SHARED_NODE_BYTES:
+    if isinstance(value, np.ndarray) and (value.nbytes > SHARED_COPY_BYTES or
+                                          value.nbytes * n_tasks > SHARED_NODE_BYTES):
         return client.scatter(value, hash=False)
     return value
 
@@ -53,31 +56,46 @@ def _run_on_cluster(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
                     states: Sequence[Any], name: str, split_every: int):
     """A pass on a ``distributed`` cluster, over futures.
 
-    One task per chunk, computed where its block lives (a persisted block's
-    task is loosely restricted to its holders); the results stay there as
-    futures (a stateful pass's (state, result) pairs are its next states). An
-    :attr:`~Pass.exact` pass then combines each worker's results on that
-    worker (:func:`_by_worker`), so one partial per worker crosses the
-    network whatever the number of chunks; any other pass combines in a tree
-    ordered by chunk index, so its floating-point sums do not depend on
-    where chunks ran. The partials are combined on the workers down to two
-    at most, and the last combine runs here.
+    An :attr:`~Pass.exact`, stateless pass over persisted blocks is one
+    task per worker thread, folding the blocks that worker holds
+    (:func:`_fold_on_workers`). Otherwise one task per chunk, computed where
+    its block lives (a persisted block's task is loosely restricted to its
+    holders); the results stay there as futures (a stateful pass's (state,
+    result) pairs are its next states). An exact pass then combines each
+    worker's results on that worker (:func:`_by_worker`), so one partial per
+    worker crosses the network whatever the number of chunks; any other pass
+    combines in a tree ordered by chunk index, so its floating-point sums do
+    not depend on where chunks ran. The partials are combined on the workers
+    down to two at most, and the last combine runs here.
     """
-    from distributed import as_completed, default_client, wait
+    from distributed import default_client
 
     client = default_client()
-    shared_args = [_shared(client, s, len(blocks)) for s in shared]
     # a dataset's blocks are all held or all read from their source: one
     # look (each is a walk of the whole collection's graph, so a look per
     # block made a streamed pass quadratic in its chunks)
     placed = None  # the worker each chunk's result will be on, where known
     if blocks and _held(blocks[0]):
         holders = _holders(client, blocks)
+        if spec.exact and not spec.stateful and all(holders):
+            return _fold_on_workers(client, spec, blocks, shared, name, holders, split_every)
+        shared_args = [_shared(client, s, len(blocks)) for s in shared]
         futures = _submit_persisted(client, spec, blocks, states, shared_args, name, holders)
         if all(holders):
             placed = [h[0] for h in holders]
     else:
+        shared_args = [_shared(client, s, len(blocks)) for s in shared]
         futures = _submit_streamed(client, spec, blocks, states, shared_args, name)
+    return _reduce(client, spec, futures, placed, name, split_every)
+
+
+def _reduce(client: Any, spec: Pass, futures: list, placed: list[str] | None, name: str,
+            split_every: int):
+    """The chunk results combined: each worker's on that worker for an exact
+    pass, else in a tree in chunk order; then across workers, the last
+    combine here."""
+    from distributed import as_completed, wait
+
     reporter = _reporter.get()
     if reporter is not None:
         for n_done, _ in enumerate(as_completed(futures), 1):
@@ -93,17 +111,79 @@ def _run_on_cluster(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
                           **({} if where is None else
                              {"workers": [where], "allow_other_workers": True}))
             for j, (where, chunks) in enumerate(groups)]
+    total = _across_workers(client, spec.combine, outs, name, split_every)
+    return (futures, total) if spec.stateful else total
+
+
+def _across_workers(client: Any, combine: Callable, outs: list, name: str,
+                    split_every: int) -> Any:
+    """The workers' partials combined: on the workers, peer to peer, until
+    at most two are left for the client (one more task, but the client's
+    link, or the scheduler's when it relays, carries two partials whatever
+    the workers), then here."""
     level = 0
-    # the partials meet on the workers, peer to peer, until at most two are
-    # left for the client (one more task, but the client's link, or the
-    # scheduler's when it relays, carries two partials whatever the workers)
     while len(outs) > 2:
         level += 1
-        outs = [client.submit(spec.combine, outs[i : i + split_every],
+        outs = [client.submit(combine, outs[i : i + split_every],
                               key=f"{name}-combine{level}-{i}")
                 for i in range(0, len(outs), split_every)]
-    total = spec.combine(client.gather(outs))
-    return (futures, total) if spec.stateful else total
+    return combine(client.gather(outs))
+
+
+def _fold_chunks(chunk: Callable, combine: Callable, xs: Sequence[Any], ws: Sequence[Any],
+                 offsets: Sequence[int], *shared: Any) -> Any:
+    """On a worker: a stateless pass's chunk calls over blocks it holds, each
+    result folded into the running total as it comes (one block's temporaries
+    at a time)."""
+    total = None
+    for x, w, offset in zip(xs, ws, offsets, strict=True):
+        part = chunk(x, w, offset, *shared)
+        total = part if total is None else combine([total, part])
+    return total
+
+
+def _fold_on_workers(client: Any, spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
+                     name: str, holders: list[list[str]], split_every: int) -> Any:
+    """An exact, stateless pass over persisted blocks as one task per worker
+    thread, folding the blocks that worker holds (like Spark's
+    ``mapPartitions``): the scheduler handles as many tasks as there are
+    threads, not as there are chunks, and one partial a thread crosses the
+    network. Each task is loosely restricted to its worker, so a lost
+    worker's share runs elsewhere."""
+    groups = _thread_groups(client, [h[0] for h in holders])
+    shared_args = [_shared(client, s, len(groups)) for s in shared]
+    fold = delayed(_fold_chunks, pure=True)  # wrapped once: keys are given
+    tasks = []
+    for j, (where, idx) in enumerate(groups):
+        with dask.annotate(workers=[where], allow_other_workers=True):
+            tasks.append(fold(spec.chunk, spec.combine, [blocks[i].x for i in idx],
+                              [blocks[i].w for i in idx], [blocks[i].offset for i in idx],
+                              *shared_args, dask_key_name=(f"{name}-fold", j)))
+    outs = client.compute(tasks)
+    reporter = _reporter.get()
+    if reporter is not None:
+        from distributed import as_completed
+
+        for n_done, _ in enumerate(as_completed(outs), 1):
+            reporter(spec.name, n_done, len(outs))
+    return _across_workers(client, spec.combine, outs, name, split_every)
+
+
+#: threads of each worker seen, by address (a worker's threads do not change
+#: while it lives; a new address is looked up)
+_NTHREADS: dict[str, int] = {}
+
+
+def _thread_groups(client: Any, placed: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """Each worker's chunks (:func:`_by_worker`) cut into as many runs of
+    consecutive chunks as it has threads."""
+    if any(where not in _NTHREADS for where in placed):
+        _NTHREADS.update(client.nthreads())
+    groups = []
+    for where, idx in _by_worker(placed):
+        parts = min(_NTHREADS.get(where, 1), len(idx))
+        groups += [(where, list(run)) for run in np.array_split(idx, parts)]
+    return groups
 
 
 def _submit_persisted(client: Any, spec: Pass, blocks: Sequence[Block], states: Sequence[Any],
