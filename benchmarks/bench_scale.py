@@ -104,7 +104,12 @@ def main():
     parser.add_argument("--stealing", action="store_true",
                         help="leave dask's work stealing on (it may move small blocks to "
                              "idle workers on a loaded machine)")
+    parser.add_argument("--message-log", action="store_true",
+                        help="leave distributed's log of recent messages on (the command "
+                             "line turns it off: it holds pass graphs)")
     args = parser.parse_args()
+    if not args.message_log:  # as dkmeans.cluster.connect does
+        dask.config.set({"distributed.admin.low-level-log-length": 0})
     configs = [(8, c, 256, 64) for c in (100, 1000, 10000)]
     configs += [(16, c, 256, 64) for c in (100, 1000, 10000)]
     configs += [(8, 1000, k, d) for k, d in ((16, 32), (1000, 128))]
@@ -114,6 +119,7 @@ def main():
         configs = [tuple(int(v) for v in c.split(":")) for c in args.configs.split(",")]
     print(f"# {args.label}: load {os.getloadavg()[0]:.1f}, python {sys.version.split()[0]}, "
           f"work stealing {'on' if args.stealing else 'off'}, "
+          f"message log {'on' if args.message_log else 'off'}, "
           f"{'streamed' if args.streamed else 'persisted'}")
     print("| version | workers | chunks | k x d | MB/iter | bound MB | tasks/iter | "
           "s/iter | client RSS growth MB |")
