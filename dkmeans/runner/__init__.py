@@ -10,7 +10,9 @@ persisted where they were computed.
 - :mod:`~dkmeans.runner.local`: a local scheduler's one plain graph, in-memory
   blocks run in this thread, and the one-thread BLAS pin;
 - :mod:`~dkmeans.runner.cluster`: a ``distributed`` cluster's futures, with
-  each worker's chunks combined on that worker for exact passes.
+  each worker's chunks combined on that worker for exact passes;
+- :mod:`~dkmeans.runner.fold`: exact, stateless passes on a cluster as a
+  few tasks, each folding many chunks in a loop.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dask.delayed import Delayed
 
 from dkmeans.runner.base import Block, Pass, report_progress
 from dkmeans.runner.cluster import _run_on_cluster, pair_state
+from dkmeans.runner.fold import fold_pass
 from dkmeans.runner.local import _blas_pinned, _run_in_memory, _run_local, blas_pinned
 
 __all__ = ["Block", "Pass", "blas_pinned", "compute", "compute_all", "pair_state",
@@ -70,6 +73,8 @@ def run_pass(spec: Pass, blocks: Sequence[Block], *shared: Any,
     get = _scheduler([b.x for b in blocks])
     if get in _LOCAL:
         return _run_local(get, spec, blocks, shared, states, name, split_every)
+    if spec.exact and not spec.stateful:
+        return fold_pass(spec, blocks, shared, name, split_every)
     return _run_on_cluster(spec, blocks, shared, states, name, split_every)
 
 

@@ -56,10 +56,9 @@ def _run_on_cluster(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
                     states: Sequence[Any], name: str, split_every: int):
     """A pass on a ``distributed`` cluster, over futures.
 
-    An :attr:`~Pass.exact`, stateless pass over persisted blocks is one
-    task per worker thread, folding the blocks that worker holds
-    (:func:`_fold_on_workers`). Otherwise one task per chunk, computed where
-    its block lives (a persisted block's task is loosely restricted to its
+    One task per chunk (an :attr:`~Pass.exact`, stateless pass folds
+    chunks instead: :mod:`dkmeans.runner.fold`), computed where its block
+    lives (a persisted block's task is loosely restricted to its
     holders); the results stay there as futures (a stateful pass's (state,
     result) pairs are its next states). An exact pass then combines each
     worker's results on that worker (:func:`_by_worker`), so one partial per
@@ -77,8 +76,6 @@ def _run_on_cluster(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
     placed = None  # the worker each chunk's result will be on, where known
     if blocks and _held(blocks[0]):
         holders = _holders(client, blocks)
-        if spec.exact and not spec.stateful and all(holders):
-            return _fold_on_workers(client, spec, blocks, shared, name, holders, split_every)
         shared_args = [_shared(client, s, len(blocks)) for s in shared]
         futures = _submit_persisted(client, spec, blocks, states, shared_args, name, holders)
         if all(holders):
@@ -128,62 +125,6 @@ def _across_workers(client: Any, combine: Callable, outs: list, name: str,
                               key=f"{name}-combine{level}-{i}")
                 for i in range(0, len(outs), split_every)]
     return combine(client.gather(outs))
-
-
-def _fold_chunks(chunk: Callable, combine: Callable, xs: Sequence[Any], ws: Sequence[Any],
-                 offsets: Sequence[int], *shared: Any) -> Any:
-    """On a worker: a stateless pass's chunk calls over blocks it holds, each
-    result folded into the running total as it comes (one block's temporaries
-    at a time)."""
-    total = None
-    for x, w, offset in zip(xs, ws, offsets, strict=True):
-        part = chunk(x, w, offset, *shared)
-        total = part if total is None else combine([total, part])
-    return total
-
-
-def _fold_on_workers(client: Any, spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
-                     name: str, holders: list[list[str]], split_every: int) -> Any:
-    """An exact, stateless pass over persisted blocks as one task per worker
-    thread, folding the blocks that worker holds (like Spark's
-    ``mapPartitions``): the scheduler handles as many tasks as there are
-    threads, not as there are chunks, and one partial a thread crosses the
-    network. Each task is loosely restricted to its worker, so a lost
-    worker's share runs elsewhere."""
-    groups = _thread_groups(client, [h[0] for h in holders])
-    shared_args = [_shared(client, s, len(groups)) for s in shared]
-    fold = delayed(_fold_chunks, pure=True)  # wrapped once: keys are given
-    tasks = []
-    for j, (where, idx) in enumerate(groups):
-        with dask.annotate(workers=[where], allow_other_workers=True):
-            tasks.append(fold(spec.chunk, spec.combine, [blocks[i].x for i in idx],
-                              [blocks[i].w for i in idx], [blocks[i].offset for i in idx],
-                              *shared_args, dask_key_name=(f"{name}-fold", j)))
-    outs = client.compute(tasks)
-    reporter = _reporter.get()
-    if reporter is not None:
-        from distributed import as_completed
-
-        for n_done, _ in enumerate(as_completed(outs), 1):
-            reporter(spec.name, n_done, len(outs))
-    return _across_workers(client, spec.combine, outs, name, split_every)
-
-
-#: threads of each worker seen, by address (a worker's threads do not change
-#: while it lives; a new address is looked up)
-_NTHREADS: dict[str, int] = {}
-
-
-def _thread_groups(client: Any, placed: Sequence[str]) -> list[tuple[str, list[int]]]:
-    """Each worker's chunks (:func:`_by_worker`) cut into as many runs of
-    consecutive chunks as it has threads."""
-    if any(where not in _NTHREADS for where in placed):
-        _NTHREADS.update(client.nthreads())
-    groups = []
-    for where, idx in _by_worker(placed):
-        parts = min(_NTHREADS.get(where, 1), len(idx))
-        groups += [(where, list(run)) for run in np.array_split(idx, parts)]
-    return groups
 
 
 def _submit_persisted(client: Any, spec: Pass, blocks: Sequence[Block], states: Sequence[Any],

@@ -1,0 +1,152 @@
+"""Folding passes on a ``distributed`` cluster: a few tasks, each running a
+pass's chunk calls over many blocks in a loop (as Spark's ``mapPartitions``).
+
+An :attr:`~dkmeans.runner.Pass.exact`, stateless pass (a Lloyd step's sums,
+a seeding round's draw, the farthest rows) gives the same totals in any
+grouping and order, so its chunk results need not each be a task: the
+scheduler then handles as many tasks as the workers have threads, not as
+there are chunks, and one partial per task crosses the network.
+
+- Persisted blocks: one task per worker thread over blocks that worker holds
+  (loosely restricted to it, so a lost worker's share runs elsewhere).
+- Blocks read from their source: :data:`RUNS_PER_THREAD` runs of consecutive
+  chunks per thread in the cluster, each task reading its chunks one at a
+  time (the tasks that make only that chunk, fused, run inside the loop),
+  placed by the scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import dask
+import numpy as np
+from dask.delayed import delayed
+from dask.task_spec import DataNode, List, Task, TaskRef
+
+from dkmeans.runner.base import Block, Pass, _blocks_graph, _reporter
+from dkmeans.runner.cluster import (
+    _across_workers,
+    _by_worker,
+    _fuse_into,
+    _held,
+    _holders,
+    _run_on_cluster,
+    _shared,
+)
+
+#: Runs of chunks per worker thread when blocks are read from their source:
+#: more than one, so a slow run does not hold the pass while threads idle.
+RUNS_PER_THREAD = 4
+
+#: threads of each worker seen, by address (a worker's threads do not change
+#: while it lives; a new address is looked up)
+_NTHREADS: dict[str, int] = {}
+
+
+def fold_pass(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any], name: str,
+              split_every: int) -> Any:
+    """Run an exact, stateless pass over ``blocks`` on the default client's
+    cluster as folding tasks; its combined intermediate."""
+    from distributed import default_client
+
+    client = default_client()
+    if blocks and _held(blocks[0]):
+        holders = _holders(client, blocks)
+        if not all(holders):  # some still computing, or lost: a task per chunk
+            return _run_on_cluster(spec, blocks, shared, [None] * len(blocks), name,
+                                   split_every)
+        groups = _thread_groups(client, [h[0] for h in holders])
+        outs = _fold_held(client, spec, blocks, shared, name, groups)
+    else:
+        outs = _fold_streamed(client, spec, blocks, shared, name)
+    reporter = _reporter.get()
+    if reporter is not None:
+        from distributed import as_completed
+
+        for n_done, _ in enumerate(as_completed(outs), 1):
+            reporter(spec.name, n_done, len(outs))
+    return _across_workers(client, spec.combine, outs, name, split_every)
+
+
+def _fold_held(client: Any, spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
+               name: str, groups: list[tuple[str, list[int]]]) -> list:
+    """One task per (worker, run of its blocks), on that worker."""
+    shared_args = [_shared(client, s, len(groups)) for s in shared]
+    fold = delayed(_fold_blocks, pure=True)  # wrapped once: keys are given
+    tasks = []
+    for j, (where, idx) in enumerate(groups):
+        with dask.annotate(workers=[where], allow_other_workers=True):
+            tasks.append(fold(spec.chunk, spec.combine, [blocks[i].x for i in idx],
+                              [blocks[i].w for i in idx], [blocks[i].offset for i in idx],
+                              *shared_args, dask_key_name=(f"{name}-fold", j)))
+    return client.compute(tasks)
+
+
+def _fold_blocks(chunk: Callable, combine: Callable, xs: Sequence[Any], ws: Sequence[Any],
+                 offsets: Sequence[int], *shared: Any) -> Any:
+    """On a worker: the chunk calls over held blocks, folded."""
+    return _fold(chunk, combine, zip(xs, ws, offsets, strict=True), shared)
+
+
+def _fold(chunk: Callable, combine: Callable, items: Iterable[tuple], shared: Sequence[Any]):
+    """Each (rows, weights, offset)'s chunk call, folded into the running
+    total as it comes (one block's temporaries at a time)."""
+    total = None
+    for x, w, offset in items:
+        part = chunk(x, w, offset, *shared)
+        total = part if total is None else combine([total, part])
+    return total
+
+
+def _thread_groups(client: Any, placed: Sequence[str]) -> list[tuple[str, list[int]]]:
+    """Each worker's chunks (:func:`~dkmeans.runner.cluster._by_worker`) cut
+    into as many runs of consecutive chunks as it has threads."""
+    if any(where not in _NTHREADS for where in placed):
+        _NTHREADS.update(client.nthreads())
+    groups = []
+    for where, idx in _by_worker(placed):
+        parts = min(_NTHREADS.get(where, 1), len(idx))
+        groups += [(where, [int(i) for i in run]) for run in np.array_split(idx, parts)]
+    return groups
+
+
+def _fold_streamed(client: Any, spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
+                   name: str) -> list:
+    """Tasks over runs of consecutive blocks read from their source: each
+    block's own tasks (read, decode, preprocess), fused, are handed to the
+    fold as data and run one block at a time inside it; what several blocks
+    share (a Zarr array's handle) stays a task the folds depend on."""
+    threads = sum(client.nthreads().values()) or 1
+    runs = np.array_split(np.arange(len(blocks)), min(len(blocks), RUNS_PER_THREAD * threads))
+    shared_args = [_shared(client, s, len(runs)) for s in shared]
+    loads = {(f"{name}-load", i): Task((f"{name}-load", i), _pair, TaskRef(b.x.key),
+                                       None if b.w is None else TaskRef(b.w.key))
+             for i, b in enumerate(blocks)}
+    graph = _fuse_into(loads, _blocks_graph(blocks))
+    fused = [graph.pop(key) for key in loads]
+    keys = []
+    for j, run in enumerate(runs):
+        inner = [fused[i] for i in run]
+        deps = sorted({d for t in inner for d in t.dependencies}, key=str)
+        key = (f"{name}-fold", j)
+        graph[key] = Task(key, _fold_loads, spec.chunk, spec.combine, DataNode(None, inner),
+                          [blocks[i].offset for i in run], DataNode(None, deps),
+                          List(*(TaskRef(d) for d in deps)), *shared_args)
+        keys.append(key)
+    return client.get(graph, keys, sync=False)
+
+
+def _pair(x: Any, w: Any) -> tuple:
+    return x, w
+
+
+def _fold_loads(chunk: Callable, combine: Callable, loads: Sequence[Task],
+                offsets: Sequence[int], dep_keys: Sequence[Any], dep_values: Sequence[Any],
+                *shared: Any) -> Any:
+    """On a worker: each block made by its fused tasks (given the values of
+    the nodes they share), its chunk call, folded into the running total."""
+    values = dict(zip(dep_keys, dep_values, strict=True))
+    return _fold(chunk, combine, ((*load(values), offset)
+                                  for load, offset in zip(loads, offsets, strict=True)), shared)
