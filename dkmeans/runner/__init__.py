@@ -3,8 +3,9 @@
 A :class:`Pass` names a chunk function and an associative combine; given the
 data's blocks, :func:`run_pass` builds one task per block (where the block
 lives), a tree of combine tasks with fan-in ``split_every``, and runs it on
-the active Dask scheduler. Stateful passes also return per-block states,
-persisted where they were computed.
+the active Dask scheduler; on a ``distributed`` cluster an exact, stateless
+pass instead runs as a few tasks that each fold many blocks. Stateful passes
+also return per-block states, persisted where they were computed.
 
 - :mod:`~dkmeans.runner.base`: :class:`Pass`, :class:`Block`, progress reports;
 - :mod:`~dkmeans.runner.local`: a local scheduler's one plain graph, in-memory

@@ -6,9 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import dask
 import numpy as np
-from dask.delayed import delayed
 from dask.task_spec import Task, TaskRef
 
 from dkmeans.runner.base import Block, Pass, _blocks_graph, _combine_results, _reporter
@@ -132,16 +130,28 @@ def _submit_persisted(client: Any, spec: Pass, blocks: Sequence[Block], states: 
                       holders: list[list[str]]) -> list:
     """A chunk task per persisted block, where the block is (left free, the
     scheduler moved blocks between workers; restricted loosely, so a lost
-    worker's blocks, recomputed elsewhere, are not waited for)."""
-    # wrapped once: wrapping tokenizes the function, and keys are given
-    call = delayed(_chunk_call, pure=True)
-    raw = []
+    worker's blocks, recomputed elsewhere, are not waited for).
+
+    The blocks go in by key, not as graph nodes: each block's node carries a
+    graph layer of its own, and the scheduler culls every layer against all
+    the keys, so a pass's graph handling grew with the square of its blocks.
+    One submission per set of holders (a restriction applies to a whole
+    submission).
+    """
+    by_holders: dict[tuple, dict] = {}
+    keys = []
     for i, (b, state) in enumerate(zip(blocks, states, strict=True)):
-        with dask.annotate(**({"workers": holders[i], "allow_other_workers": True}
-                              if holders[i] else {})):
-            raw.append(call(spec.chunk, spec.stateful, b.x, b.w, b.offset, state,
-                            *shared_args, dask_key_name=(f"{name}-chunk", i)))
-    return client.compute(raw)
+        key = (f"{name}-chunk", i)
+        by_holders.setdefault(tuple(holders[i]), {})[key] = Task(
+            key, _chunk_call, spec.chunk, spec.stateful, TaskRef(b.x.key),
+            None if b.w is None else TaskRef(b.w.key), b.offset, state, *shared_args)
+        keys.append(key)
+    futures = {}
+    for where, graph in by_holders.items():
+        placed = {"workers": list(where), "allow_other_workers": True} if where else {}
+        futures.update(zip(graph, client.get(graph, list(graph), sync=False, **placed),
+                           strict=True))
+    return [futures[key] for key in keys]
 
 
 def _submit_streamed(client: Any, spec: Pass, blocks: Sequence[Block], states: Sequence[Any],

@@ -20,9 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import dask
 import numpy as np
-from dask.delayed import delayed
 from dask.task_spec import DataNode, List, Task, TaskRef
 
 from dkmeans.runner.base import Block, Pass, _blocks_graph, _reporter
@@ -72,16 +70,22 @@ def fold_pass(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any], name: 
 
 def _fold_held(client: Any, spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
                name: str, groups: list[tuple[str, list[int]]]) -> list:
-    """One task per (worker, run of its blocks), on that worker."""
+    """One task per (worker, run of its blocks), on that worker.
+
+    The blocks go in by key, not as graph nodes: each block's node carries a
+    graph layer of its own, and the scheduler culls every layer against all
+    the keys (at 10,000 blocks, seconds a pass for graph handling alone).
+    """
     shared_args = [_shared(client, s, len(groups)) for s in shared]
-    fold = delayed(_fold_blocks, pure=True)  # wrapped once: keys are given
-    tasks = []
-    for j, (where, idx) in enumerate(groups):
-        with dask.annotate(workers=[where], allow_other_workers=True):
-            tasks.append(fold(spec.chunk, spec.combine, [blocks[i].x for i in idx],
-                              [blocks[i].w for i in idx], [blocks[i].offset for i in idx],
-                              *shared_args, dask_key_name=(f"{name}-fold", j)))
-    return client.compute(tasks)
+
+    def refs(nodes: Sequence[Any]) -> list:
+        return [None if n is None else TaskRef(n.key) for n in nodes]
+
+    return [client.submit(_fold_blocks, spec.chunk, spec.combine,
+                          refs([blocks[i].x for i in idx]), refs([blocks[i].w for i in idx]),
+                          [blocks[i].offset for i in idx], *shared_args,
+                          key=f"{name}-fold-{j}", workers=[where], allow_other_workers=True)
+            for j, (where, idx) in enumerate(groups)]
 
 
 def _fold_blocks(chunk: Callable, combine: Callable, xs: Sequence[Any], ws: Sequence[Any],
