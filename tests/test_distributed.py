@@ -34,10 +34,14 @@ def threaded_models(data):
                 for init in ("k-means||", "random")}
 
 
-@pytest.mark.parametrize("n_workers", [1, 2])
-def test_same_centers_on_threads_and_worker_processes(data, threaded_models, n_workers):
+# (2, 2): folding passes run a task per worker thread, and a worker's
+# partials meet on it first
+@pytest.mark.parametrize(("n_workers", "threads"), [(1, 1), (2, 1), (2, 2)])
+def test_same_centers_on_threads_and_worker_processes(data, threaded_models, n_workers,
+                                                      threads):
     X, path = data
-    with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+    with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads,
+                                  processes=True,
                                   dashboard_address=None, silence_logs=50) as cluster, \
             distributed.Client(cluster) as client:
         for init, ref in threaded_models.items():

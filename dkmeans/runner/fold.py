@@ -5,7 +5,8 @@ An :attr:`~dkmeans.runner.Pass.exact`, stateless pass (a Lloyd step's sums,
 a seeding round's draw, the farthest rows) gives the same totals in any
 grouping and order, so its chunk results need not each be a task: the
 scheduler then handles as many tasks as the workers have threads, not as
-there are chunks, and one partial per task crosses the network.
+there are chunks. A worker's folds are combined on that worker, so one
+partial per worker crosses the network.
 
 - Persisted blocks: one task per worker thread over blocks that worker holds
   (loosely restricted to it, so a lost worker's share runs elsewhere).
@@ -30,6 +31,7 @@ from dkmeans.runner.cluster import (
     _fuse_into,
     _held,
     _holders,
+    _result_holders,
     _run_on_cluster,
     _shared,
 )
@@ -57,14 +59,27 @@ def fold_pass(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any], name: 
                                    split_every)
         groups = _thread_groups(client, [h[0] for h in holders])
         outs = _fold_held(client, spec, blocks, shared, name, groups)
+        placed = [where for where, _ in groups]
     else:
         outs = _fold_streamed(client, spec, blocks, shared, name)
+        placed = None
     reporter = _reporter.get()
     if reporter is not None:
         from distributed import as_completed
 
         for n_done, _ in enumerate(as_completed(outs), 1):
             reporter(spec.name, n_done, len(outs))
+    if placed is None:  # where each fold ran, known once they are done
+        from distributed import wait
+
+        wait(outs)
+        placed = _result_holders(client, outs)
+    # a worker's folds (one per thread) meet on that worker: one partial a
+    # worker crosses the network
+    outs = [outs[idx[0]] if len(idx) == 1 else
+            client.submit(spec.combine, [outs[i] for i in idx], key=f"{name}-worker-{j}",
+                          workers=[where], allow_other_workers=True)
+            for j, (where, idx) in enumerate(_by_worker(placed))]
     return _across_workers(client, spec.combine, outs, name, split_every)
 
 
