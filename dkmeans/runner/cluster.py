@@ -6,7 +6,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import dask
 import numpy as np
+from dask.delayed import delayed
 from dask.task_spec import Task, TaskRef
 
 from dkmeans.runner.base import Block, Pass, _blocks_graph, _combine_results, _reporter
@@ -132,19 +134,28 @@ def _submit_persisted(client: Any, spec: Pass, blocks: Sequence[Block], states: 
     scheduler moved blocks between workers; restricted loosely, so a lost
     worker's blocks, recomputed elsewhere, are not waited for).
 
-    The blocks go in by key, not as graph nodes: each block's node carries a
-    graph layer of its own, and the scheduler culls every layer against all
-    the keys, so a pass's graph handling grew with the square of its blocks.
-    One submission per set of holders (a restriction applies to a whole
-    submission).
+    The blocks go in as the futures that hold them, not as graph nodes: each
+    block's node carries a graph layer of its own, and the scheduler culls
+    every layer against all the keys, so a pass's graph handling grew with
+    the square of its blocks. One submission per set of holders (a
+    restriction applies to a whole submission).
     """
+    refs = block_futures(blocks)
+    if refs is None:  # not each block a future's: as graph nodes
+        call = delayed(_chunk_call, pure=True)  # wrapped once: keys are given
+        raw = []
+        for i, (b, state) in enumerate(zip(blocks, states, strict=True)):
+            with dask.annotate(**({"workers": holders[i], "allow_other_workers": True}
+                                  if holders[i] else {})):
+                raw.append(call(spec.chunk, spec.stateful, b.x, b.w, b.offset, state,
+                                *shared_args, dask_key_name=(f"{name}-chunk", i)))
+        return client.compute(raw)
     by_holders: dict[tuple, dict] = {}
     keys = []
-    for i, (b, state) in enumerate(zip(blocks, states, strict=True)):
+    for i, (b, (x, w), state) in enumerate(zip(blocks, refs, states, strict=True)):
         key = (f"{name}-chunk", i)
         by_holders.setdefault(tuple(holders[i]), {})[key] = Task(
-            key, _chunk_call, spec.chunk, spec.stateful, TaskRef(b.x.key),
-            None if b.w is None else TaskRef(b.w.key), b.offset, state, *shared_args)
+            key, _chunk_call, spec.chunk, spec.stateful, x, w, b.offset, state, *shared_args)
         keys.append(key)
     futures = {}
     for where, graph in by_holders.items():
@@ -152,6 +163,20 @@ def _submit_persisted(client: Any, spec: Pass, blocks: Sequence[Block], states: 
         futures.update(zip(graph, client.get(graph, list(graph), sync=False, **placed),
                            strict=True))
     return [futures[key] for key in keys]
+
+
+def block_futures(blocks: Sequence[Block]) -> list[tuple[Any, Any]] | None:
+    """Each block's rows and weights as the futures holding them (found once
+    in the collections the blocks keep), or None if some block is not a
+    future's."""
+    from distributed import futures_of
+
+    collections = {id(c): c for b in blocks for c in b.keep if c is not None}
+    held = {f.key: f for c in collections.values() for f in futures_of(c)}
+    try:
+        return [(held[b.x.key], None if b.w is None else held[b.w.key]) for b in blocks]
+    except KeyError:
+        return None
 
 
 def _submit_streamed(client: Any, spec: Pass, blocks: Sequence[Block], states: Sequence[Any],

@@ -34,6 +34,7 @@ from dkmeans.runner.cluster import (
     _result_holders,
     _run_on_cluster,
     _shared,
+    block_futures,
 )
 
 #: Runs of chunks per worker thread when blocks are read from their source:
@@ -53,12 +54,13 @@ def fold_pass(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any], name: 
 
     client = default_client()
     if blocks and _held(blocks[0]):
-        holders = _holders(client, blocks)
-        if not all(holders):  # some still computing, or lost: a task per chunk
+        holders, refs = _holders(client, blocks), block_futures(blocks)
+        if not all(holders) or refs is None:  # still computing, lost, or not
+            # a future's: a task per chunk
             return _run_on_cluster(spec, blocks, shared, [None] * len(blocks), name,
                                    split_every)
         groups = _thread_groups(client, [h[0] for h in holders])
-        outs = _fold_held(client, spec, blocks, shared, name, groups)
+        outs = _fold_held(client, spec, blocks, refs, shared, name, groups)
         placed = [where for where, _ in groups]
     else:
         outs = _fold_streamed(client, spec, blocks, shared, name)
@@ -83,21 +85,14 @@ def fold_pass(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any], name: 
     return _across_workers(client, spec.combine, outs, name, split_every)
 
 
-def _fold_held(client: Any, spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
-               name: str, groups: list[tuple[str, list[int]]]) -> list:
-    """One task per (worker, run of its blocks), on that worker.
-
-    The blocks go in by key, not as graph nodes: each block's node carries a
-    graph layer of its own, and the scheduler culls every layer against all
-    the keys (at 10,000 blocks, seconds a pass for graph handling alone).
-    """
+def _fold_held(client: Any, spec: Pass, blocks: Sequence[Block], refs: list[tuple],
+               shared: Sequence[Any], name: str, groups: list[tuple[str, list[int]]]) -> list:
+    """One task per (worker, run of its blocks), on that worker; the blocks
+    go in as the futures holding them (``refs``), not as graph nodes (see
+    :func:`~dkmeans.runner.cluster._submit_persisted`)."""
     shared_args = [_shared(client, s, len(groups)) for s in shared]
-
-    def refs(nodes: Sequence[Any]) -> list:
-        return [None if n is None else TaskRef(n.key) for n in nodes]
-
     return [client.submit(_fold_blocks, spec.chunk, spec.combine,
-                          refs([blocks[i].x for i in idx]), refs([blocks[i].w for i in idx]),
+                          [refs[i][0] for i in idx], [refs[i][1] for i in idx],
                           [blocks[i].offset for i in idx], *shared_args,
                           key=f"{name}-fold-{j}", workers=[where], allow_other_workers=True)
             for j, (where, idx) in enumerate(groups)]
