@@ -70,18 +70,17 @@ def _run_on_cluster(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
     from distributed import default_client
 
     client = default_client()
+    shared_args = [_shared(client, s, len(blocks)) for s in shared]
     # a dataset's blocks are all held or all read from their source: one
     # look (each is a walk of the whole collection's graph, so a look per
     # block made a streamed pass quadratic in its chunks)
     placed = None  # the worker each chunk's result will be on, where known
     if blocks and _held(blocks[0]):
         holders = _holders(client, blocks)
-        shared_args = [_shared(client, s, len(blocks)) for s in shared]
         futures = _submit_persisted(client, spec, blocks, states, shared_args, name, holders)
         if all(holders):
             placed = [h[0] for h in holders]
     else:
-        shared_args = [_shared(client, s, len(blocks)) for s in shared]
         futures = _submit_streamed(client, spec, blocks, states, shared_args, name)
     return _reduce(client, spec, futures, placed, name, split_every)
 
