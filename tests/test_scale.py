@@ -16,7 +16,7 @@ from dkmeans.data import _row_blocks, as_dataset
 from dkmeans.kernels import exact
 from dkmeans.lloyd import lloyd
 from dkmeans.passes import LLOYD
-from dkmeans.runner import run_pass
+from dkmeans.runner import fold, run_pass
 from dkmeans.runner.fold import RUNS_PER_THREAD
 
 pytestmark = pytest.mark.slow
@@ -79,11 +79,11 @@ def test_lloyd_iteration_moves_one_partial_per_worker(cluster, structureless):
     moved = _loopback_bytes() - bytes0
     tasks = cluster.run_on_scheduler(_tasks_done) - tasks0
     payload = 2 * N_WORKERS * (K * D * 8 + K * 8)
-    # beside the payload: each task's message to its worker and report back,
-    # and each chunk's name in its worker's task (not a task of its own: one
-    # task per worker thread folds the chunks that worker holds)
+    # beside the payload: each task's message to its worker and report back
+    # (one task per worker thread folds the chunks that worker holds, and
+    # after the first pass names only which of the workers' folds it is)
     print(f"one Lloyd pass: {moved} bytes on loopback (payload bound {payload}), {tasks} tasks")
-    assert moved <= payload + 6_000 * 3 * N_WORKERS + 300 * N_CHUNKS, (moved, payload)
+    assert moved <= payload + 6_000 * 3 * N_WORKERS, (moved, payload)
     assert tasks <= 2 * N_WORKERS, tasks  # 1 thread each: a fold each, a combine
     # the same totals, bit for bit, as the threaded scheduler's index-ordered tree
     with dask.config.set(scheduler="threads"):
@@ -92,6 +92,61 @@ def test_lloyd_iteration_moves_one_partial_per_worker(cluster, structureless):
     np.testing.assert_array_equal(stats.sums, threaded.sums)
     np.testing.assert_array_equal(stats.weights, threaded.weights)
     assert stats.inertia == threaded.inertia
+
+
+def _pass_bytes(client, blocks, *shared):
+    run_pass(LLOYD, blocks, *shared)  # the first pass over these blocks names them
+    bytes0 = _loopback_bytes()
+    stats = run_pass(LLOYD, blocks, *shared)
+    return _loopback_bytes() - bytes0, stats
+
+
+def test_bytes_a_pass_moves_do_not_grow_with_the_chunks(cluster, structureless):
+    X = structureless
+    centers = X[:: len(X) // K][:K].copy()
+    quanta = exact.grid(len(X), 1.0, np.abs(X).max(axis=0))
+    few = as_dataset(_row_blocks(X, ROWS, scatter=True)).blocks()
+    many = as_dataset(_row_blocks(X, ROWS // 10, scatter=True)).blocks()
+    assert (len(few), len(many)) == (N_CHUNKS, 10 * N_CHUNKS)
+    run_pass(LLOYD, few, centers, quanta)  # functions reach the workers
+    (moved_few, few_stats), (moved_many, many_stats) = (
+        _pass_bytes(cluster, few, centers, quanta), _pass_bytes(cluster, many, centers, quanta))
+    print(f"a Lloyd pass over {len(few)} chunks: {moved_few} bytes; over {len(many)}: "
+          f"{moved_many}")
+    # 576 more chunks: less than a tenth of what naming each would take
+    # (about 360 bytes a chunk)
+    assert moved_many - moved_few <= 20_000, (moved_few, moved_many)
+    # each chunking's totals those of the threaded scheduler, bit for bit
+    for stats, rows in ((few_stats, ROWS), (many_stats, ROWS // 10)):
+        with dask.config.set(scheduler="threads"):
+            threaded = run_pass(LLOYD, as_dataset(da.from_array(X, chunks=(rows, D))).blocks(),
+                                centers, quanta)
+        np.testing.assert_array_equal(stats.sums, threaded.sums)
+        assert stats.inertia == threaded.inertia
+
+
+def test_a_pass_whose_blocks_moved_names_them_again(dask_processes, tmp_path, structureless):
+    """A worker retired between passes: its blocks move to the others, the
+    folds noted on it find nothing, and the pass names its blocks again;
+    the totals are the threaded scheduler's, bit for bit, before and after."""
+    X = structureless[: 24 * ROWS]
+    centers, quanta = X[:7].copy(), exact.grid(len(X), 1.0, np.abs(X).max(axis=0))
+    with dask.config.set(scheduler="threads"):
+        threaded = run_pass(LLOYD, as_dataset(da.from_array(X, chunks=(ROWS, D))).blocks(),
+                            centers, quanta)
+    with dask_processes(tmp_path, 3) as address, Client(address) as client:
+        client.wait_for_workers(3)
+        blocks = as_dataset(_row_blocks(X, ROWS, scatter=True)).blocks()
+        passes = [run_pass(LLOYD, blocks, centers, quanta),
+                  run_pass(LLOYD, blocks, centers, quanta)]  # named, then noted
+        client.retire_workers([sorted(client.nthreads())[0]])
+        passes += [run_pass(LLOYD, blocks, centers, quanta),  # noted ones missing
+                   run_pass(LLOYD, blocks, centers, quanta)]
+    plan = next(reversed(fold._PLANS.values()))  # this dataset's: the latest
+    assert (plan.misses, plan.registered, len(plan.groups)) == (1, True, 2)
+    for stats in passes:
+        np.testing.assert_array_equal(stats.sums, threaded.sums)
+        assert stats.inertia == threaded.inertia
 
 
 def test_farthest_rows_travel_only_for_an_empty_cluster(cluster, structureless):
