@@ -19,9 +19,11 @@ them nothing. Also: the k-means|| seeding time at k=1,000, d=128 (threads).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 
 import dask
@@ -53,7 +55,7 @@ def measure(client, blocks, centers, iters):
             time.perf_counter() - s0)
 
 
-def per_iteration(workers, chunks, k, d, rows, streamed=False):
+def per_iteration(workers, chunks, k, d, rows, streamed=False, zarr_dir=None):
     from distributed import Client, LocalCluster
 
     from dkmeans.data import as_dataset
@@ -66,16 +68,29 @@ def per_iteration(workers, chunks, k, d, rows, streamed=False):
                                                         dtype=np.float32)
         # persisted as chunked (a fit would merge them to about two per worker
         # thread first: here the chunks are the variable), or made afresh by
-        # each pass's tasks, as rows streamed from storage are read
-        blocks = as_dataset(X if streamed else X.persist()).blocks()
-        centers = X[:k].compute()
-        measure(client, blocks, centers, 1)  # warm-up
-        rss0 = psutil.Process().memory_info().rss
-        one = measure(client, blocks, centers, 1)
-        three = measure(client, blocks, centers, 3)
-        rss = psutil.Process().memory_info().rss - rss0
-        return {f: (b - a) / 2 for f, a, b in zip(("bytes", "tasks", "seconds"), one, three,
-                                                     strict=True)} | {"client_rss_growth": rss}
+        # each pass's tasks, as rows streamed from storage are read (or read
+        # from a Zarr store on this machine's disk: each chunk's read task a
+        # path and a slice, where the random rows' carry a generator state)
+        stack = contextlib.ExitStack()
+        if zarr_dir is not None:
+            path = os.path.join(stack.enter_context(tempfile.TemporaryDirectory(dir=zarr_dir)),
+                                "x.zarr")
+            X.to_zarr(path)
+            X = da.from_zarr(path)
+        with stack:
+            return _measured(client, as_dataset(X if streamed else X.persist()).blocks(),
+                             X[:k].compute())
+
+
+def _measured(client, blocks, centers):
+    """Per-iteration bytes, tasks and seconds of Lloyd over ``blocks``."""
+    measure(client, blocks, centers, 1)  # warm-up
+    rss0 = psutil.Process().memory_info().rss
+    one = measure(client, blocks, centers, 1)
+    three = measure(client, blocks, centers, 3)
+    rss = psutil.Process().memory_info().rss - rss0
+    return {f: (b - a) / 2 for f, a, b in zip(("bytes", "tasks", "seconds"), one, three,
+                                                 strict=True)} | {"client_rss_growth": rss}
 
 
 def seeding_seconds(k=1000, d=128, n=100_000):
@@ -100,6 +115,9 @@ def main():
     parser.add_argument("--no-seeding", action="store_true")
     parser.add_argument("--streamed", action="store_true",
                         help="rows made by each pass's own tasks instead of persisted")
+    parser.add_argument("--zarr", default=None, metavar="DIR",
+                        help="with --streamed: rows written once to a Zarr store in a "
+                             "temporary folder under DIR and read from it by each pass")
     parser.add_argument("--out", default=None, help="append JSON lines here")
     parser.add_argument("--stealing", action="store_true",
                         help="leave dask's work stealing on (it may move small blocks to "
@@ -120,14 +138,15 @@ def main():
     print(f"# {args.label}: load {os.getloadavg()[0]:.1f}, python {sys.version.split()[0]}, "
           f"work stealing {'on' if args.stealing else 'off'}, "
           f"message log {'on' if args.message_log else 'off'}, "
-          f"{'streamed' if args.streamed else 'persisted'}")
+          f"{'streamed' if args.streamed else 'persisted'}"
+          f"{' from Zarr' if args.streamed and args.zarr else ''}")
     print("| version | workers | chunks | k x d | MB/iter | bound MB | tasks/iter | "
           "s/iter | client RSS growth MB |")
     print("|---|---|---|---|---|---|---|---|---|")
     rows_out = []
     dask.config.set({"distributed.scheduler.work-stealing": args.stealing})
     for workers, chunks, k, d in configs:
-        r = per_iteration(workers, chunks, k, d, args.rows, args.streamed)
+        r = per_iteration(workers, chunks, k, d, args.rows, args.streamed, args.zarr)
         bound = 2 * workers * (k * d * 8 + k * 8)
         print(f"| {args.label} | {workers} | {chunks} | {k} x {d} | {r['bytes'] / 1e6:.2f} | "
               f"{bound / 1e6:.2f} | {r['tasks']:.0f} | {r['seconds']:.3f} | "

@@ -16,7 +16,7 @@ from dkmeans.data import _row_blocks, as_dataset
 from dkmeans.kernels import exact
 from dkmeans.lloyd import lloyd
 from dkmeans.passes import LLOYD
-from dkmeans.runner import fold, run_pass
+from dkmeans.runner import notes, run_pass
 from dkmeans.runner.fold import RUNS_PER_THREAD
 
 pytestmark = pytest.mark.slow
@@ -127,8 +127,10 @@ def test_bytes_a_pass_moves_do_not_grow_with_the_chunks(cluster, structureless):
 
 def test_a_pass_whose_blocks_moved_names_them_again(dask_processes, tmp_path, structureless):
     """A worker retired between passes: its blocks move to the others, the
-    folds noted on it find nothing, and the pass names its blocks again;
-    the totals are the threaded scheduler's, bit for bit, before and after."""
+    folds noted on it find nothing, and the pass names its blocks again; a
+    worker restarted: the runs of streamed chunks noted on it are gone, and
+    the pass names them again. The totals are the threaded scheduler's, bit
+    for bit, before and after."""
     X = structureless[: 24 * ROWS]
     centers, quanta = X[:7].copy(), exact.grid(len(X), 1.0, np.abs(X).max(axis=0))
     with dask.config.set(scheduler="threads"):
@@ -136,14 +138,20 @@ def test_a_pass_whose_blocks_moved_names_them_again(dask_processes, tmp_path, st
                             centers, quanta)
     with dask_processes(tmp_path, 3) as address, Client(address) as client:
         client.wait_for_workers(3)
-        blocks = as_dataset(_row_blocks(X, ROWS, scatter=True)).blocks()
-        passes = [run_pass(LLOYD, blocks, centers, quanta),
-                  run_pass(LLOYD, blocks, centers, quanta)]  # named, then noted
+        held = as_dataset(_row_blocks(X, ROWS, scatter=True)).blocks()
+        streamed = _zarr_blocks(X, tmp_path, ROWS)
+        passes = [run_pass(LLOYD, blocks, centers, quanta)  # named, then noted
+                  for blocks in (held, held, streamed)]
         client.retire_workers([sorted(client.nthreads())[0]])
-        passes += [run_pass(LLOYD, blocks, centers, quanta),  # noted ones missing
-                   run_pass(LLOYD, blocks, centers, quanta)]
-    plan = next(reversed(fold._PLANS.values()))  # this dataset's: the latest
-    assert (plan.misses, plan.registered, len(plan.groups)) == (1, True, 2)
+        passes += [run_pass(LLOYD, blocks, centers, quanta)  # noted ones missing
+                   for blocks in (held, held, streamed, streamed)]
+        client.restart_workers([sorted(client.nthreads())[0]])  # its notes gone
+        passes += [run_pass(LLOYD, streamed, centers, quanta) for _ in range(2)]
+    # the latest plans of each kind: these datasets'
+    held_plan, streamed_plan = ([p for p in notes._PLANS.values() if (p.sources is None) == h][-1]
+                                for h in (True, False))
+    assert (held_plan.misses, held_plan.registered, len(held_plan.groups)) == (1, True, 2)
+    assert (streamed_plan.misses, streamed_plan.registered) == (1, True)
     for stats in passes:
         np.testing.assert_array_equal(stats.sums, threaded.sums)
         assert stats.inertia == threaded.inertia
@@ -168,17 +176,21 @@ def test_farthest_rows_travel_only_for_an_empty_cluster(cluster, structureless):
     np.testing.assert_array_equal(result.centers[3], X[farthest])
 
 
+def _zarr_blocks(X, folder, rows):
+    import zarr
+
+    path = str(folder / f"x{rows}.zarr")
+    z = zarr.create_array(path, shape=X.shape, dtype="f8", chunks=(rows, X.shape[1]))
+    z[:] = X
+    return as_dataset(da.from_zarr(path)).blocks()
+
+
 def test_streamed_chunks_are_folded_by_a_few_tasks(cluster, structureless, tmp_path):
     """Zarr read from its source each pass: each chunk's read (and decode)
     tasks run inside the task folding its run of chunks, and the totals are
     those of the threaded scheduler, bit for bit."""
-    import zarr
-
     X = structureless[: 40 * ROWS, :8]
-    z = zarr.create_array(str(tmp_path / "x.zarr"), shape=X.shape, dtype="f8",
-                          chunks=(ROWS, 8))
-    z[:] = X
-    blocks = as_dataset(da.from_zarr(str(tmp_path / "x.zarr"))).blocks()
+    blocks = _zarr_blocks(X, tmp_path, ROWS)
     assert len(blocks) == 40
     centers, quanta = X[:5].copy(), exact.grid(len(X), 1.0, np.abs(X).max(axis=0))
     run_pass(LLOYD, blocks, centers, quanta)
@@ -186,10 +198,30 @@ def test_streamed_chunks_are_folded_by_a_few_tasks(cluster, structureless, tmp_p
     stats = run_pass(LLOYD, blocks, centers, quanta)
     tasks = cluster.run_on_scheduler(_tasks_done) - tasks0
     # runs of chunks folded by a few tasks a thread, not a task a chunk; each
-    # worker's folds combined on it, then the workers' partials
+    # worker's folds combined on it, then the workers' partials; the nodes
+    # the runs share (the array's handle)
     assert tasks <= RUNS_PER_THREAD * N_WORKERS + N_WORKERS + 3, tasks
     with dask.config.set(scheduler="threads"):
-        threaded = run_pass(LLOYD, as_dataset(da.from_zarr(str(tmp_path / "x.zarr"))).blocks(),
+        threaded = run_pass(LLOYD, as_dataset(da.from_array(X, chunks=(ROWS, 8))).blocks(),
                             centers, quanta)
     np.testing.assert_array_equal(stats.sums, threaded.sums)
     assert stats.inertia == threaded.inertia
+
+
+def test_streamed_chunks_are_named_on_the_first_pass_only(cluster, structureless, tmp_path):
+    """A run's read tasks are noted where it ran: later passes send the
+    same bytes over 40 chunks as over 400."""
+    X = structureless[: 40 * ROWS, :8]
+    centers, quanta = X[:5].copy(), exact.grid(len(X), 1.0, np.abs(X).max(axis=0))
+    moved = {}
+    for rows in (ROWS, ROWS // 10):
+        blocks = _zarr_blocks(X, tmp_path, rows)
+        moved[len(blocks)], stats = _pass_bytes(cluster, blocks, centers, quanta)
+        with dask.config.set(scheduler="threads"):
+            threaded = run_pass(LLOYD, as_dataset(da.from_array(X, chunks=(rows, 8))).blocks(),
+                                centers, quanta)
+        np.testing.assert_array_equal(stats.sums, threaded.sums)
+        assert stats.inertia == threaded.inertia
+    print(f"a streamed Lloyd pass, bytes by chunks: {moved}")
+    # 360 more chunks: less than what naming each (~200 bytes) would take
+    assert moved[400] - moved[40] <= 20_000, moved
