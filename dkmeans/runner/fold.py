@@ -96,12 +96,12 @@ def fold_pass(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any], name: 
         # a future's: a task per chunk
         return _run_on_cluster(spec, blocks, shared, [None] * len(blocks), name, split_every)
     groups = _thread_groups(client, [h[0] for h in holders])
-    register = tokenize(token, groups) if misses < MAX_MISSES else None
+    register = tokenize(token, groups) if misses < MAX_MISSES and first is not None else None
     outs = _fold_held(client, spec, blocks, refs, shared, name, groups, register)
     result = _finish(client, spec, spec.combine, outs, [where for where, _ in groups], name,
                      split_every)
     if register is not None:
-        remember(token, Plan(register, groups, weakref.ref(refs[0][0]), misses=misses))
+        remember(token, Plan(register, groups, weakref.ref(first), misses=misses))
     return result
 
 
