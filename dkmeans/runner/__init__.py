@@ -13,7 +13,9 @@ also return per-block states, persisted where they were computed.
 - :mod:`~dkmeans.runner.cluster`: a ``distributed`` cluster's futures, with
   each worker's chunks combined on that worker for exact passes;
 - :mod:`~dkmeans.runner.fold`: exact, stateless passes on a cluster as a
-  few tasks, each folding many chunks in a loop.
+  few tasks, each folding many chunks in a loop;
+- :mod:`~dkmeans.runner.notes`: what folds leave on their workers, so only
+  the first pass over a dataset names its blocks.
 """
 
 from __future__ import annotations
