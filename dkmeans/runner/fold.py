@@ -77,7 +77,10 @@ def fold_pass(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any], name: 
     threads = 0 if held else sum(client.nthreads().values()) or 1
     token = tokenize(client.id, threads, [(b.x.key, None if b.w is None else b.w.key,
                                            b.offset) for b in blocks])
-    first = _first_future(blocks[0]) if held else None
+    # the future holding the first block's rows: a plan made with another
+    # (the same keys persisted anew) no longer holds
+    firsts = block_futures(blocks[:1]) if held else None
+    first = firsts[0][0] if firsts else None
     plan = plan_for(token, first)
     if plan is not None and plan.registered:
         outs = (_noted_held if held else _noted_streamed)(client, spec, plan, shared, name)
@@ -103,14 +106,6 @@ def fold_pass(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any], name: 
     if register is not None:
         remember(token, Plan(register, groups, weakref.ref(first), misses=misses))
     return result
-
-
-def _first_future(block: Block) -> Any:
-    """The future holding a block's rows (None if none does)."""
-    from distributed import futures_of
-
-    return next((f for c in block.keep if c is not None for f in futures_of(c)
-                 if f.key == block.x.key), None)
 
 
 def _finish(client: Any, spec: Pass, combine: Callable, outs: list, placed: list[str] | None,
