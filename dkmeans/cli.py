@@ -21,6 +21,7 @@ from dkmeans.cli_evaluate import add_options as add_evaluate_options
 from dkmeans.cli_evaluate import extras as evaluate_extras
 from dkmeans.cli_jobs import (
     open_input,
+    printable_stdout,
     progress_bar,
     report,
     start_job,
@@ -92,7 +93,7 @@ def _fit(args: argparse.Namespace) -> int:
         with progress_bar(args):
             model._fit(X, start=start, on_iteration=_Progress(args, out, params, fp))
         seconds = time.perf_counter() - t0
-    model.save(out, fingerprint=fp)
+    model.save(out, fingerprint=fp, overwrite=True)  # checked by start_job
     log.info("model written to %s", out)
     return _summary(args, read_meta(out), resumed_from=resumed_from, seconds=seconds)
 
@@ -119,7 +120,7 @@ def _fit_minibatch(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - t0
     log.info("%d epochs, %d batches, %.2f passes read, inertia %.6g", model.n_iter_,
              model.n_steps_, model.n_passes_read_, model.inertia_)
-    model.save(out, fingerprint=fp)
+    model.save(out, fingerprint=fp, overwrite=True)  # checked by start_job
     log.info("model written to %s", out)
     return _summary(args, read_meta(out), resumed_from=None, seconds=seconds,
                     n_passes_read=model.n_passes_read_)
@@ -138,16 +139,20 @@ def _summary(args: argparse.Namespace, meta: dict, **extra: Any) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from dkmeans import load
     from dkmeans.cluster import connect
+    from dkmeans.outputs import labels_target
     from dkmeans.storage import locate
 
     storage = storage_options(args)
     model = load(args.model, storage)
     out = locate(args.output, storage)
+    source = locate(args.input, storage)
+    labels_target(out, [source], args.force)  # refused before a cluster starts
     table = table_options(args, args.model)
     X = open_input(args, storage, table)
     with connect(args.cluster, n_workers=args.workers):
         X = open_input(args, storage, table)
-        model.predict_to_zarr(X, out)  # chunk by chunk, on the workers
+        # chunk by chunk, on the workers
+        model.predict_to_zarr(X, out, overwrite=args.force)
     summary = {"labels": out.url, "n_samples": int(X.shape[0])}
     print(json.dumps(summary) if args.json else f"{out}: {X.shape[0]:,} labels")
     return 0
@@ -190,7 +195,11 @@ def _info(args: argparse.Namespace) -> int:
     from dkmeans.storage import locate
 
     loc = locate(args.model, storage_options(args))
-    meta = read_meta(loc)
+    with printable_stdout():  # a model file's strings never reach the terminal raw
+        return _describe(args, loc, read_meta(loc))
+
+
+def _describe(args: argparse.Namespace, loc: Any, meta: dict) -> int:
     from dkmeans.io import read_array
 
     if meta["estimator"] == "GaussianMixture":
@@ -266,7 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="write the label of every row to Zarr")
     predict.add_argument("model", metavar="MODEL_DIR")
     predict.add_argument("input")
-    predict.add_argument("--output", "-o", required=True, metavar="LABELS.zarr")
+    predict.add_argument("--output", "-o", required=True, metavar="LABELS.zarr",
+                         help="where the labels go: nothing may be there, or labels "
+                              "dkmeans wrote (with --force)")
+    predict.add_argument("--force", action="store_true",
+                         help="replace labels dkmeans wrote at the output before")
     cluster_options(predict)
     predict.set_defaults(run=_predict)
 

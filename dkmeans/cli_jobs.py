@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import sys
 from typing import Any
 
@@ -21,8 +22,62 @@ def table_options(args: argparse.Namespace, model: Any = None) -> dict:
         from dkmeans.io import read_meta
 
         saved = (read_meta(model, storage_options(args)).get("input_fingerprint") or {})
-        return dict(saved.get("table") or given)
+        return saved_table(saved.get("table"), model) or given
     return given
+
+
+def saved_table(table: Any, model: Any) -> dict | None:
+    """How a model's input table was read, from its (untrusted) file: a
+    single-character separator (pandas reads a longer one as a regular
+    expression), column names or positions, a header flag."""
+    from dkmeans.errors import InvalidInputError
+
+    if table is None:
+        return None
+    sep, columns, header = (table.get(k) for k in ("sep", "columns", "header")) \
+        if isinstance(table, dict) else (None, None, None)
+    ok = isinstance(table, dict) and set(table) <= {"sep", "columns", "header"} and \
+        (sep is None or (isinstance(sep, str) and len(sep) == 1)) and \
+        isinstance(header, bool) and (columns is None or (
+            isinstance(columns, list) and all(isinstance(c, (str, int)) and
+                                              not isinstance(c, bool) for c in columns)))
+    if not ok:
+        raise InvalidInputError(
+            f"The model in {model} records how its table was read in a form dkmeans does not "
+            "write (a separator must be one character; columns names or positions): "
+            "refusing to use it. Give --sep, --columns and --no-header yourself.")
+    return {"columns": columns, "sep": sep, "header": header}
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e"
+                      "\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escapes, bidirectional
+    overrides) shown as escapes, never sent to the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                        else f"\\u{ord(m.group()):04x}", text)
+
+
+@contextlib.contextmanager
+def printable_stdout() -> Any:
+    """Everything printed in the block passes through :func:`printable`
+    (what a model file says is not the terminal's to interpret)."""
+    real = sys.stdout
+
+    class _Out:
+        def write(self, text: str) -> int:
+            return real.write(printable(text))
+
+        def flush(self) -> None:
+            real.flush()
+
+    sys.stdout = _Out()
+    try:
+        yield
+    finally:
+        sys.stdout = real
 
 
 def open_input(args: argparse.Namespace, storage_options: dict, table: dict) -> Any:
@@ -51,10 +106,12 @@ def progress_bar(args: argparse.Namespace) -> Any:
 
 
 def existing_model(out: Any) -> dict | None:
-    """The metadata of the model or checkpoint at ``out``, if there is one."""
-    from dkmeans.io import read_meta
+    """The metadata of the model or checkpoint at ``out``, if there is one;
+    an error if ``out`` holds anything but a dkmeans model (nothing there is
+    touched, and the job has not started)."""
+    from dkmeans.modelfile import model_target
 
-    return read_meta(out) if out.child("model.json").exists() else None
+    return model_target(out)
 
 
 def check_same_job(meta: dict, out: Any, estimator: str, params: dict, fp: dict) -> None:

@@ -36,7 +36,7 @@ class _Checkpoints:
         if every and result.n_iter % every == 0 and not result.converged:
             state = self.model.__class__(**self.model.get_params())
             state._set_state(result, self.model.n_features_in_)
-            state.save(self.out, fingerprint=self.fp, state="checkpoint")
+            state.save(self.out, fingerprint=self.fp, state="checkpoint", overwrite=True)
             log.info("checkpoint: iteration %d written to %s", result.n_iter, self.out)
 
 
@@ -70,7 +70,7 @@ def fit_job(args: argparse.Namespace) -> int:
         with progress_bar(args):
             model._fit(X, start=start, on_iteration=_Checkpoints(args, model, out, fp))
         seconds = time.perf_counter() - t0
-    model.save(out, fingerprint=fp)
+    model.save(out, fingerprint=fp, overwrite=True)  # checked by start_job
     log.info("model written to %s", out)
     return summary(args, read_meta(out), seconds=seconds,
                    resumed_from=None if start is None else start.n_iter)

@@ -181,26 +181,53 @@ def estimator_params(args: argparse.Namespace) -> dict[str, Any]:
 # ------------------------------------------------------------ where data lives
 
 
+#: Where ``--storage-options`` may also come from, kept out of ``ps`` and job logs.
+STORAGE_OPTIONS_ENV = "DKMEANS_STORAGE_OPTIONS"
+
+
+def _given_storage_options(args: argparse.Namespace) -> dict:
+    """``--storage-options``: JSON, ``@FILE`` holding JSON, or (when the
+    option is not given) the :data:`STORAGE_OPTIONS_ENV` variable. Errors
+    never repeat the text, which may hold a secret."""
+    text = getattr(args, "storage_options", None)
+    where = "--storage-options"
+    if text is None:
+        text, where = os.environ.get(STORAGE_OPTIONS_ENV), STORAGE_OPTIONS_ENV
+    if not text:
+        return {}
+    if text.startswith("@"):
+        where = f"--storage-options file {text[1:]!r}"
+        try:
+            with open(text[1:]) as f:
+                text = f.read()
+        except OSError as err:
+            raise InvalidParameterError(f"Cannot read {where}: {err.strerror}.") from err
+    try:
+        given = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InvalidParameterError(f"{where} is not valid JSON: {err.msg} at line "
+                                    f"{err.lineno} column {err.colno}.") from None
+    if not isinstance(given, dict):
+        raise InvalidParameterError(f"{where} must be a JSON object, e.g. "
+                                    "'{\"endpoint_url\": \"http://127.0.0.1:9000\"}'.")
+    return given
+
+
 def storage_options(args: argparse.Namespace) -> dict:
     """Storage options: the cluster file's ``storage:`` section, then
-    ``--storage-options``; for s3:// paths, credentials the AWS SDK finds
-    on this machine (environment, config files) are added, so they travel
-    to workers that have none."""
+    ``--storage-options`` (or its file or environment variable). The
+    client's own AWS credentials are added for s3:// paths only when asked
+    (``--pass-credentials``, or ``pass_credentials: true`` under
+    ``storage:``): by default the workers use their own credential chain."""
     from dkmeans.cluster import load_config
-    from dkmeans.errors import InvalidParameterError
 
     options = dict(load_config(args.cluster).get("storage") or {})
-    if getattr(args, "storage_options", None):
-        try:
-            given = json.loads(args.storage_options)
-        except json.JSONDecodeError as err:
-            raise InvalidParameterError(f"--storage-options is not valid JSON: {err}") from err
-        if not isinstance(given, dict):
-            raise InvalidParameterError("--storage-options must be a JSON object, e.g. "
-                                        "'{\"endpoint_url\": \"http://127.0.0.1:9000\"}'.")
-        options.update(given)
+    passing = bool(options.pop("pass_credentials", False))
+    options.update(_given_storage_options(args))
+    passing = bool(options.pop("pass_credentials", passing)) or \
+        bool(getattr(args, "pass_credentials", False))
     paths = [getattr(args, name, None) or "" for name in ("input", "output", "model")]
-    if any(str(p).startswith(("s3://", "s3a://")) for p in paths):
+    if passing and any(str(p).startswith(("s3://", "s3a://")) for p in paths):
         options = _with_aws_credentials(options)
     return options
 
@@ -228,10 +255,14 @@ def _with_aws_credentials(options: dict) -> dict:
 
 
 def storage_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--storage-options", default=None, metavar="JSON",
+    p.add_argument("--storage-options", default=None, metavar="JSON|@FILE",
                    help="fsspec storage options for every path and URL, as a JSON object "
-                        "(e.g. '{\"endpoint_url\": \"http://minio:9000\"}'); s3:// "
-                        "credentials also come from the AWS environment and config files")
+                        "(e.g. '{\"endpoint_url\": \"http://minio:9000\"}'), or @FILE "
+                        f"holding it; default: ${STORAGE_OPTIONS_ENV}. Secrets belong in "
+                        "the file or variable: a command line shows in ps and job logs")
+    p.add_argument("--pass-credentials", action="store_true",
+                   help="send this machine's AWS credentials (environment, ~/.aws) to the "
+                        "workers with the tasks; by default workers use their own")
 
 
 def cluster_options(p: argparse.ArgumentParser) -> None:

@@ -39,7 +39,10 @@ _SCHEMAS: dict[str, dict[str, tuple[Any, Any]]] = {
         "n_workers": (int, 2),
         "threads_per_worker": (int, 1),
         "memory_limit": ((str, int), "auto"),
-        "dashboard_address": ((str, type(None)), ":8787"),
+        # loopback: the dashboard shows the data's shape and the job's code;
+        # ":8787" opens it on every interface
+        "dashboard_address": ((str, type(None)), "127.0.0.1:8787"),
+        "security": ((str, type(None)), None),
     },
     "scheduler": {
         "address": (str, "required"),
@@ -55,12 +58,14 @@ _SCHEMAS: dict[str, dict[str, tuple[Any, Any]]] = {
         "account": ((str, type(None)), None),
         "walltime": ((str, type(None)), None),
         "job_extra_directives": (list, []),
+        "security": ((str, type(None)), None),
     },
     "kubernetes": {
         "name": (str, "dkmeans"),
         "image": (str, "ghcr.io/dask/dask:latest"),
         "n_workers": (int, 2),
         "resources": ((dict, type(None)), None),
+        "security": ((str, type(None)), None),
     },
 }
 # every type may name storage options (fsspec) for the job's paths and URLs
@@ -125,6 +130,10 @@ def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> dict
                 f"Cluster configuration key {key!r} has the wrong type: {value!r} "
                 f"({where}).")
         config[key] = value
+    if config.get("security") not in (None, "temporary"):
+        raise InvalidParameterError(
+            f"Cluster configuration key 'security' is {config['security']!r} ({where}); "
+            "expected 'temporary' (self-signed TLS certificates made for this job).")
     if config.get("tls"):
         unknown = set(config["tls"]) - _TLS_KEYS
         if unknown:
@@ -141,8 +150,23 @@ def _security(tls: dict[str, str] | None) -> Any:
     for key in _TLS_KEYS & set(tls):
         if not os.path.isfile(tls[key]):
             raise InvalidParameterError(f"TLS file for {key!r} not found: {tls[key]!r}.")
+    if "key" in tls and os.stat(tls["key"]).st_mode & 0o077:
+        import warnings
+
+        warnings.warn(f"The TLS key file {tls['key']!r} is readable by other users of this "
+                      "machine: chmod 600 it.", UserWarning, stacklevel=3)
     return Security(tls_ca_file=tls.get("ca_file"), tls_client_cert=tls.get("cert"),
                     tls_client_key=tls.get("key"), require_encryption=True)
+
+
+def _security_kwargs(config: dict) -> dict:
+    """``security=`` for a cluster this job starts: with ``security:
+    temporary``, self-signed certificates made now (every connection TLS)."""
+    if not config.get("security"):
+        return {}
+    from distributed.security import Security
+
+    return {"security": Security.temporary()}
 
 
 def _import(module: str, package: str, kind: str) -> Any:
@@ -178,13 +202,34 @@ def connect(path: str | os.PathLike | None = None, **overrides: Any) -> Iterator
             client = _scheduler_client(config)
             with client:
                 wait_for_workers(client, 1, config["timeout"])
-                yield client
+                with _forgetting(client):
+                    yield client
             return
         cluster = stack.enter_context(_new_cluster(config, stack))
-        client = stack.enter_context(Client(cluster))
+        client = stack.enter_context(Client(cluster, security=_temporary(config, cluster)))
         if config["type"] == "local":
             wait_for_workers(client, config["n_workers"], "60s")
-        yield client
+        with _forgetting(client):
+            yield client
+
+
+@contextlib.contextmanager
+def _forgetting(client: Any) -> Iterator[None]:
+    """At the end of a job, nothing it sent stays on the workers or here:
+    the folding passes' notes, cached filesystems (storage credentials)."""
+    from dkmeans.runner.janitor import forget_on_workers
+    from dkmeans.runner.notes import forget_plans
+
+    try:
+        yield
+    finally:
+        forget_on_workers(client)
+        forget_plans()
+
+
+def _temporary(config: dict, cluster: Any) -> Any:
+    """The security a client of a ``security: temporary`` cluster needs."""
+    return getattr(cluster, "security", None) if config.get("security") else None
 
 
 def _scheduler_client(config: dict) -> Any:
@@ -217,13 +262,20 @@ def _new_cluster(config: dict, stack: contextlib.ExitStack) -> Any:
         return LocalCluster(
             n_workers=config["n_workers"], threads_per_worker=config["threads_per_worker"],
             memory_limit=config["memory_limit"], dashboard_address=config["dashboard_address"],
-            processes=True, silence_logs=logging.ERROR, local_directory=scratch)
+            processes=True, silence_logs=logging.ERROR, local_directory=scratch,
+            **_security_kwargs(config))
     if kind == "slurm":
         jobqueue = _import("dask_jobqueue", "dask-jobqueue", kind)
-        kwargs = {k: v for k, v in config.items() if k not in ("type", "jobs")}
-        cluster = jobqueue.SLURMCluster(**kwargs)
+        kwargs = {k: v for k, v in config.items()
+                  if k not in ("type", "jobs", "storage", "security")}
+        cluster = jobqueue.SLURMCluster(**kwargs, **_security_kwargs(config))
         cluster.scale(jobs=config["jobs"])
         return cluster
+    if config.get("security"):
+        raise InvalidParameterError(
+            "security: temporary is not available for a 'kubernetes' cluster: dask-kubernetes' "
+            "KubeCluster takes no TLS settings. Give the operator's DaskCluster TLS "
+            "certificates from a Kubernetes Secret and connect with type: scheduler and tls.")
     operator = _import("dask_kubernetes.operator", "dask-kubernetes", kind)
     return operator.KubeCluster(name=config["name"], image=config["image"],
                                 n_workers=config["n_workers"], resources=config["resources"])

@@ -34,3 +34,12 @@ class ClusterUnavailableError(DKMeansError, ConnectionError):
 
     Not the caller's input: the command line exits with 1, not 2.
     """
+
+
+class OutputExistsError(DKMeansError, FileExistsError):
+    """An output path holds something dkmeans will not replace: files that are
+    not its own output, or its output when replacing was not asked for."""
+
+
+class WriteConflictError(DKMeansError, RuntimeError):
+    """Another writer holds (or took over) the output being written."""

@@ -281,6 +281,10 @@ of shape (n_samples, n_features)
         if self.scale and self.metric == "cosine":
             raise InvalidParameterError("scale=True with metric='cosine': rows are scaled "
                                         "to unit length already; choose one.")
+        if self.min_cluster_size is not None and self.metric == "manhattan":
+            raise InvalidParameterError("min_cluster_size applies to metric='euclidean' or "
+                                        "'cosine'; k-medians (metric='manhattan') does not "
+                                        "split clusters.")
         self._check_feature_names(X, reset=True)
         data = as_dataset(X, sample_weight, storage_options)
         prep = Preprocessing.learn(data.X, scale=self.scale, impute=self.missing == "impute",

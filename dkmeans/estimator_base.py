@@ -30,9 +30,10 @@ from dkmeans.apply import distances, nearest_cost, predict_labels
 from dkmeans.data import Dataset, as_chunked
 from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.modelfile import write_model_dir
+from dkmeans.outputs import input_locations, write_labels
 from dkmeans.preprocessing import Preprocessing
 from dkmeans.runner import compute
-from dkmeans.storage import Location, locate, write_labels
+from dkmeans.storage import Location, locate
 from dkmeans.validation import as_weights
 
 
@@ -177,15 +178,14 @@ Parquet / CSV), of shape (n_samples, n_features)
         return compute(labels)[0] if in_memory else labels
 
     def predict_to_zarr(self, X: Any, path: Any, storage_options: dict | None = None,
-                        ) -> Location:
+                        overwrite: bool = False) -> Location:
         """Write the index of each row's nearest center to a Zarr array.
 
         For data larger than memory: the labels are computed and written
         chunk by chunk on the workers (one Zarr chunk per block of X), never
-        gathered. They go to a hidden staging array beside ``path``, every
-        chunk is checked present, and only then is the array swapped in, so
-        an existing array at ``path`` is replaced whole or not at all (see
-        :mod:`dkmeans.storage`). Missing chunks would read as -1, never as a
+        gathered, into a hidden staging array beside ``path``; once every
+        chunk is checked present, the array is swapped in whole (see
+        :mod:`dkmeans.outputs`). Missing chunks would read as -1, never as a
         valid label.
 
         Parameters
@@ -193,21 +193,29 @@ Parquet / CSV), of shape (n_samples, n_features)
         X : array-like, dask array, zarr.Array, or a path or URL, \
 of shape (n_samples, n_features)
         path : str, path-like or fsspec URL (``s3://bucket/labels.zarr``)
-            Where the Zarr array goes; a relative path is made absolute here,
-            on the client. On a cluster whose workers cannot see it, an error
-            is raised before anything is computed.
+            Where the Zarr array goes: nothing may be there but labels
+            dkmeans wrote, and never X itself. A relative path is made
+            absolute here, on the client. On a cluster whose workers cannot
+            see it, an error is raised before anything is computed.
         storage_options : dict, optional
-            Passed to fsspec for ``path`` (and for X, if X is a URL); they
-            travel to the workers with the tasks.
+            Passed to fsspec for ``path`` (and for X, if X is a URL).
+        overwrite : bool, default False
+            Replace labels dkmeans wrote at ``path`` before.
 
         Returns
         -------
         Location
             Where the array was written (``str()`` gives its path or URL).
+
+        Raises
+        ------
+        OutputExistsError
+            ``path`` holds anything else, or labels and ``overwrite`` is False.
         """
         arr, _ = self._chunked(X, storage_options)
         return write_labels(predict_labels(arr, self._model_centers(), self._distance),
-                            locate(path, storage_options))
+                            locate(path, storage_options),
+                            input_locations(X, storage_options), overwrite)
 
     def anomaly_score(self, X: Any) -> np.ndarray | da.Array:
         """Distance from each row to its nearest center (L1 for
@@ -278,7 +286,7 @@ of shape (n_samples, n_features)
         return -float(compute(d2.sum())[0])
 
     def save(self, path: Any, storage_options: dict | None = None,
-             fingerprint: dict | None = None) -> Location:
+             fingerprint: dict | None = None, overwrite: bool = False) -> Location:
         """Write the fitted model to the directory ``path`` (JSON and .npy, no
         pickle, atomic on any filesystem); :func:`dkmeans.load` reads it back.
         See :mod:`dkmeans.modelfile`.
@@ -286,9 +294,13 @@ of shape (n_samples, n_features)
         Parameters
         ----------
         path : str, path-like or fsspec URL
+            Absent, an empty folder, or a dkmeans model directory; anything
+            else is refused (:class:`~dkmeans.errors.OutputExistsError`).
         storage_options : dict, optional
         fingerprint : dict, optional
             The training input's :func:`~dkmeans.modelfile.fingerprint`.
+        overwrite : bool, default False
+            Replace a dkmeans model already at ``path`` (as ``--force``).
 
         Returns
         -------
@@ -302,7 +314,8 @@ of shape (n_samples, n_features)
         meta = {"dkmeans_version": __version__, "estimator": type(self).__name__,
                 "state": "complete", "input_fingerprint": fingerprint, "params": params,
                 "fitted": fitted}
-        return write_model_dir(path, meta, {**arrays, **fitted_arrays}, storage_options)
+        return write_model_dir(path, meta, {**arrays, **fitted_arrays}, storage_options,
+                               overwrite)
 
     def _params_for_file(self) -> tuple[dict, dict[str, np.ndarray]]:
         """The parameters as JSON values, and an array ``init`` apart."""

@@ -30,10 +30,11 @@ from dkmeans.mixture import (
     fit_mixture,
 )
 from dkmeans.modelfile import write_model_dir
+from dkmeans.outputs import input_locations, write_labels
 from dkmeans.preprocessing import Preprocessing
 from dkmeans.progress import chain
 from dkmeans.runner import compute
-from dkmeans.storage import Location, locate, write_labels
+from dkmeans.storage import Location, locate
 
 #: Largest k x d x d a full-covariance fit accepts, in float64 values: every
 #: block's partial result holds one d x d matrix per component.
@@ -96,8 +97,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         seeding, then Lloyd): each row in the component of its center.
     weights_init : array of shape (n_components,), optional
     means_init : array of shape (n_components, n_features), optional
-        Initial means: then no k-means runs, and rows start in the component
-        of their nearest mean (for the weights and covariances not given).
+        Initial means: then no k-means runs, and the weights and covariances
+        not given come from each row in the component of its nearest mean
+        (scikit-learn takes them from its own k-means' labels instead).
     precisions_init : array, optional
         Inverse covariances: (k, d, d), (k, d) or (k,) by covariance type.
     random_state : int, RandomState or None
@@ -275,14 +277,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         return self._per_row(X, most_probable, None, np.int64)
 
     def predict_to_zarr(self, X: Any, path: Any, storage_options: dict | None = None,
-                        ) -> Location:
+                        overwrite: bool = False) -> Location:
         """Write each row's most probable component to a Zarr array, chunk by
         chunk on the workers, swapped in whole or not at all (as
         :meth:`dkmeans.KMeans.predict_to_zarr`)."""
         check_is_fitted(self)
         arr, _ = as_chunked(X, storage_options=storage_options)
         labels = self.predict(arr).astype(np.int32)
-        return write_labels(labels, locate(path, storage_options))
+        return write_labels(labels, locate(path, storage_options),
+                            input_locations(X, storage_options), overwrite)
 
     def score(self, X: Any, y: None = None) -> float:
         """Mean log density of the rows."""
@@ -334,11 +337,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # ----------------------------------------------------- model files
 
     def save(self, path: Any, storage_options: dict | None = None,
-             fingerprint: dict | None = None, state: str = "complete") -> Location:
-        """Write the fitted mixture to the directory ``path`` (JSON and .npy,
-        no pickle, atomic on any filesystem); :func:`dkmeans.load` reads it
-        back. ``state="checkpoint"`` marks an unfinished fit (the command
-        line's checkpoints), which only ``dkmeans fit --resume`` reads."""
+             fingerprint: dict | None = None, state: str = "complete",
+             overwrite: bool = False) -> Location:
+        """Write the fitted mixture to the directory ``path`` (as
+        :meth:`dkmeans.KMeans.save`); ``state="checkpoint"`` marks an
+        unfinished fit, which only ``dkmeans fit --resume`` reads."""
         from dkmeans import __version__
 
         check_is_fitted(self)
@@ -351,7 +354,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         meta = {"dkmeans_version": __version__, "estimator": "GaussianMixture",
                 "state": state, "input_fingerprint": fingerprint, "params": params,
                 "fitted": fitted}
-        return write_model_dir(path, meta, arrays, storage_options)
+        return write_model_dir(path, meta, arrays, storage_options, overwrite)
 
     def _params_for_file(self) -> tuple[dict, dict[str, np.ndarray]]:
         """The parameters as JSON values, and the initial arrays apart."""

@@ -17,6 +17,7 @@ W(k) is the pooled within-cluster sum of squares: the inertia.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import dask.array as da
@@ -102,10 +103,18 @@ def gap_from(log_w: np.ndarray, ref_log_w: np.ndarray) -> tuple[np.ndarray, np.n
     return gap, ref_log_w.std(axis=1) * np.sqrt(1 + 1 / n_refs)
 
 
-def choose_k(ks: np.ndarray, gap: np.ndarray, s: np.ndarray) -> int:
-    """The smallest k with gap(k) >= gap(k+1) - s_{k+1} (consecutive ks);
-    the last k when none qualifies."""
+def choose_k(ks: np.ndarray, gap: np.ndarray, s: np.ndarray) -> int | None:
+    """The smallest k with gap(k) >= gap(k+1) - s_{k+1}, evaluated only where
+    k+1 was fitted too. When none qualifies: the last k for a run of
+    consecutive ks (the convention of R's ``clusGap``, "the rule holds at
+    K.max"), else None with a warning (the rule cannot be decided on the ks
+    given)."""
     for i in range(len(ks) - 1):
         if ks[i + 1] == ks[i] + 1 and gap[i] >= gap[i + 1] - s[i + 1]:
             return int(ks[i])
-    return int(ks[-1])
+    if np.all(np.diff(ks) == 1):
+        return int(ks[-1])
+    warnings.warn(f"The gap rule needs gap(k+1) beside gap(k); among ks {ks.tolist()} no k "
+                  "with k+1 fitted satisfies it, so gap_k is None. Sweep consecutive ks "
+                  "(e.g. range(1, 11)) to apply it.", UserWarning, stacklevel=3)
+    return None

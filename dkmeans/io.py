@@ -26,6 +26,7 @@ from dkmeans.modelfile import (
     fingerprint,
     read_array,
     read_meta,
+    v1_array_names,
     write_model_dir,
 )
 from dkmeans.storage import Location, locate
@@ -38,22 +39,10 @@ _CLASSES = {"KMeans": KMeans, "MiniBatchKMeans": MiniBatchKMeans,
 
 
 def save_model(model: Any, path: Any, fingerprint: dict | None = None,
-               storage_options: dict | None = None) -> Location:
+               storage_options: dict | None = None, overwrite: bool = False) -> Location:
     """``model.save(path, ...)``: a fitted KMeans or MiniBatchKMeans to a model directory."""
-    return model.save(path, storage_options=storage_options, fingerprint=fingerprint)
-
-
-def _v1_array_names(meta: dict) -> list[str]:
-    """The arrays a format-1 directory holds, from its parameters."""
-    params = meta["params"]
-    names = ["cluster_centers"]
-    if params.get("missing") == "impute":
-        names.append("feature_fill")
-    if params.get("scale"):
-        names += ["feature_mean", "feature_scale"]
-    if isinstance(params.get("init"), dict) and "array" in params["init"]:
-        names.append("init")
-    return names
+    return model.save(path, storage_options=storage_options, fingerprint=fingerprint,
+                      overwrite=overwrite)
 
 
 def load(path: Any, storage_options: dict | None = None,
@@ -90,7 +79,7 @@ def load(path: Any, storage_options: dict | None = None,
             f"{loc.url!r} is a checkpoint at iteration {meta['fitted']['n_iter']}, "
             "not a finished model: finish it with `dkmeans fit ... --resume`.")
     names = list(meta["arrays"]) if meta.get("format_version", 1) >= 2 \
-        else _v1_array_names(meta)
+        else v1_array_names(meta)
     try:
         return _CLASSES[meta["estimator"]]._from_file(
             meta, lambda name: read_array(loc, meta, name), names)
@@ -125,7 +114,9 @@ def save_checkpoint(path: Any, params: dict, progress: LloydProgress, fingerprin
                    "n_iter": int(progress.n_iter), "dtype": str(centers.dtype),
                    "inertia_history": [float(v) for v in progress.history], "timings": {}},
     }
-    return write_model_dir(path, meta, {"cluster_centers": centers}, storage_options)
+    # a job's own model directory, checked before it started (dkmeans fit)
+    return write_model_dir(path, meta, {"cluster_centers": centers}, storage_options,
+                           overwrite=True)
 
 
 def read_checkpoint(path: Any, storage_options: dict | None = None,

@@ -31,11 +31,21 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import re
+import stat
 from typing import Any
 
 import numpy as np
 
-from dkmeans.errors import InputNotFoundError, InvalidInputError
+from dkmeans.errors import (
+    DKMeansError,
+    InputNotFoundError,
+    InvalidInputError,
+    OutputExistsError,
+    WriteConflictError,
+)
+from dkmeans.leases import is_lock_name, lease
 from dkmeans.storage import Location, locate, put_atomic
 
 FORMAT = "dkmeans-model"
@@ -44,6 +54,15 @@ FORMAT_VERSION = 2
 META = "model.json"
 #: The estimators a model directory may hold.
 ESTIMATORS = ("KMeans", "MiniBatchKMeans", "GaussianMixture")
+#: The largest ``model.json`` read: metadata of a few thousand centers' worth
+#: of history is kilobytes; anything near this is not one of ours.
+MAX_META_BYTES = 64 * 2**20
+
+#: The names the writer gives: arrays by their content, and the temporaries
+#: of a write killed before its rename.
+_ARRAY_NAME = re.compile(r"(?P<name>[a-z_]+)-(?P<sha>[0-9a-f]{12})\.npy")
+_TEMP_NAME = re.compile(r"(model\.json|[a-z_]+-[0-9a-f]{12}\.npy)\.tmp-[0-9a-f]{32}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
@@ -52,9 +71,88 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def v1_array_names(meta: dict) -> list[str]:
+    """The arrays a format-1 directory holds, from its parameters."""
+    params = meta["params"]
+    names = ["cluster_centers"]
+    if params.get("missing") == "impute":
+        names.append("feature_fill")
+    if params.get("scale"):
+        names += ["feature_mean", "feature_scale"]
+    if isinstance(params.get("init"), dict) and "array" in params["init"]:
+        names.append("init")
+    return names
+
+
+def _named_files(meta: dict | None) -> set[str]:
+    """The array files a model's metadata names."""
+    if meta is None:
+        return set()
+    if meta.get("format_version", 1) >= 2:
+        return {e["file"] for e in meta.get("arrays", {}).values()
+                if isinstance(e, dict) and isinstance(e.get("file"), str)}
+    return {f"{name}.npy" for name in v1_array_names(meta)}
+
+
+def model_target(loc: Location) -> dict | None:
+    """Check that a model may be written at ``loc``: nothing there, an empty
+    folder, or a dkmeans model directory (with leftovers of its own killed
+    writes). Returns the metadata of the model or checkpoint there, if any.
+
+    Raises
+    ------
+    OutputExistsError
+        ``loc`` is a file, or a folder holding anything else; nothing is
+        touched.
+    """
+    loc.fs.invalidate_cache()
+    if not loc.exists():
+        return None
+    if not loc.fs.isdir(loc.path):
+        raise OutputExistsError(f"{loc.url!r} is a file, not a model directory; nothing was "
+                                "written. Choose another path for the model.")
+    names = [p.rstrip("/").rsplit("/", 1)[-1] for p in loc.fs.ls(loc.path, detail=False)]
+    meta = None
+    if META in names:
+        try:
+            meta = read_meta(loc)
+        except DKMeansError as err:
+            raise OutputExistsError(
+                f"{loc.url!r} holds a {META} that is not a readable dkmeans model ({err}); "
+                "nothing was written. Choose another path for the model.") from err
+    named = _named_files(meta)
+    foreign = sorted(n for n in names if n != META and n not in named
+                     and not _ARRAY_NAME.fullmatch(n) and not _TEMP_NAME.fullmatch(n)
+                     and not is_lock_name(n))
+    if foreign:
+        listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more"
+                                           if len(foreign) > 3 else "")
+        raise OutputExistsError(
+            f"{loc.url!r} holds files that are not a dkmeans model's ({listed}): a model "
+            "directory must be absent, empty or a dkmeans model. Nothing was written; "
+            "choose another path for the model.")
+    return meta
+
+
+def _local_mode(loc: Location) -> int | None:
+    """The permission bits of a local file, so a private model stays private."""
+    if not loc.is_local:
+        return None
+    try:
+        return stat.S_IMODE(os.stat(loc.path).st_mode)
+    except FileNotFoundError:
+        return None
+
+
 def write_model_dir(path: Any, meta: dict, arrays: dict[str, np.ndarray],
-                    storage_options: dict | None = None) -> Location:
+                    storage_options: dict | None = None, overwrite: bool = False,
+                    ) -> Location:
     """Write ``meta`` (plus an ``arrays`` index) and the arrays at ``path``.
+
+    Under the target's lease (:mod:`dkmeans.leases`), after
+    :func:`model_target` has accepted what is there. The arrays of the model
+    it replaces, and only those, are removed once the new ``model.json`` is
+    in place and read back as this writer's.
 
     Parameters
     ----------
@@ -63,37 +161,85 @@ def write_model_dir(path: Any, meta: dict, arrays: dict[str, np.ndarray],
         JSON-serialisable metadata; ``format`` and ``format_version`` are set here.
     arrays : dict of str to ndarray
     storage_options : dict, optional
+    overwrite : bool, default False
+        Replace a model or checkpoint already at ``path``; without it, one
+        there is an error.
 
     Returns
     -------
     Location
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` holds something else, or a model and ``overwrite`` is False.
+    WriteConflictError
+        Another writer held the directory too long, or took it over.
     """
     loc = locate(path, storage_options)
-    index, blobs = {}, {}
-    for name, arr in arrays.items():
-        data = _npy_bytes(arr)
-        digest = hashlib.sha256(data).hexdigest()
-        index[name] = {"file": f"{name}-{digest[:12]}.npy", "sha256": digest}
-        blobs[index[name]["file"]] = data
-    for file, data in blobs.items():
-        put_atomic(loc.child(file), data)
-    for file, data in blobs.items():
-        if loc.fs.size(loc.child(file).path) != len(data):
-            raise InvalidInputError(f"Writing {loc.child(file).url!r}: the stored size does "
-                                    "not match what was written. The previous model is kept.")
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta, "arrays": index}
-    put_atomic(loc.child(META), json.dumps(meta, indent=2).encode())
-    _remove_unreferenced(loc, set(blobs))
+    with lease(loc, "a model directory") as held:
+        previous = model_target(loc)
+        if previous is not None and not overwrite:
+            raise OutputExistsError(
+                f"{loc.url!r} already holds a {previous.get('state', 'complete')} "
+                f"{previous.get('estimator')} model; pass overwrite=True (on the command "
+                "line --force) to replace it.")
+        mode = _local_mode(loc.child(META))
+        index, blobs = {}, {}
+        for name, arr in arrays.items():
+            data = _npy_bytes(arr)
+            digest = hashlib.sha256(data).hexdigest()
+            index[name] = {"file": f"{name}-{digest[:12]}.npy", "sha256": digest}
+            blobs[index[name]["file"]] = data
+        for file, data in blobs.items():
+            put_atomic(loc.child(file), data, mode)
+        for file, data in blobs.items():
+            if loc.fs.size(loc.child(file).path) != len(data):
+                raise InvalidInputError(f"Writing {loc.child(file).url!r}: the stored size "
+                                        "does not match what was written. The previous "
+                                        "model is kept.")
+        text = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
+                           "arrays": index}, indent=2).encode()
+        held.check()
+        put_atomic(loc.child(META), text, mode)
+        loc.fs.invalidate_cache()
+        if loc.child(META).read_bytes() != text:
+            raise WriteConflictError(f"{loc.child(META).url!r} changed under this write: "
+                                     "another writer's model stands there.")
+        held.check()
+        for file in _named_files(previous) - set(blobs):
+            if loc.child(file).exists():
+                loc.fs.rm_file(loc.child(file).path)
     return loc
 
 
-def _remove_unreferenced(loc: Location, keep: set[str]) -> None:
-    """Arrays of earlier saves, and temporaries of killed ones."""
-    loc.fs.invalidate_cache()
-    for p in loc.fs.ls(loc.path, detail=False):
-        name = p.rstrip("/").rsplit("/", 1)[-1]
-        if name != META and name not in keep and (name.endswith(".npy") or ".tmp-" in name):
-            loc.fs.rm(p, recursive=True)
+def _read_regular(loc: Location, cap: int, what: str) -> bytes:
+    """The bytes of a regular file (never a link, device or pipe) of at most
+    ``cap`` bytes."""
+    if loc.is_local:
+        try:
+            fd = os.open(loc.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            raise
+        except OSError as err:  # ELOOP: a symbolic link
+            raise InvalidInputError(f"{loc.url!r} is not a regular file ({err.strerror}); "
+                                    f"refusing to read it as {what}.") from err
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise InvalidInputError(f"{loc.url!r} is not a regular file; refusing to "
+                                        f"read it as {what}.")
+            if info.st_size > cap:
+                raise InvalidInputError(f"{loc.url!r} has {info.st_size:,} bytes, more than "
+                                        f"{what} can hold ({cap:,}); refusing to read it.")
+            return f.read(cap + 1)
+    info = loc.fs.info(loc.path)
+    if info.get("type") != "file":
+        raise InvalidInputError(f"{loc.url!r} is not a file; refusing to read it as {what}.")
+    if (info.get("size") or 0) > cap:
+        raise InvalidInputError(f"{loc.url!r} has {info['size']:,} bytes, more than {what} "
+                                f"can hold ({cap:,}); refusing to read it.")
+    return loc.read_bytes()
 
 
 def read_meta(path: Any, storage_options: dict | None = None) -> dict:
@@ -106,7 +252,7 @@ def read_meta(path: Any, storage_options: dict | None = None) -> dict:
             raise InputNotFoundError(f"No model directory at {loc.url!r}.")
         raise InputNotFoundError(f"{loc.url!r} has no {META}: not a dkmeans model directory.")
     try:
-        meta = json.loads(meta_loc.read_bytes())
+        meta = json.loads(_read_regular(meta_loc, MAX_META_BYTES, "model metadata"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InvalidInputError(f"{meta_loc.url!r} is not valid JSON (truncated or "
                                 f"corrupt?): {err}") from err
@@ -125,17 +271,48 @@ def read_meta(path: Any, storage_options: dict | None = None) -> dict:
     return meta
 
 
-def read_array(path: Any, meta: dict, name: str, storage_options: dict | None = None,
-               ) -> np.ndarray:
-    """One array of a model directory, checked against its sha256."""
-    loc = locate(path, storage_options)
-    entry = meta.get("arrays", {}).get(name) if meta.get("format_version", 1) >= 2 \
-        else {"file": f"{name}.npy"}
+def _max_array_bytes(meta: dict) -> int:
+    """The most bytes an array of this model can take: k x d x d float64
+    (a mixture's precisions), with room for headers."""
+    params, fitted = meta.get("params") or {}, meta.get("fitted") or {}
+    k = params.get("n_clusters", params.get("n_components"))
+    d = fitted.get("n_features_in")
+    if not all(isinstance(v, int) and v >= 1 for v in (k, d)):
+        raise InvalidInputError("The model's metadata lacks its number of clusters or "
+                                "features, or mistypes them.")
+    return 8 * k * max(d * d, 1) + 8 * (k + d) + 4096
+
+
+def _array_entry(loc: Location, meta: dict, name: str) -> dict:
+    """The file and checksum of array ``name``, checked to be of the writer's form."""
+    if meta.get("format_version", 1) < 2:
+        if not re.fullmatch(r"[a-z_]+", name):
+            raise InvalidInputError(f"Bad array name {name!r}.")
+        return {"file": f"{name}.npy"}
+    entry = (meta.get("arrays") or {}).get(name)
     if entry is None:
         raise InvalidInputError(f"Model directory {loc.url!r} lacks the array {name!r}.")
+    file = entry.get("file") if isinstance(entry, dict) else None
+    digest = entry.get("sha256") if isinstance(entry, dict) else None
+    if not (isinstance(digest, str) and _SHA256.fullmatch(digest)
+            and file == f"{name}-{digest[:12]}.npy"):
+        raise InvalidInputError(
+            f"{loc.child(META).url!r} names array {name!r} as {file!r} with checksum "
+            f"{digest!r}; a dkmeans model names it {name}-<first 12 of its sha256>.npy, "
+            "with the sha256. Refusing to read it.")
+    return entry
+
+
+def read_array(path: Any, meta: dict, name: str, storage_options: dict | None = None,
+               ) -> np.ndarray:
+    """One array of a model directory: a regular file inside it, of the
+    writer's name and at most the size the model's shape allows, checked
+    against its sha256."""
+    loc = locate(path, storage_options)
+    entry = _array_entry(loc, meta, name)
     file = loc.child(entry["file"])
     try:
-        data = file.read_bytes()
+        data = _read_regular(file, _max_array_bytes(meta), f"array {name!r}")
     except FileNotFoundError as err:
         raise InvalidInputError(f"Model directory {loc.url!r} lacks {entry['file']}.") from err
     if "sha256" in entry and hashlib.sha256(data).hexdigest() != entry["sha256"]:

@@ -50,7 +50,8 @@ class StabilityResult:
         the run's rows (NaN for a cluster the reference left empty). Hennig's
         rule of thumb: below 0.6 a cluster dissolves, above 0.75 it is stable.
     sizes : ndarray of shape (k,)
-        Weight of each reference cluster (rows, without sample weights).
+        Total sample weight of each reference cluster (its number of rows
+        when no ``sample_weight`` is given).
     reference : ndarray of shape (k, d)
         The reference fit's centers.
     centers : list of ndarray

@@ -89,8 +89,14 @@ def open_npy(loc: Location) -> da.Array:
     if len(shape) != 2:
         raise InvalidInputError(f"{loc.url!r} holds an array of shape {shape}; expected "
                                 "(n_samples, n_features).")
-    rows = max(1, min(shape[0], NPY_BLOCK_BYTES // max(1, shape[1] * dtype.itemsize)))
     info = loc.fs.info(loc.path)
+    expected = offset + math.prod(shape) * dtype.itemsize
+    if info.get("size") != expected:
+        raise InvalidInputError(
+            f"{loc.url!r}: its header says shape {shape} {dtype} ({expected:,} bytes with "
+            f"the header) but the file has {info.get('size'):,} bytes: truncated, still "
+            "being written, or not a .npy file.")
+    rows = max(1, min(shape[0], NPY_BLOCK_BYTES // max(1, shape[1] * dtype.itemsize)))
     version = str(info.get("mtime") or info.get("LastModified") or info.get("ETag"))
     # keys: dask tokenizes every argument (the location with its storage
     # options, the layout, the version)

@@ -8,31 +8,17 @@ directory see the same file) or an fsspec URL (``s3://``, ``gs://``,
 pickles with its storage options, so the workers that read or write it need
 no credentials of their own.
 
-What is atomic, on every filesystem (object stores have no rename):
-
-- One file (:func:`put_atomic`): a local file is written beside its target
-  and renamed over it; an object is one PUT, which a reader sees whole or
-  not at all.
-- A Zarr array written by the workers (:func:`write_zarr_atomic`): the
-  chunks go to a hidden sibling ``.NAME.tmp-*``; once every chunk is
-  checked present, the array is swapped in. Locally that is two renames
-  (the old array aside, the new one in); on an object store the old
-  ``zarr.json`` is deleted, the chunks copied server-side, and the new
-  ``zarr.json``, which makes the array visible, written last. A reader sees
-  the old array or the new one, never a mixture; a write that fails or is
-  killed before the swap leaves the old array whole (and a hidden staging
-  folder that the next write to the same target removes). A kill inside the
-  swap itself leaves no array at the target (an error for readers, never
-  wrong data) and the complete new one in the staging folder.
-
-Model directories build on :func:`put_atomic` (see :mod:`dkmeans.modelfile`).
+One file is written atomically on every filesystem (:func:`put_atomic`): a
+local file is written beside its target and renamed over it; an object is
+one PUT, which a reader sees whole or not at all. Model directories build
+on it (:mod:`dkmeans.modelfile`); labels written by the workers are
+swapped in whole (:mod:`dkmeans.outputs`).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,11 +46,15 @@ class Location:
 
     fs: Any
     path: str
-    options: dict = field(default_factory=dict, compare=False)
+    # never printed: storage options may hold credentials
+    options: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __repr__(self) -> str:
+        return f"Location({self.url!r})"
 
     @property
     def is_local(self) -> bool:
-        return "file" in _protocols(self.fs)
+        return "file" in protocols(self.fs)
 
     @property
     def url(self) -> str:
@@ -104,7 +94,7 @@ class Location:
         return self.url
 
 
-def _protocols(fs: Any) -> tuple[str, ...]:
+def protocols(fs: Any) -> tuple[str, ...]:
     p = fs.protocol
     return (p,) if isinstance(p, str) else tuple(p)
 
@@ -138,17 +128,25 @@ def locate(path: Any, storage_options: dict | None = None) -> Location:
     return Location(fs, stripped, options)
 
 
-def put_atomic(loc: Location, data: bytes) -> None:
-    """Write one file whole or not at all (see the module's notes)."""
+def put_atomic(loc: Location, data: bytes, mode: int | None = None) -> None:
+    """Write one file whole or not at all (see the module's notes).
+
+    ``mode``: the permission bits of a new local file (a replaced model's,
+    so a private model stays private); by default the process's umask decides.
+    """
     if not loc.is_local:
         loc.fs.pipe_file(loc.path, data)
         return
     os.makedirs(os.path.dirname(loc.path), exist_ok=True)
     tmp = f"{loc.path}.tmp-{uuid.uuid4().hex}"
     try:
-        with open(tmp, "wb") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                     0o600 if mode is not None else 0o666)
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, loc.path)
     except BaseException:
@@ -196,11 +194,36 @@ def _not_shared(loc: Location, what: str, missing: list[str], n: int) -> NotShar
         "storage_options.")
 
 
+#: Storage option names that hold credentials (fsspec's S3, GCS, Azure, HTTP)
+SECRET_OPTIONS = frozenset({"key", "secret", "token", "password", "session_token",
+                            "account_key", "sas_token", "client_secret", "connection_string",
+                            "credentials"})
+
+
+def warn_if_secrets_in_clear(loc: Location, client: Any) -> None:
+    """Warn when ``loc``'s credentials would ride in tasks over plain TCP to
+    a scheduler off this machine."""
+    from urllib.parse import urlsplit
+
+    address = getattr(getattr(client, "scheduler", None), "address", "") or ""
+    if not (SECRET_OPTIONS & set(loc.options)) or not address.startswith("tcp://"):
+        return
+    host = urlsplit(address).hostname or ""
+    if host == "localhost" or host.startswith("127.") or host == "::1":
+        return
+    import warnings
+
+    warnings.warn(f"Storage credentials for {loc.url} travel in the tasks over plain tcp:// "
+                  f"to {address}: use a tls:// scheduler, or leave the credentials out so "
+                  "the workers use their own.", UserWarning, stacklevel=3)
+
+
 def check_input_shared(loc: Location, what: str = "Input") -> None:
     """On a ``distributed`` cluster, fail unless every worker sees ``loc``."""
     client = active_client()
     if client is None or not client.scheduler_info(n_workers=-1)["workers"]:
         return
+    warn_if_secrets_in_clear(loc, client)
     missing = _workers_missing(client, loc)
     if missing:
         n = len(client.scheduler_info(n_workers=-1)["workers"])
@@ -214,6 +237,7 @@ def check_output_shared(loc: Location, what: str = "Output") -> None:
     client = active_client()
     if client is None or not client.scheduler_info(n_workers=-1)["workers"]:
         return
+    warn_if_secrets_in_clear(loc, client)
     probe = loc.sibling(f".{loc.name}.probe-{uuid.uuid4().hex}")
     put_atomic(probe, b"dkmeans")
     try:
@@ -223,141 +247,6 @@ def check_output_shared(loc: Location, what: str = "Output") -> None:
     if missing:
         n = len(client.scheduler_info(n_workers=-1)["workers"])
         raise _not_shared(loc, what, missing, n)
-
-
-# --------------------------------------------------------------------------
-# Zarr arrays written chunk by chunk by the workers
-
-
-def _fresh(loc: Location) -> Location:
-    """``loc`` with the filesystem's listing cache dropped: the workers and
-    zarr wrote through other filesystem objects, which this one's cached
-    listings (s3fs keeps them) know nothing of."""
-    loc.fs.invalidate_cache()
-    return loc
-
-
-def _remove(loc: Location) -> None:
-    if _fresh(loc).fs.exists(loc.path):
-        loc.fs.rm(loc.path, recursive=True)
-
-
-def _stale_stages(loc: Location) -> list[str]:
-    prefix = f".{loc.name}.tmp-"
-    _fresh(loc)
-    try:
-        names = loc.fs.ls(loc.parent.path, detail=False)
-    except FileNotFoundError:
-        return []
-    return [p for p in names if p.rstrip("/").rsplit("/", 1)[-1].startswith(prefix)]
-
-
-def _chunk_files(loc: Location) -> set[str]:
-    root = _fresh(loc).child("c")
-    if not root.exists():
-        return set()
-    base = root.path.rstrip("/") + "/"
-    return {p[len(base):] for p in loc.fs.find(root.path)}
-
-
-def write_zarr_atomic(loc: Location, create: Callable[[Any], Any],
-                      write: Callable[[Any], Sequence[Any]], n_chunks: int) -> Location:
-    """Write a Zarr array chunk by chunk into a staging folder, check every
-    chunk is there, then swap it in at ``loc`` (see the module's notes).
-
-    Parameters
-    ----------
-    loc : Location
-        Where the array ends up.
-    create : callable
-        ``create(store)`` makes the (empty) array in a zarr store and returns it.
-    write : callable
-        ``write(array)`` writes every chunk (on the workers) and returns once
-        all have finished.
-    n_chunks : int
-        How many chunk files the array must have; one missing is an error.
-    """
-    check_output_shared(loc)
-    for stale in _stale_stages(loc):  # left by a killed write
-        loc.fs.rm(stale, recursive=True)
-    stage = loc.sibling(f".{loc.name}.tmp-{uuid.uuid4().hex}")
-    try:
-        write(create(stage.zarr_store()))
-        found = _chunk_files(stage)
-        expected = {str(i) for i in range(n_chunks)}
-        if found != expected:
-            missing = sorted(expected - found, key=int)
-            raise InvalidInputError(
-                f"Writing {loc.url!r}: {len(missing)} of {n_chunks} chunks are missing after "
-                f"the write (first: c/{missing[0]}); the workers may be writing somewhere "
-                "else. Nothing was replaced.")
-        _swap_in(stage, loc)
-    except BaseException:
-        _remove(stage)
-        raise
-    return loc
-
-
-def _swap_in(stage: Location, loc: Location) -> None:
-    fs = loc.fs
-    if loc.is_local:
-        old = None
-        if loc.exists():
-            old = loc.sibling(f".{loc.name}.old-{uuid.uuid4().hex}")
-            os.rename(loc.path, old.path)
-        os.rename(stage.path, loc.path)
-        if old is not None:
-            _remove(old)
-        return
-    meta = _fresh(loc).child("zarr.json")
-    if meta.exists():
-        fs.rm_file(meta.path)  # the old array disappears whole before any chunk changes
-    new = sorted(_chunk_files(stage))
-    src = [stage.child(f"c/{c}").path for c in new]
-    dst = [loc.child(f"c/{c}").path for c in new]
-    if src:
-        fs.copy(src, dst)
-    stale = _chunk_files(loc) - set(new)
-    if stale:
-        fs.rm([loc.child(f"c/{c}").path for c in stale])
-    fs.copy(stage.child("zarr.json").path, meta.path)  # visible from here on
-    _remove(stage)
-
-
-def write_labels(labels: Any, loc: Location) -> Location:
-    """Store lazy labels as a Zarr array, chunk by chunk on the workers,
-    atomically (:func:`dkmeans.storage.write_zarr_atomic`).
-
-    Parameters
-    ----------
-    labels : dask.array.Array of shape (n,), int32
-    loc : Location
-    """
-    import zarr
-    from dask.delayed import delayed
-
-    from dkmeans.runner import compute_all
-
-    sizes = labels.chunks[0]
-    if len(set(sizes[:-1])) > 1 or sizes[-1] > sizes[0]:  # Zarr chunks are regular
-        labels = labels.rechunk(max(sizes))
-        sizes = labels.chunks[0]
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-
-    def create(store: Any) -> Any:
-        return zarr.create_array(store, shape=labels.shape, chunks=(sizes[0],),
-                                 dtype=labels.dtype, fill_value=-1,
-                                 config={"write_empty_chunks": True})
-
-    def write(z: Any) -> None:
-        compute_all([delayed(_write_block, pure=False)(z, int(start), block)
-                     for start, block in zip(starts, labels.to_delayed(), strict=True)])
-
-    return write_zarr_atomic(loc, create, write, len(sizes))
-
-
-def _write_block(z: Any, start: int, block: np.ndarray) -> None:
-    z[start : start + len(block)] = block
 
 
 def read_npy_header(loc: Location) -> tuple[tuple[int, ...], np.dtype, int]:

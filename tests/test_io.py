@@ -9,6 +9,7 @@ from sklearn.datasets import make_blobs
 
 import dkmeans
 from dkmeans import InputNotFoundError, InvalidInputError, KMeans
+from dkmeans.errors import OutputExistsError
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +51,11 @@ def _rewrite_centers(path, data):
     import hashlib
 
     meta = json.loads((path / "model.json").read_text())
+    (path / meta["arrays"]["cluster_centers"]["file"]).unlink()
+    digest = hashlib.sha256(data).hexdigest()
+    meta["arrays"]["cluster_centers"] = {"file": f"cluster_centers-{digest[:12]}.npy",
+                                         "sha256": digest}
     (path / meta["arrays"]["cluster_centers"]["file"]).write_bytes(data)
-    meta["arrays"]["cluster_centers"]["sha256"] = hashlib.sha256(data).hexdigest()
     (path / "model.json").write_text(json.dumps(meta))
 
 
@@ -80,7 +84,9 @@ def test_resave_replaces_and_failed_save_keeps_the_old(fitted, tmp_path, monkeyp
     X, km = fitted
     km.save(tmp_path / "m")
     other = KMeans(3, random_state=0).fit(X)
-    other.save(tmp_path / "m")
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        other.save(tmp_path / "m")
+    other.save(tmp_path / "m", overwrite=True)
     assert dkmeans.load(tmp_path / "m").n_clusters == 3
 
     def broken(file, arr, allow_pickle=False):
@@ -88,7 +94,7 @@ def test_resave_replaces_and_failed_save_keeps_the_old(fitted, tmp_path, monkeyp
 
     monkeypatch.setattr(np, "save", broken)
     with pytest.raises(OSError, match="disk full"):
-        km.save(tmp_path / "m")
+        km.save(tmp_path / "m", overwrite=True)
     monkeypatch.undo()
     assert dkmeans.load(tmp_path / "m").n_clusters == 3  # the old model, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporaries left
@@ -100,7 +106,7 @@ def test_resave_replaces_and_failed_save_keeps_the_old(fitted, tmp_path, monkeyp
 def test_resave_leaves_only_the_new_arrays(fitted, tmp_path):
     X, km = fitted
     km.save(tmp_path / "m")
-    KMeans(3, random_state=0).fit(X).save(tmp_path / "m")
+    KMeans(3, random_state=0).fit(X).save(tmp_path / "m", overwrite=True)
     back = dkmeans.load(tmp_path / "m")
     assert back.cluster_centers_.shape == (3, 3)
     assert len(list((tmp_path / "m").glob("*.npy"))) == 1

@@ -152,7 +152,7 @@ def test_paths_the_workers_cannot_see_fail_before_any_work(client, X, reference,
 
 def test_a_failed_write_leaves_the_previous_output_whole(client, s3, s3_data, X, reference,
                                                          monkeypatch):
-    from dkmeans import storage
+    from dkmeans import outputs, storage
 
     target = "s3://dkmeans/keep/labels.zarr"
     reference.predict_to_zarr(s3_data, target, storage_options=s3)
@@ -161,9 +161,9 @@ def test_a_failed_write_leaves_the_previous_output_whole(client, s3, s3_data, X,
     def broken_swap(stage, loc):
         raise OSError("connection reset")
 
-    monkeypatch.setattr(storage, "_swap_in", broken_swap)
+    monkeypatch.setattr(outputs, "_swap_in", broken_swap)
     with pytest.raises(OSError, match="connection reset"):
-        other.predict_to_zarr(s3_data, target, storage_options=s3)
+        other.predict_to_zarr(s3_data, target, storage_options=s3, overwrite=True)
     monkeypatch.undo()
     labels = zarr.open_array(target, mode="r", storage_options=s3)[:]
     np.testing.assert_array_equal(labels, reference.predict(X))
@@ -173,19 +173,19 @@ def test_a_failed_write_leaves_the_previous_output_whole(client, s3, s3_data, X,
     reference.save("s3://dkmeans/keep/model", storage_options=s3)
     real_put = storage.put_atomic
 
-    def fail_on_meta(loc, data):
+    def fail_on_meta(loc, data, mode=None):
         if loc.name == "model.json":
             raise OSError("killed")
-        real_put(loc, data)
+        real_put(loc, data, mode)
 
     monkeypatch.setattr("dkmeans.modelfile.put_atomic", fail_on_meta)
     with pytest.raises(OSError, match="killed"):
-        other.save("s3://dkmeans/keep/model", storage_options=s3)
+        other.save("s3://dkmeans/keep/model", storage_options=s3, overwrite=True)
     monkeypatch.undo()
     back = dkmeans.load("s3://dkmeans/keep/model", storage_options=s3)
     np.testing.assert_array_equal(back.cluster_centers_, reference.cluster_centers_)
-    # the next successful save removes what the failed one left
-    other.save("s3://dkmeans/keep/model", storage_options=s3)
+    # the next successful save removes the old model's arrays
+    other.save("s3://dkmeans/keep/model", storage_options=s3, overwrite=True)
     files = _fs(s3).ls("dkmeans/keep/model", detail=False)
     assert len(files) == 2 and dkmeans.load("s3://dkmeans/keep/model",
                                             storage_options=s3).n_clusters == 3
@@ -265,11 +265,13 @@ def test_command_line_on_s3_killed_and_resumed(s3, s3_data, cluster_file, tmp_pa
     np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
     np.testing.assert_array_equal(a.inertia_history_, b.inertia_history_)
 
-    # credentials from the client's AWS environment reach the workers, which have none
+    # credentials from the client's AWS environment reach the workers, which
+    # have none, when the job asks for it (--pass-credentials)
     env = {**os.environ, "AWS_ACCESS_KEY_ID": s3["key"], "AWS_SECRET_ACCESS_KEY": s3["secret"],
            "AWS_ENDPOINT_URL": s3["endpoint_url"]}
     _cli("predict", "s3://dkmeans/jobs/whole", "s3://dkmeans/jobs/X.zarr", "-o",
-         "s3://dkmeans/jobs/labels.zarr", "--cluster", cluster_file, "-q", env=env)
+         "s3://dkmeans/jobs/labels.zarr", "--cluster", cluster_file, "-q",
+         "--pass-credentials", env=env)
     labels = zarr.open_array("s3://dkmeans/jobs/labels.zarr", mode="r", storage_options=s3)[:]
     np.testing.assert_array_equal(labels, a.predict(X.astype(np.float32)))
     # a changed input is refused on --resume, naming what changed
@@ -296,7 +298,8 @@ def test_labels_write_killed_midway_leaves_old_or_new_never_a_mixture(
          "-q")
     old = zarr.open_array(target, mode="r", storage_options=s3)[:]
     proc = subprocess.Popen([sys.executable, "-m", "dkmeans", "predict", "s3://dkmeans/kill/new",
-                             "s3://dkmeans/kill/X.zarr", "-o", target, *map(str, opts), "-q"],
+                             "s3://dkmeans/kill/X.zarr", "-o", target, *map(str, opts), "-q",
+                             "--force"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     fs = _fs(s3)
     deadline = time.monotonic() + 120
@@ -314,8 +317,80 @@ def test_labels_write_killed_midway_leaves_old_or_new_never_a_mixture(
     assert np.array_equal(now, old) or np.array_equal(now, new)  # whole, one or the other
     # the next write removes what the killed one left, and succeeds
     _cli("predict", "s3://dkmeans/kill/new", "s3://dkmeans/kill/X.zarr", "-o", target, *opts,
-         "-q")
+         "-q", "--force")
     np.testing.assert_array_equal(zarr.open_array(target, mode="r", storage_options=s3)[:],
                                   new)
     fs.invalidate_cache()
     assert [p for p in fs.ls("dkmeans/kill", detail=False) if ".tmp-" in p] == []
+
+
+def test_no_client_secret_on_the_workers_during_or_after_a_job(s3, dask_processes, tmp_path):
+    """A second client of the scheduler looks for the job's AWS secret in every
+    object of the scheduler and the workers, while a command-line job runs and
+    after it ended: by default the secret never leaves the job's process; with
+    --pass-credentials it travels with the tasks but is forgotten at the end."""
+    from conftest import _without_cloud_credentials
+
+    secret = "job-secret-" + os.urandom(8).hex()
+    halves = (secret[:10], secret[10:])  # the whole never travels in the probe
+
+    def holds(a, b):
+        import gc
+
+        needle = a + b
+        raw = needle.encode()
+        for o in gc.get_objects():
+            values = o.values() if isinstance(o, dict) else o \
+                if isinstance(o, (list, tuple)) else ()
+            try:
+                if any((type(v) is str and needle in v) or (type(v) is bytes and raw in v)
+                       for v in values):
+                    return True
+            except Exception:
+                continue
+        return False
+
+    X, _ = make_blobs(60_000, centers=40, n_features=8, cluster_std=8.0, random_state=1)
+    z = zarr.create_array("s3://dkmeans/secret/X.zarr", shape=X.shape, chunks=(5000, 8),
+                          dtype="f4", storage_options=s3, overwrite=True)
+    z[:] = X.astype(np.float32)
+    workers_env = {**_without_cloud_credentials(os.environ),
+                   "AWS_ACCESS_KEY_ID": "workers-own-key",
+                   "AWS_SECRET_ACCESS_KEY": "workers-own-secret"}
+    job_env = {**os.environ, "AWS_ACCESS_KEY_ID": "job-key", "AWS_SECRET_ACCESS_KEY": secret}
+    with dask_processes(tmp_path, 2, env=workers_env) as address, \
+            distributed.Client(address, timeout="60s") as probe:
+        probe.wait_for_workers(2, timeout=120)
+        cluster = tmp_path / "cluster.yaml"
+        cluster.write_text(f"type: scheduler\naddress: {address}\ntimeout: 60s\n")
+
+        def found(wait=0.0):
+            """Whether the secret is anywhere, still there after ``wait`` s."""
+            deadline = time.monotonic() + wait
+            while True:
+                seen = any(probe.run(holds, *halves).values()) or \
+                    probe.run_on_scheduler(holds, *halves)
+                if not seen or time.monotonic() > deadline:
+                    return seen
+                time.sleep(0.5)
+
+        job = ["fit", "s3://dkmeans/secret/X.zarr", "-k", 40, "--tol", 0, "--max-iter", 40,
+               "--cluster", cluster, "--storage-options",
+               json.dumps({"endpoint_url": s3["endpoint_url"]}), "-q"]
+        proc = subprocess.Popen([sys.executable, "-m", "dkmeans", *map(str, job), "-o",
+                                 "s3://dkmeans/secret/m"], env=job_env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        scans_during = 0
+        while proc.poll() is None:
+            assert not found(), "the job's secret is on the scheduler or a worker"
+            scans_during += proc.poll() is None
+        assert proc.returncode == 0, proc.stderr.read()[-2000:]
+        assert scans_during >= 1
+        assert not found(wait=10)
+        # asked to pass the credentials: the workers use them, then forget them
+        _cli(*job, "-o", "s3://dkmeans/secret/m2", "--pass-credentials", env=job_env)
+        # the job's teardown and the scheduler's release of its tasks take a moment
+        assert not found(wait=10), "the passed secret outlived the job on the cluster"
+        np.testing.assert_array_equal(
+            dkmeans.load("s3://dkmeans/secret/m", storage_options=s3).cluster_centers_,
+            dkmeans.load("s3://dkmeans/secret/m2", storage_options=s3).cluster_centers_)

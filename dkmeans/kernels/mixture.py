@@ -240,9 +240,10 @@ def gaussian_parameters(nk: np.ndarray, first: np.ndarray, second: np.ndarray,
     covariances : ndarray of shape (k, d, d), (k, d) or (k,)
         Each with ``reg_covar`` added to its diagonal.
     """
-    nk = nk + 10 * np.finfo(np.float64).eps  # as scikit-learn: no division by 0
+    raw, nk = nk, nk + 10 * np.finfo(np.float64).eps  # as scikit-learn: no division by 0
     shift = first / nk[:, None]
-    means = about + shift
+    # sum(r x) / nk, as scikit-learn: a component with no weight left goes to 0
+    means = (first + raw[:, None] * about) / nk[:, None]
     if covariance_type == "full":
         cov = second / nk[:, None, None] - shift[:, :, None] * shift[:, None, :]
         d = cov.shape[1]

@@ -21,6 +21,7 @@ what each fold noted on its worker (:mod:`dkmeans.runner.notes`).
 
 from __future__ import annotations
 
+import uuid
 import weakref
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -52,6 +53,7 @@ from dkmeans.runner.notes import (
     note_run,
     noted_blocks,
     noted_run,
+    owners_of,
     plan_for,
     remember,
 )
@@ -71,7 +73,10 @@ def fold_pass(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any], name: 
     cluster as folding tasks; its combined intermediate."""
     from distributed import default_client
 
+    from dkmeans.runner.janitor import ensure_forgetting
+
     client = default_client()
+    ensure_forgetting(client)
     held = bool(blocks) and _held(blocks[0])
     # streamed, the runs follow the threads in the cluster
     threads = 0 if held else sum(client.nthreads().values()) or 1
@@ -81,7 +86,8 @@ def fold_pass(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any], name: 
     # (the same keys persisted anew) no longer holds
     firsts = block_futures(blocks[:1]) if held else None
     first = firsts[0][0] if firsts else None
-    plan = plan_for(token, first)
+    keep = blocks[0].keep if blocks else ()
+    plan = plan_for(token, first, keep)
     if plan is not None and plan.registered:
         outs = (_noted_held if held else _noted_streamed)(client, spec, plan, shared, name)
         result = _finish(client, spec, partial(combine_noted, spec.combine), outs,
@@ -99,12 +105,14 @@ def fold_pass(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any], name: 
         # a future's: a task per chunk
         return _run_on_cluster(spec, blocks, shared, [None] * len(blocks), name, split_every)
     groups = _thread_groups(client, [h[0] for h in holders])
-    register = tokenize(token, groups) if misses < MAX_MISSES and first is not None else None
+    owners = owners_of(keep)
+    register = (tokenize(token, groups, uuid.uuid4().hex)
+                if misses < MAX_MISSES and first is not None and owners else None)
     outs = _fold_held(client, spec, blocks, refs, shared, name, groups, register)
     result = _finish(client, spec, spec.combine, outs, [where for where, _ in groups], name,
                      split_every)
     if register is not None:
-        remember(token, Plan(register, groups, weakref.ref(first), misses=misses))
+        remember(token, Plan(register, groups, owners, weakref.ref(first), misses=misses))
     return result
 
 
@@ -209,7 +217,9 @@ def _named_streamed(client: Any, spec: Pass, blocks: Sequence[Block], shared: Se
     share (a Zarr array's handle) stays a task the folds depend on. With a
     ``token``, each run is noted where it ran, for the later passes."""
     runs = np.array_split(np.arange(len(blocks)), min(len(blocks), RUNS_PER_THREAD * threads))
-    register = None if token is None else tokenize(token, len(runs))
+    owners = owners_of(blocks[0].keep)
+    register = None if token is None or not owners else \
+        tokenize(token, len(runs), uuid.uuid4().hex)
     shared_args = [_shared(client, s, len(runs)) for s in shared]
     loads = {(f"{name}-load", i): Task((f"{name}-load", i), _pair, TaskRef(b.x.key),
                                        None if b.w is None else TaskRef(b.w.key))
@@ -237,7 +247,7 @@ def _named_streamed(client: Any, spec: Pass, blocks: Sequence[Block], shared: Se
     if register is not None:
         remember(token, Plan(register, [(where, [int(i) for i in run])
                                         for where, run in zip(placed, runs, strict=True)],
-                             sources=sources, deps=run_deps, misses=misses))
+                             owners, sources=sources, deps=run_deps, misses=misses))
     return result
 
 

@@ -52,10 +52,14 @@ class BlocksMoved(RuntimeError):
 class Plan:
     """Where a dataset's folds run, and under which token their notes are."""
 
-    #: the token the folds' notes are under, on their workers
+    #: the token the folds' notes are under, on their workers: unique to the
+    #: plan, so two datasets with the same keys never share notes
     key: str
     #: each fold's (worker, block indices)
     groups: list[tuple[str, list[int]]]
+    #: the collections the blocks came from: the plan holds for those very
+    #: objects only (two arrays may share a name and differ in content)
+    owners: tuple[weakref.ref, ...] = ()
     #: held blocks: the future holding the first block's rows when noted (the
     #: same keys persisted anew are new arrays, perhaps elsewhere)
     first: weakref.ref | None = None
@@ -67,25 +71,67 @@ class Plan:
     misses: int = 0
 
 
+#: Plans by the token of their blocks' keys; a plan is dropped with the
+#: collections it was made for (its graph may hold storage credentials)
 _PLANS: OrderedDict[str, Plan] = OrderedDict()
 _PLANS_LOCK = threading.Lock()  # fits may run passes from several threads
 
 
-def plan_for(token: str, first: Any) -> Plan | None:
-    """The plan of the dataset ``token`` names, if it still holds (for held
-    blocks, the first block's rows still in the future ``first``)."""
+def owners_of(keep: Sequence[Any]) -> tuple[weakref.ref, ...]:
+    """Weak references to the collections a block keeps (its dataset's)."""
+    refs = []
+    for c in keep:
+        if c is not None:
+            try:
+                refs.append(weakref.ref(c))
+            except TypeError:  # not weakly referable: nothing can be planned for it
+                return ()
+    return tuple(refs)
+
+
+def plan_for(token: str, first: Any, keep: Sequence[Any]) -> Plan | None:
+    """The plan of the dataset ``token`` names, if it still holds: made for
+    these very collections ``keep`` (and, for held blocks, the first block's
+    rows still in the future ``first``)."""
     plan = _PLANS.get(token)
-    if plan is not None and plan.first is not None and plan.first() is not first:
+    if plan is None:
+        return None
+    live = [c for c in keep if c is not None]
+    if len(live) != len(plan.owners) or any(ref() is not c
+                                            for ref, c in zip(plan.owners, live, strict=True)):
+        return None
+    if plan.first is not None and plan.first() is not first:
         return None
     return plan
 
 
 def remember(token: str, plan: Plan) -> None:
+    """Keep ``plan`` while its collections live (none: it is not kept)."""
+    if not plan.owners:
+        return
+    owners = [ref() for ref in plan.owners]
+    if any(o is None for o in owners):
+        return
     with _PLANS_LOCK:
+        for owner in owners:  # dropped as soon as a collection is
+            weakref.finalize(owner, _forget, token, plan.key)
         _PLANS[token] = plan
         _PLANS.move_to_end(token)
         while len(_PLANS) > _MAX_PLANS:
             _PLANS.popitem(last=False)
+
+
+def _forget(token: str, key: str) -> None:
+    with _PLANS_LOCK:
+        plan = _PLANS.get(token)
+        if plan is not None and plan.key == key:
+            del _PLANS[token]
+
+
+def forget_plans() -> None:
+    """Drop every plan of this process (a job's client is closing)."""
+    with _PLANS_LOCK:
+        _PLANS.clear()
 
 
 def combine_noted(combine: Callable, parts: Sequence[Any]) -> Any:
@@ -158,3 +204,39 @@ def noted_run(register: tuple[str, int]) -> tuple | BlocksMoved:
         return BlocksMoved(f"run {register[1]} of plan {register[0]}: not noted on this "
                            "worker")
     return noted
+
+
+# --------------------------------------------------------------------------
+# Forgetting: a job's notes and filesystems do not outlive its client
+
+
+def forget_worker_state() -> int:
+    """On a worker or the scheduler: drop every note and every cached fsspec
+    filesystem, whose storage options may hold credentials. Notes are a
+    cache: a later pass that misses them names its blocks again. Returns
+    how many notes were dropped."""
+    from fsspec.spec import AbstractFileSystem
+
+    with _RUNS_LOCK:
+        n = len(_RUNS) + len(_HELD)
+        _RUNS.clear()
+        _HELD.clear()
+    pending = [AbstractFileSystem]
+    while pending:  # each filesystem class keeps its own instance cache
+        cls = pending.pop()
+        pending += cls.__subclasses__()
+        cache = cls.__dict__.get("_cache")
+        if isinstance(cache, dict):
+            cache.clear()
+    import gc
+
+    # distributed keeps each connection's last messages for debugging
+    # ("distributed.admin.low-level-log-length"): the tasks sent to workers
+    # among them, with the filesystems inside
+    from distributed.batched import BatchedSend
+
+    for obj in gc.get_objects():
+        if isinstance(obj, BatchedSend):
+            obj.recent_message_log.clear()
+    gc.collect()  # a filesystem refers to itself (its sync wrappers): a cycle
+    return n
