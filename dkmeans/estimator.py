@@ -1,8 +1,7 @@
 """The scikit-learn compatible estimator, :class:`KMeans`.
 
-``__init__`` only stores its arguments; :meth:`KMeans.fit` validates them
-against one table (:data:`_PARAMETERS`), turns the input into a chunked
-:class:`~dkmeans.data.Dataset` and calls :func:`dkmeans.fit.fit_kmeans`.
+``__init__`` only stores its arguments; :meth:`KMeans.fit` validates them against
+:data:`_PARAMETERS` and calls :func:`dkmeans.fit.fit_kmeans` on a Dataset.
 """
 
 from __future__ import annotations
@@ -64,11 +63,9 @@ def _wrap_callable(user_init: Callable, X: Any, in_memory: bool, prep: Preproces
                    n_features: int, dtype: np.dtype, seed: int):
     """Adapt a scikit-learn style ``init(X, n_clusters, random_state)``.
 
-    The callable sees the data as the user knows it: in the data's units,
-    missing values imputed (``X``, lazy), as a numpy array for in-memory
-    input and a dask array for chunked input (never a path). Its centers,
-    in the data's units too, are mapped into the space the clustering runs
-    in, as an array ``init`` is.
+    The callable sees the data as the user knows it: in its units, missing
+    values imputed, numpy for in-memory input, dask for chunked input (never
+    a path). Its centers are mapped into the space the clustering runs in.
     """
 
     def init(blocks, k, run):
@@ -283,8 +280,7 @@ of shape (n_samples, n_features)
                                         "to unit length already; choose one.")
         if self.min_cluster_size is not None and self.metric == "manhattan":
             raise InvalidParameterError("min_cluster_size applies to metric='euclidean' or "
-                                        "'cosine'; k-medians (metric='manhattan') does not "
-                                        "split clusters.")
+                                        "'cosine': k-medians does not split clusters.")
         self._check_feature_names(X, reset=True)
         data = as_dataset(X, sample_weight, storage_options)
         prep = Preprocessing.learn(data.X, scale=self.scale, impute=self.missing == "impute",

@@ -183,10 +183,8 @@ Parquet / CSV), of shape (n_samples, n_features)
 
         For data larger than memory: the labels are computed and written
         chunk by chunk on the workers (one Zarr chunk per block of X), never
-        gathered, into a hidden staging array beside ``path``; once every
-        chunk is checked present, the array is swapped in whole (see
-        :mod:`dkmeans.outputs`). Missing chunks would read as -1, never as a
-        valid label.
+        gathered, into a hidden staging array beside ``path``, swapped in
+        whole once every chunk is there (:mod:`dkmeans.outputs`).
 
         Parameters
         ----------
@@ -294,8 +292,7 @@ of shape (n_samples, n_features)
         Parameters
         ----------
         path : str, path-like or fsspec URL
-            Absent, an empty folder, or a dkmeans model directory; anything
-            else is refused (:class:`~dkmeans.errors.OutputExistsError`).
+            Absent, an empty folder, or a dkmeans model (else OutputExistsError).
         storage_options : dict, optional
         fingerprint : dict, optional
             The training input's :func:`~dkmeans.modelfile.fingerprint`.

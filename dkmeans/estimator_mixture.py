@@ -97,9 +97,9 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         seeding, then Lloyd): each row in the component of its center.
     weights_init : array of shape (n_components,), optional
     means_init : array of shape (n_components, n_features), optional
-        Initial means: then no k-means runs, and the weights and covariances
-        not given come from each row in the component of its nearest mean
-        (scikit-learn takes them from its own k-means' labels instead).
+        Initial means: no k-means runs; weights and covariances not given come
+        from each row in the component of its nearest mean (scikit-learn's from
+        its own k-means' labels).
     precisions_init : array, optional
         Inverse covariances: (k, d, d), (k, d) or (k,) by covariance type.
     random_state : int, RandomState or None
@@ -278,9 +278,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def predict_to_zarr(self, X: Any, path: Any, storage_options: dict | None = None,
                         overwrite: bool = False) -> Location:
-        """Write each row's most probable component to a Zarr array, chunk by
-        chunk on the workers, swapped in whole or not at all (as
-        :meth:`dkmeans.KMeans.predict_to_zarr`)."""
+        """Write each row's most probable component to a Zarr array, as
+        :meth:`dkmeans.KMeans.predict_to_zarr` writes labels."""
         check_is_fitted(self)
         arr, _ = as_chunked(X, storage_options=storage_options)
         labels = self.predict(arr).astype(np.int32)

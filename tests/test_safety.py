@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dkmeans
-from dkmeans import GaussianMixture, InvalidInputError, KMeans, sweep
+from dkmeans import InvalidInputError, KMeans, sweep
 from dkmeans.errors import InvalidParameterError, OutputExistsError, WriteConflictError
 from dkmeans.storage import locate
 
@@ -189,7 +189,7 @@ def test_threads_saving_one_model_leave_one_whole_model(X, tmp_path):
         try:
             for _ in range(5):
                 model.save(tmp_path / "m", overwrite=True)
-        except Exception as err:  # noqa: BLE001 - collected for the assertion
+        except Exception as err:
             errors.append(err)
 
     threads = [threading.Thread(target=save, args=(m,)) for m in models]
@@ -229,7 +229,7 @@ def test_processes_writing_one_target_leave_one_whole_result(X, tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for k in (2, 3, 4)]
     for p in procs:
-        out, err = p.communicate(timeout=600)
+        _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-2000:]
     labels = zarr.open_array(str(tmp_path / "labels.zarr"), mode="r")[:]
     model = dkmeans.load(tmp_path / "m")
@@ -398,7 +398,7 @@ def test_model_arrays_must_be_small_regular_files(km, tmp_path, kind):
     else:
         with open(centers, "wb") as f:
             f.truncate(10**9)  # sparse: takes no disk
-    with pytest.raises(InvalidInputError, match="regular file|more than"):
+    with pytest.raises(InvalidInputError, match=r"regular file|more than"):
         dkmeans.load(tmp_path / "m")
     proc = _cli("info", tmp_path / "m", timeout=60)  # a FIFO must not hang it
     assert proc.returncode == 2
@@ -466,9 +466,8 @@ def test_security_temporary_for_a_local_cluster(tmp_path):
         assert client.scheduler.address.startswith("tls://")
         assert client.submit(sum, [1, 2]).result() == 3
     config.write_text("type: local\nsecurity: yes-please\n")
-    with pytest.raises(InvalidParameterError, match="'temporary'"):
-        with connect(config):
-            pass
+    with pytest.raises(InvalidParameterError, match="'temporary'"), connect(config):
+        pass
 
 
 def test_a_tls_key_readable_by_others_is_warned_about(tmp_path):

@@ -108,9 +108,15 @@ def test_bytes_a_pass_moves_do_not_grow_with_the_chunks(cluster, structureless):
     few = as_dataset(_row_blocks(X, ROWS, scatter=True)).blocks()
     many = as_dataset(_row_blocks(X, ROWS // 10, scatter=True)).blocks()
     assert (len(few), len(many)) == (N_CHUNKS, 10 * N_CHUNKS)
-    run_pass(LLOYD, few, centers, quanta)  # functions reach the workers
-    (moved_few, few_stats), (moved_many, many_stats) = (
-        _pass_bytes(cluster, few, centers, quanta), _pass_bytes(cluster, many, centers, quanta))
+    for blocks in (few, many):  # functions reach the workers, the blocks are named
+        run_pass(LLOYD, blocks, centers, quanta)
+    # loopback counts every process's traffic: other work on the machine only
+    # adds to it, so the least of alternating repeats bounds the pass's own
+    measured = [(_pass_bytes(cluster, few, centers, quanta),
+                 _pass_bytes(cluster, many, centers, quanta)) for _ in range(3)]
+    moved_few = min(f[0] for f, _ in measured)
+    moved_many = min(m[0] for _, m in measured)
+    few_stats, many_stats = measured[0][0][1], measured[0][1][1]
     print(f"a Lloyd pass over {len(few)} chunks: {moved_few} bytes; over {len(many)}: "
           f"{moved_many}")
     # 576 more chunks: less than a tenth of what naming each would take
