@@ -5,8 +5,8 @@ local path (made absolute on the client, so workers with another working
 directory see the same file) or an fsspec URL (``s3://``, ``gs://``,
 ``abfs://``, ``memory://``, ``file://``, ...) plus ``storage_options`` into a
 :class:`Location`: the filesystem object and the path on it. A Location
-pickles with its storage options, so the workers that read or write it need
-no credentials of their own.
+pickles with its storage options (a task carries any credentials given in
+them; none given, workers use their own); its ``repr`` never shows them.
 
 One file is written atomically on every filesystem (:func:`put_atomic`): a
 local file is written beside its target and renamed over it; an object is
