@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -37,6 +38,14 @@ from dkmeans.cli_options import (
     storage_option,
     storage_options,
 )
+from dkmeans.cli_signals import (
+    EXIT_NO_CLUSTER,
+    Stopped,
+    WorkersLost,
+    checkpoint_on_stop,
+    handle_signals,
+    stop_note,
+)
 from dkmeans.demo import run as _demo
 
 log = logging.getLogger("dkmeans")
@@ -51,20 +60,33 @@ class _Progress:
     def __init__(self, args: argparse.Namespace, out: Any, params: dict, fingerprint: dict):
         self.args, self.out, self.params, self.fingerprint = args, out, params, fingerprint
         self.previous: float | None = None
+        self.last: Any = None  # the last finished iteration's progress
+        self.saved: int | None = None  # the iteration of the last checkpoint
 
     def __call__(self, p: Any) -> None:
-        from dkmeans.io import save_checkpoint
-
         change = ("" if self.previous is None
                   else f"  change {(p.inertia - self.previous) / self.previous:+.2e}")
         self.previous = p.inertia
         # the same number as inertia_history_[n_iter - 1]
         log.info("iteration %d  inertia %.6g%s  shift %.3g  %.3f s",
                  p.n_iter, p.inertia, change, p.shift, p.seconds)
+        self.last = p
         every = self.args.checkpoint_every
         if every and p.n_iter % every == 0 and not p.converged:
-            save_checkpoint(self.out, self.params, p, self.fingerprint)
-            log.info("checkpoint: iteration %d written to %s", p.n_iter, self.out)
+            self.checkpoint(p)
+
+    def checkpoint(self, p: Any) -> None:
+        from dkmeans.io import save_checkpoint
+
+        save_checkpoint(self.out, self.params, p, self.fingerprint)
+        self.saved = p.n_iter
+        log.info("checkpoint: iteration %d written to %s", p.n_iter, self.out)
+
+    def on_stop(self) -> str:
+        """Checkpoint the last finished iteration (if the job keeps them);
+        how to go on."""
+        return stop_note(self.args, self.last and self.last.n_iter, self.saved,
+                         lambda: self.checkpoint(self.last))
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -90,8 +112,9 @@ def _fit(args: argparse.Namespace) -> int:
     with connect(args.cluster, n_workers=args.workers):
         X = open_input(args, storage, table)  # now checked against the cluster's workers
         t0 = time.perf_counter()
-        with progress_bar(args):
-            model._fit(X, start=start, on_iteration=_Progress(args, out, params, fp))
+        progress = _Progress(args, out, params, fp)
+        with progress_bar(args), checkpoint_on_stop(progress.on_stop):
+            model._fit(X, start=start, on_iteration=progress)
         seconds = time.perf_counter() - t0
     model.save(out, fingerprint=fp, overwrite=True)  # checked by start_job
     log.info("model written to %s", out)
@@ -115,7 +138,8 @@ def _fit_minibatch(args: argparse.Namespace) -> int:
     with connect(args.cluster, n_workers=args.workers):
         X = open_input(args, storage, table)
         t0 = time.perf_counter()
-        with progress_bar(args):
+        with progress_bar(args), checkpoint_on_stop(
+                lambda: "; a mini-batch fit keeps no checkpoints: rerun it"):
             model.fit(X)
         seconds = time.perf_counter() - t0
     log.info("%d epochs, %d batches, %.2f passes read, inertia %.6g", model.n_iter_,
@@ -311,17 +335,25 @@ def main(argv: list[str] | None = None) -> int:
     from dkmeans.errors import ClusterUnavailableError, DKMeansError
 
     try:
-        code = args.run(args)
+        with handle_signals():
+            code = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code
+    except Stopped as stop:  # cleaned up on the way here: cluster, scratch, leases
+        print(f"dkmeans: stopped by {signal.Signals(stop.signum).name}"
+              f"{getattr(stop, 'note', '')}", file=sys.stderr)
+        return 128 + stop.signum
+    except WorkersLost as err:
+        print(f"dkmeans: error: {err}", file=sys.stderr)
+        return EXIT_NO_CLUSTER
     except BrokenPipeError:
         # the reader went away (`dkmeans info m | head`): a normal end; point
         # stdout at /dev/null so the interpreter's last flush does not fail
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except ClusterUnavailableError as err:  # not the caller's input: exit 1
+    except ClusterUnavailableError as err:  # not the caller's input: exit 3
         print(f"dkmeans: error: {err}", file=sys.stderr)
-        return 1
+        return EXIT_NO_CLUSTER
     except (DKMeansError, FileNotFoundError) as err:
         print(f"dkmeans: error: {err}", file=sys.stderr)
         return 2

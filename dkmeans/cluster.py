@@ -27,6 +27,7 @@ from typing import Any
 import dask
 import yaml
 
+from dkmeans.cli_signals import watch_workers
 from dkmeans.errors import ClusterUnavailableError, InvalidParameterError
 from dkmeans.workers import wait_for_workers
 
@@ -58,6 +59,19 @@ _SCHEMAS: dict[str, dict[str, tuple[Any, Any]]] = {
         "account": ((str, type(None)), None),
         "walltime": ((str, type(None)), None),
         "job_extra_directives": (list, []),
+        "job_script_prologue": (list, []),
+        "worker_extra_args": (list, []),
+        # "lo" keeps the scheduler and the workers on loopback (one machine)
+        "interface": ((str, type(None)), None),
+        "scheduler_options": ((dict, type(None)), None),
+        "dashboard_address": ((str, type(None)), "127.0.0.1:8787"),
+        "local_directory": ((str, type(None)), None),
+        "log_directory": ((str, type(None)), None),
+        "shared_temp_directory": ((str, type(None)), None),
+        "python": ((str, type(None)), None),
+        # how long to wait for the worker jobs (pending in the queue)
+        "timeout": ((str, *_ANY_NUMBER), "600s"),
+        "adapt": ((dict, type(None)), None),
         "security": ((str, type(None)), None),
     },
     "kubernetes": {
@@ -134,6 +148,10 @@ def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> dict
         raise InvalidParameterError(
             f"Cluster configuration key 'security' is {config['security']!r} ({where}); "
             "expected 'temporary' (self-signed TLS certificates made for this job).")
+    if kind == "slurm":
+        from dkmeans.cluster_slurm import check_adapt
+
+        check_adapt(config["adapt"], where)
     if config.get("tls"):
         unknown = set(config["tls"]) - _TLS_KEYS
         if unknown:
@@ -202,15 +220,27 @@ def connect(path: str | os.PathLike | None = None, **overrides: Any) -> Iterator
             client = _scheduler_client(config)
             with client:
                 wait_for_workers(client, 1, config["timeout"])
-                with _forgetting(client):
+                with _forgetting(client), watch_workers(client, _lost_after(config)):
                     yield client
             return
         cluster = stack.enter_context(_new_cluster(config, stack))
         client = stack.enter_context(Client(cluster, security=_temporary(config, cluster)))
         if config["type"] == "local":
             wait_for_workers(client, config["n_workers"], "60s")
-        with _forgetting(client):
+        elif config["type"] == "slurm":
+            from dkmeans.cluster_slurm import start_jobs, wait_for_slurm_workers
+
+            wait_for_slurm_workers(client, cluster, start_jobs(cluster, config),
+                                   config["timeout"])
+        with _forgetting(client), watch_workers(client, _lost_after(config)):
             yield client
+
+
+def _lost_after(config: dict) -> float:
+    """Seconds a job goes on waiting once its cluster has no worker left."""
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(config.get("timeout") or "60s"))
 
 
 @contextlib.contextmanager
@@ -259,18 +289,20 @@ def _new_cluster(config: dict, stack: contextlib.ExitStack) -> Any:
         # cluster (dask's default leaves dask-scratch-space in the temp dir)
         scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="dkmeans-scratch-"))
         stack.enter_context(dask.config.set({"temporary-directory": scratch}))
-        return LocalCluster(
-            n_workers=config["n_workers"], threads_per_worker=config["threads_per_worker"],
-            memory_limit=config["memory_limit"], dashboard_address=config["dashboard_address"],
-            processes=True, silence_logs=logging.ERROR, local_directory=scratch,
-            **_security_kwargs(config))
+        from dkmeans.cli_signals import ignoring_sigint
+
+        with ignoring_sigint():  # Ctrl-C stops the job, which stops its workers
+            return LocalCluster(
+                n_workers=config["n_workers"], threads_per_worker=config["threads_per_worker"],
+                memory_limit=config["memory_limit"],
+                dashboard_address=config["dashboard_address"], processes=True,
+                silence_logs=logging.ERROR, local_directory=scratch,
+                **_security_kwargs(config))
     if kind == "slurm":
+        from dkmeans.cluster_slurm import slurm_kwargs
+
         jobqueue = _import("dask_jobqueue", "dask-jobqueue", kind)
-        kwargs = {k: v for k, v in config.items()
-                  if k not in ("type", "jobs", "storage", "security")}
-        cluster = jobqueue.SLURMCluster(**kwargs, **_security_kwargs(config))
-        cluster.scale(jobs=config["jobs"])
-        return cluster
+        return jobqueue.SLURMCluster(**slurm_kwargs(config), **_security_kwargs(config))
     if config.get("security"):
         raise InvalidParameterError(
             "security: temporary is not available for a 'kubernetes' cluster: dask-kubernetes' "
