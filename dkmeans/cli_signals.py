@@ -7,7 +7,8 @@ thread: the current pass is abandoned, the last finished iteration is
 written as a checkpoint when the job writes them, the cluster is shut down
 and the scratch folder removed on the way out, and the command prints one
 line and exits with 128 + the signal (143 for TERM, 130 for INT). A second
-signal exits at once.
+signal exits at once, unless it comes within :data:`SAME_STOP_SECONDS` of
+the first (SLURM signals every process of a job, and its script too).
 
 :func:`watch_workers` guards a running job against a cluster that lost every
 worker: when none has been connected for the cluster file's ``timeout``,
@@ -43,13 +44,20 @@ class WorkersLost(BaseException):
     """Every worker of the cluster has been gone for longer than its timeout."""
 
 
-_STATE: dict[str, Any] = {"signum": None, "lost": None}
+_STATE: dict[str, Any] = {"signum": None, "lost": None, "since": 0.0}
+
+#: Signals within this many seconds of the first are the same stop: a
+#: resource manager signals every process of a job, and a job script passes
+#: the signal on too.
+SAME_STOP_SECONDS = 2.0
 
 
 def _on_signal(signum: int, frame: Any) -> None:
-    if _STATE["signum"] is not None:  # asked twice: at once
+    if _STATE["signum"] is not None:  # asked again: at once
+        if time.monotonic() - _STATE["since"] < SAME_STOP_SECONDS:
+            return
         os._exit(128 + signum)
-    _STATE["signum"] = signum
+    _STATE["signum"], _STATE["since"] = signum, time.monotonic()
     raise Stopped(signum)
 
 

@@ -29,6 +29,10 @@ _ADAPT_KEYS = {"minimum_jobs", "maximum_jobs"}
 def slurm_kwargs(config: dict) -> dict:
     """``SLURMCluster``'s keyword arguments from a checked configuration."""
     kwargs = {k: v for k, v in config.items() if k not in OWN_KEYS and v is not None}
+    dashboard = kwargs.pop("dashboard_address", None)
+    if dashboard is not None:  # dask-jobqueue takes it among the scheduler's options
+        kwargs["scheduler_options"] = {"dashboard_address": dashboard,
+                                       **(kwargs.get("scheduler_options") or {})}
     for key in ("job_extra_directives", "job_script_prologue", "worker_extra_args"):
         if not kwargs.get(key):
             kwargs.pop(key, None)

@@ -72,7 +72,7 @@ def _conf(folder: Path, socket_path: Path) -> str:
         "JobRequeue=1",
         "SchedulerType=sched/backfill",
         "InactiveLimit=0",
-        "KillWait=5",
+        "KillWait=20",
         "MinJobAge=30",
         "SlurmdTimeout=30",
         "JobCompType=jobcomp/none",

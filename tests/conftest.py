@@ -162,3 +162,19 @@ def isolated_cluster(tmp_path_factory):
     hidden = tmp_path_factory.getbasetemp()
     with _isolated_dask(tmp_path_factory.mktemp("sched"), 2, hidden) as address:
         yield address
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A real single-node SLURM (munged, slurmctld, slurmd from Debian's
+    packages) for the session: yields the environment its commands need
+    (``SLURM_CONF``) and stops every job and daemon at the end."""
+    import _slurm
+
+    why = _slurm.available()
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the SLURM tests: {why}")
+        pytest.skip(why)
+    with _slurm.single_node(tmp_path_factory.mktemp("slurm")) as env:
+        yield env
