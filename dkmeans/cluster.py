@@ -76,9 +76,12 @@ _SCHEMAS: dict[str, dict[str, tuple[Any, Any]]] = {
     },
     "kubernetes": {
         "name": (str, "dkmeans"),
-        "image": (str, "ghcr.io/dask/dask:latest"),
+        "image": (str, "required"),  # pinned: a version tag or a digest
         "n_workers": (int, 2),
         "resources": ((dict, type(None)), None),
+        "env": ((dict, type(None)), None),
+        # a Kubernetes Secret whose keys become the pods' environment
+        "storage_secret": ((str, type(None)), None),
         "security": ((str, type(None)), None),
     },
 }
@@ -131,6 +134,10 @@ def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> dict
             raise InvalidParameterError(
                 f"Unknown key {key!r} for a {kind!r} cluster in {where}; known keys: "
                 f"{sorted(schema)}.")
+    if kind == "scheduler" and "address" not in loaded and \
+            dask.config.get("scheduler-address", None):
+        # dask's own convention (DASK_SCHEDULER_ADDRESS), as a DaskJob's pod has it
+        loaded["address"] = dask.config.get("scheduler-address")
     for key, (types, default) in schema.items():
         if key not in loaded:
             if default == "required":
@@ -152,6 +159,10 @@ def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> dict
         from dkmeans.cluster_slurm import check_adapt
 
         check_adapt(config["adapt"], where)
+    if kind == "kubernetes":
+        from dkmeans.cluster_kubernetes import check_kubernetes
+
+        check_kubernetes(config, where)
     if config.get("tls"):
         unknown = set(config["tls"]) - _TLS_KEYS
         if unknown:
@@ -308,9 +319,10 @@ def _new_cluster(config: dict, stack: contextlib.ExitStack) -> Any:
             "security: temporary is not available for a 'kubernetes' cluster: dask-kubernetes' "
             "KubeCluster takes no TLS settings. Give the operator's DaskCluster TLS "
             "certificates from a Kubernetes Secret and connect with type: scheduler and tls.")
-    operator = _import("dask_kubernetes.operator", "dask-kubernetes", kind)
-    return operator.KubeCluster(name=config["name"], image=config["image"],
-                                n_workers=config["n_workers"], resources=config["resources"])
+    _import("dask_kubernetes.operator", "dask-kubernetes", kind)
+    from dkmeans.cluster_kubernetes import kube_cluster
+
+    return kube_cluster(config)
 
 
 # --------------------------------------------------------------------------
