@@ -77,11 +77,11 @@ def test_the_shipped_daskjob_fits_the_crd_and_resumes():
     import dask
 
     env = {e["name"]: e["value"] for e in runner["env"]}
-    with dask.config.set({"scheduler-address": "tcp://dkmeans-nightly-scheduler:8786"}):
-        with pytest.MonkeyPatch.context() as mp:
-            for k, v in env.items():
-                mp.setenv(k, v)
-            config = load_config(None)
+    with dask.config.set({"scheduler-address": "tcp://dkmeans-nightly-scheduler:8786"}), \
+            pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        config = load_config(None)
     assert config["type"] == "scheduler"
     assert config["address"] == "tcp://dkmeans-nightly-scheduler:8786"
 
