@@ -124,6 +124,8 @@ class Lease:
         delay = 0.05
         while not _create(self.loc, self._record()):
             holder = _read(self.loc)
+            if holder is not None and holder.get("owner") == self.owner:
+                break  # our own create, whose answer was lost and the request retried
             if holder is not None and _stale(holder):
                 with contextlib.suppress(FileNotFoundError):
                     if _read(self.loc) == holder:  # nobody broke and retook it meanwhile

@@ -193,11 +193,12 @@ def write_model_dir(path: Any, meta: dict, arrays: dict[str, np.ndarray],
             blobs[index[name]["file"]] = data
         for file, data in blobs.items():
             put_atomic(loc.child(file), data, mode)
-        for file, data in blobs.items():
-            if loc.fs.size(loc.child(file).path) != len(data):
-                raise InvalidInputError(f"Writing {loc.child(file).url!r}: the stored size "
-                                        "does not match what was written. The previous "
-                                        "model is kept.")
+        loc.fs.invalidate_cache()
+        for file, data in blobs.items():  # read back whole: small, and the only proof
+            if loc.child(file).read_bytes() != data:
+                raise InvalidInputError(f"Writing {loc.child(file).url!r}: what is stored "
+                                        "is not what was written. The previous model is "
+                                        "kept.")
         text = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
                            "arrays": index}, indent=2).encode()
         held.check()

@@ -61,6 +61,8 @@ def open_zarr(loc: Location) -> Any:
         return zarr.open_array(store=loc.zarr_store(read_only=True), mode="r")
     except FileNotFoundError as err:
         raise InputNotFoundError(f"No Zarr array at {loc.url!r}: {err}") from err
+    except OSError:  # the store failed, after its retries: not a missing array
+        raise
     except Exception as err:  # zarr raises several types for "not an array"
         if not loc.exists():
             raise InputNotFoundError(f"No Zarr array at {loc.url!r}: nothing is there."

@@ -119,6 +119,8 @@ def locate(path: Any, storage_options: dict | None = None) -> Location:
 
     text = os.fspath(path)
     options = dict(storage_options or {})
+    if text.startswith(("s3://", "s3a://")):
+        options = with_s3_retries(options)
     try:
         fs, stripped = url_to_fs(text, **options)
     except ImportError as err:
@@ -126,6 +128,21 @@ def locate(path: Any, storage_options: dict | None = None) -> Location:
     except ValueError as err:  # fsspec: "Protocol not known: ..."
         raise InvalidParameterError(f"Cannot open {text!r}: {err}") from err
     return Location(fs, stripped, options)
+
+
+#: botocore's retries for S3 unless the storage options set their own: its
+#: "standard" mode (exponential backoff with jitter, on throttling, 5xx and
+#: dropped connections) with more attempts than its default 3, so a store
+#: that sheds load (503 SlowDown) slows a job down rather than failing it.
+S3_RETRIES = {"max_attempts": 10, "mode": "standard"}
+
+
+def with_s3_retries(options: dict) -> dict:
+    """``options`` with :data:`S3_RETRIES` unless they say how to retry."""
+    config = dict(options.get("config_kwargs") or {})
+    if "retries" in config:
+        return options
+    return {**options, "config_kwargs": {**config, "retries": dict(S3_RETRIES)}}
 
 
 def put_atomic(loc: Location, data: bytes, mode: int | None = None) -> None:
