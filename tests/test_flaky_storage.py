@@ -14,10 +14,10 @@ import time
 import numpy as np
 import pytest
 import zarr
+from _faulty_proxy import faulty_proxy
 from sklearn.datasets import make_blobs
 
 import dkmeans
-from _faulty_proxy import faulty_proxy
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 s3fs = pytest.importorskip("s3fs")
