@@ -68,6 +68,6 @@ def test_a_failed_write_leaves_the_previous_labels_whole(blobs, tmp_path):
     bad = X.copy()
     bad[1700, 2] = np.nan  # found in the last block, after others were written
     with pytest.raises(ValueError, match="row 1700"):
-        model.predict_to_zarr(da.from_array(bad, chunks=(500, 5)), out)
+        model.predict_to_zarr(da.from_array(bad, chunks=(500, 5)), out, overwrite=True)
     np.testing.assert_array_equal(zarr.open_array(str(out), mode="r")[:], before)
     assert [p.name for p in tmp_path.iterdir()] == ["labels.zarr"]  # no debris
