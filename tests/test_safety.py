@@ -567,3 +567,21 @@ def test_every_writer_refuses_or_replaces_only_dkmeans_output(X, km, tmp_path_fa
     assert kind in ours
     assert {k: v for k, v in _tree(root).items() if not k.startswith("out")} == \
         {k: v for k, v in before.items() if not k.startswith("out")}
+
+
+def test_secrets_over_plain_tcp_off_this_machine_are_warned_about():
+    from types import SimpleNamespace
+
+    from dkmeans.storage import warn_if_secrets_in_clear
+
+    def client(address):  # what the rule reads of a distributed.Client
+        return SimpleNamespace(scheduler=SimpleNamespace(address=address))
+
+    secret = locate("memory://x/y", {"key": "k", "secret": "s"})
+    with pytest.warns(UserWarning, match="plain tcp://"):
+        warn_if_secrets_in_clear(secret, client("tcp://10.1.2.3:8786"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_secrets_in_clear(secret, client("tcp://127.0.0.1:8786"))  # loopback
+        warn_if_secrets_in_clear(secret, client("tls://10.1.2.3:8786"))  # encrypted
+        warn_if_secrets_in_clear(locate("memory://x/y"), client("tcp://10.1.2.3:8786"))
