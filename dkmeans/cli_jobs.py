@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import re
 import sys
 from typing import Any
@@ -95,14 +96,42 @@ def input_fingerprint(X: Any, table: dict) -> dict:
     return {**fingerprint(X), "table": table}
 
 
+@contextlib.contextmanager
 def progress_bar(args: argparse.Namespace) -> Any:
-    """Bars per pass on stderr (tqdm) when it is a terminal and progress is wanted."""
+    """Bars per pass on stderr (tqdm) when it is a terminal and progress is
+    wanted; meanwhile the job's log lines go through ``tqdm.write``, which
+    prints each above the bar instead of on its line. Piped, plain lines."""
+    from tqdm import tqdm
+
     from dkmeans.progress import PassBars
     from dkmeans.runner import report_progress
 
     if args.quiet or not sys.stderr.isatty():
-        return contextlib.nullcontext()
-    return report_progress(PassBars(sys.stderr))
+        yield
+        return
+    log = logging.getLogger("dkmeans")
+    plain = list(log.handlers)
+    through_bars = _TqdmHandler(tqdm)
+    through_bars.setFormatter(logging.Formatter("%(message)s"))
+    bars = PassBars(sys.stderr)
+    log.handlers = [through_bars]
+    try:
+        with report_progress(bars):
+            yield
+    finally:
+        bars.close()
+        log.handlers = plain
+
+
+class _TqdmHandler(logging.Handler):
+    """Log records written with ``tqdm.write`` (above any bar on stderr)."""
+
+    def __init__(self, tqdm: Any):
+        super().__init__()
+        self._tqdm = tqdm
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._tqdm.write(self.format(record), file=sys.stderr)
 
 
 def existing_model(out: Any) -> dict | None:

@@ -35,7 +35,10 @@ class PassBars:
         self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
+        """End the current bar at 100%: its pass is over when the next one
+        starts or the fit ends (folds report as they finish, not per block)."""
         if self._bar is not None:
+            self._bar.update(self._bar.total - self._bar.n)
             self._bar.close()
             self._bar = None
 
