@@ -252,25 +252,36 @@ def _describe(args: argparse.Namespace, loc: Any, meta: dict) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dkmeans import __version__
+
     parser = argparse.ArgumentParser(
         prog="dkmeans", description="k-means on Dask, for data larger than memory.")
+    parser.add_argument("--version", action="version", version=f"dkmeans {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser(
         "demo", help="generate a Zarr dataset, cluster it on an embedded local Dask cluster")
-    demo.add_argument("--rows", type=_positive_int, default=4_000_000)
-    demo.add_argument("--features", type=_positive_int, default=16)
-    demo.add_argument("--clusters", type=_positive_int, default=12, help="blobs and k")
-    demo.add_argument("--workers", type=_positive_int, default=None)
-    demo.add_argument("--cluster", default=None, help="cluster YAML (cluster_configs/)")
+    demo.add_argument("--rows", type=_positive_int, default=4_000_000,
+                      help="rows to generate (default 4,000,000)")
+    demo.add_argument("--features", type=_positive_int, default=16,
+                      help="features (columns) per row (default 16)")
+    demo.add_argument("--clusters", type=_positive_int, default=12,
+                      help="Gaussian blobs to generate, and k (default 12)")
+    demo.add_argument("--workers", type=_positive_int, default=None,
+                      help="worker processes of the local cluster (default 2, or the "
+                           "cluster file's)")
+    demo.add_argument("--cluster", default=None,
+                      help="cluster YAML (cluster_configs/; default: a local cluster)")
     demo.add_argument("--path", default=None,
                       help="folder to keep the Zarr data in (default: a temporary folder, "
                            "removed at the end)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0,
+                      help="seed of the data and the fit (default 0)")
     demo.add_argument("--plot", default=None, metavar="FILE.png",
                       help="where to write the plot (default: dkmeans-demo.png in --path, "
                            "or here)")
-    demo.add_argument("--verbose", "-v", action="count", default=0)
+    demo.add_argument("--verbose", "-v", action="count", default=0,
+                      help="print the fit's progress (-vv: more)")
     demo.set_defaults(run=_demo, quiet=False, log_level="INFO")
 
     fit = sub.add_parser("fit", help="fit k-means (or a Gaussian mixture) on a Zarr array, "

@@ -47,6 +47,11 @@ def open_path(path: Any, storage_options: dict | None = None,
         arr = open_npy(loc)
     elif table_files(loc) is not None:
         arr = open_table(loc, columns, sep=sep, header=header)
+    elif loc.fs.isfile(loc.path):  # a Zarr array is a folder
+        raise InputTypeError(
+            f"{loc.url!r} is a file dkmeans cannot tell the kind of by its name: it reads "
+            "Zarr arrays (folders), .npy files and tables named .parquet, .csv, .tsv or "
+            ".txt. Rename it (a CSV: name.csv), or open it yourself and pass the array.")
     else:
         arr = open_zarr(loc)
     check_input_shared(loc)
@@ -130,7 +135,7 @@ def _pick(df: Any, columns: list | None, where: str) -> Any:
     if not columns:
         return df
     names = list(df.columns)
-    picked = []
+    picked, missing = [], []
     for c in columns:
         if c in names:
             picked.append(c)
@@ -141,7 +146,9 @@ def _pick(df: Any, columns: list | None, where: str) -> Any:
                                         f"it has {len(names)} columns.")
             picked.append(names[i])
         else:
-            raise InvalidInputError(f"Columns {[c]} are not in {where}; it has {names}.")
+            missing.append(c)
+    if missing:  # every one, so a typo is fixed in one go
+        raise InvalidInputError(f"Columns {missing} are not in {where}; it has {names}.")
     return df[picked]
 
 

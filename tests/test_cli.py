@@ -158,3 +158,42 @@ def test_connect_keeps_no_message_log_and_restores_the_config():
         assert client.scheduler_comm.recent_message_log.maxlen == 0
         assert client.submit(sum, [1, 2]).result() == 3
     assert dask.config.get(key) == before
+
+
+def test_version_and_demo_help_say_what_they_are():
+    import subprocess
+    import sys
+
+    from dkmeans import __version__
+
+    out = subprocess.run([sys.executable, "-m", "dkmeans", "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == f"dkmeans {__version__}"
+    text = subprocess.run([sys.executable, "-m", "dkmeans", "demo", "--help"],
+                          capture_output=True, text=True, check=True).stdout
+    for option in ("--rows", "--features", "--clusters", "--seed", "--path", "--plot"):
+        line = next(part for part in text.split("\n  -") if part.lstrip("-").startswith(
+            option.lstrip("-")))
+        assert "default" in line, line
+
+
+def test_a_typo_in_columns_names_every_missing_one_and_unknown_files_are_named(tmp_path):
+    import numpy as np
+
+    from dkmeans import InputTypeError, InvalidInputError, KMeans
+
+    csv = tmp_path / "customers.csv"
+    csv.write_text("age,income,spend\n" + "\n".join(f"{i},{2 * i},{3 * i}" for i in range(50)))
+    with pytest.raises(InvalidInputError, match=r"\['agee', 'spnd'\] are not in"):
+        KMeans(2).fit(dkmeans_open(csv, ["agee", "income", "spnd"]))
+    data = tmp_path / "customers.data"
+    data.write_text(csv.read_text())
+    with pytest.raises(InputTypeError, match="cannot tell the kind"):
+        KMeans(2).fit(str(data))
+    assert np.isfinite(KMeans(2).fit(dkmeans_open(csv, ["age", "spend"])).inertia_)
+
+
+def dkmeans_open(path, columns):
+    import dkmeans
+
+    return dkmeans.open_array(str(path), columns=columns)
