@@ -151,13 +151,17 @@ def _fit_minibatch(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace, meta: dict, **extra: Any) -> int:
-    fitted = meta["fitted"]
+    fitted, params = meta["fitted"], meta["params"]
+    # the command line's own defaults, said (random_state 0: a rerun job gives
+    # the same model; larger mini-batches for data on disk)
+    chosen = {k: params[k] for k in ("random_state", "batch_size") if k in params}
     summary = {"model": str(args.output), "state": meta.get("state"),
-               "n_clusters": meta["params"]["n_clusters"], "n_iter": fitted["n_iter"],
-               "inertia": fitted["inertia"], **extra}
+               "n_clusters": params["n_clusters"], "n_iter": fitted["n_iter"],
+               "inertia": fitted["inertia"], **chosen, **extra}
+    said = ", ".join(f"{k} {v}" for k, v in chosen.items())
     return report(args, summary, f"{summary['model']}: k={summary['n_clusters']}, "
                                  f"{summary['n_iter']} iterations, inertia "
-                                 f"{summary['inertia']:.6g}")
+                                 f"{summary['inertia']:.6g} ({said})")
 
 
 def _predict(args: argparse.Namespace) -> int:

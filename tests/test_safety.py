@@ -501,7 +501,9 @@ def test_storage_options_from_a_file_or_the_environment_never_echoed(km, X, tmp_
     opts = tmp_path / "opts.json"
     opts.write_text(json.dumps({"auto_mkdir": True}))
     args = ["fit", tmp_path / "X.zarr", "-k", "2", "-q"]
-    assert _cli(*args, "-o", tmp_path / "a", "--storage-options", f"@{opts}").returncode == 0
+    done = _cli(*args, "-o", tmp_path / "a", "--storage-options", f"@{opts}", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["random_state"] == 0  # the command line's default, said
     env = {**os.environ, "DKMEANS_STORAGE_OPTIONS": json.dumps({"auto_mkdir": True})}
     assert _cli(*args, "-o", tmp_path / "b", env=env).returncode == 0
     bad = _cli(*args, "-o", tmp_path / "c", "--storage-options", '{"secret": "hunter2"')
