@@ -288,7 +288,7 @@ def test_unreachable_scheduler_fails_within_its_timeout(data, tmp_path):
     t0 = time.monotonic()
     proc = run("fit", data / "X.npy", "-k", 3, "-o", tmp_path / "m", "--cluster", config,
                check=False, timeout=60)
-    assert proc.returncode == 1
+    assert proc.returncode == 3  # no cluster: try again later
     assert "Could not reach the Dask scheduler at tcp://127.0.0.1:1 within 2s" in proc.stderr
     assert time.monotonic() - t0 < 30
     assert not (tmp_path / "m").exists()
