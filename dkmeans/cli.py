@@ -40,11 +40,11 @@ from dkmeans.cli_options import (
 )
 from dkmeans.cli_signals import (
     EXIT_NO_CLUSTER,
+    IterationCheckpoints,
     Stopped,
     WorkersLost,
     checkpoint_on_stop,
     handle_signals,
-    stop_note,
 )
 from dkmeans.demo import run as _demo
 
@@ -54,14 +54,13 @@ log = logging.getLogger("dkmeans")
 # ---------------------------------------------------------------- commands
 
 
-class _Progress:
+class _Progress(IterationCheckpoints):
     """Per-iteration lines on stderr, and checkpoints every N iterations."""
 
     def __init__(self, args: argparse.Namespace, out: Any, params: dict, fingerprint: dict):
-        self.args, self.out, self.params, self.fingerprint = args, out, params, fingerprint
+        super().__init__(args, out)
+        self.params, self.fingerprint = params, fingerprint
         self.previous: float | None = None
-        self.last: Any = None  # the last finished iteration's progress
-        self.saved: int | None = None  # the iteration of the last checkpoint
 
     def __call__(self, p: Any) -> None:
         change = ("" if self.previous is None
@@ -70,23 +69,12 @@ class _Progress:
         # the same number as inertia_history_[n_iter - 1]
         log.info("iteration %d  inertia %.6g%s  shift %.3g  %.3f s",
                  p.n_iter, p.inertia, change, p.shift, p.seconds)
-        self.last = p
-        every = self.args.checkpoint_every
-        if every and p.n_iter % every == 0 and not p.converged:
-            self.checkpoint(p)
+        self.finished(p)
 
-    def checkpoint(self, p: Any) -> None:
+    def write(self, p: Any) -> None:
         from dkmeans.io import save_checkpoint
 
         save_checkpoint(self.out, self.params, p, self.fingerprint)
-        self.saved = p.n_iter
-        log.info("checkpoint: iteration %d written to %s", p.n_iter, self.out)
-
-    def on_stop(self) -> str:
-        """Checkpoint the last finished iteration (if the job keeps them);
-        how to go on."""
-        return stop_note(self.args, self.last and self.last.n_iter, self.saved,
-                         lambda: self.checkpoint(self.last))
 
 
 def _fit(args: argparse.Namespace) -> int:

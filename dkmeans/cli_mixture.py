@@ -18,40 +18,28 @@ from typing import Any
 
 from dkmeans.cli_jobs import open_input, progress_bar, report, start_job
 from dkmeans.cli_options import estimator_params
-from dkmeans.cli_signals import checkpoint_on_stop, stop_note
+from dkmeans.cli_signals import IterationCheckpoints, checkpoint_on_stop
 
 log = logging.getLogger("dkmeans")
 
 ESTIMATOR = "GaussianMixture"
 
 
-class _Checkpoints:
+class _Checkpoints(IterationCheckpoints):
     """Per-iteration lines on stderr, and a checkpoint every N iterations."""
 
     def __init__(self, args: argparse.Namespace, model: Any, out: Any, fp: dict):
-        self.args, self.model, self.out, self.fp = args, model, out, fp
-        self.last: Any = None  # the last finished iteration
-        self.saved: int | None = None  # the iteration of the last checkpoint
+        super().__init__(args, out)
+        self.model, self.fp = model, fp
 
     def __call__(self, result: Any) -> None:
         log.info("iteration %d  lower bound %.8g", result.n_iter, result.lower_bound)
-        self.last = result
-        every = self.args.checkpoint_every
-        if every and result.n_iter % every == 0 and not result.converged:
-            self.checkpoint(result)
+        self.finished(result)
 
-    def checkpoint(self, result: Any) -> None:
+    def write(self, result: Any) -> None:
         state = self.model.__class__(**self.model.get_params())
         state._set_state(result, self.model.n_features_in_)
         state.save(self.out, fingerprint=self.fp, state="checkpoint", overwrite=True)
-        self.saved = result.n_iter
-        log.info("checkpoint: iteration %d written to %s", result.n_iter, self.out)
-
-    def on_stop(self) -> str:
-        """Checkpoint the last finished iteration (if the job keeps them);
-        how to go on."""
-        return stop_note(self.args, self.last and self.last.n_iter, self.saved,
-                         lambda: self.checkpoint(self.last))
 
 
 def read_model(out: Any, meta: dict) -> Any:

@@ -170,3 +170,38 @@ def stop_note(args: Any, n_iter: int | None, saved: int | None, checkpoint: Any)
         return (f" after iteration {n_iter}; no checkpoint was written (--checkpoint-every N "
                 "writes them): rerun the job")
     return f" after iteration {n_iter}; rerun with --resume to continue from iteration {saved}"
+
+
+class IterationCheckpoints:
+    """A job's checkpoints: every ``--checkpoint-every`` iterations, and of
+    the last finished iteration when the job is stopped. A subclass says how
+    one is written (:meth:`write`) and calls :meth:`finished` after each
+    iteration."""
+
+    def __init__(self, args: Any, out: Any):
+        self.args, self.out = args, out
+        self.last: Any = None  # the last finished iteration
+        self.saved: int | None = None  # the iteration of the last checkpoint
+
+    def write(self, progress: Any) -> None:
+        raise NotImplementedError
+
+    def finished(self, progress: Any) -> None:
+        self.last = progress
+        every = getattr(self.args, "checkpoint_every", None)
+        if every and progress.n_iter % every == 0 and not progress.converged:
+            self.checkpoint(progress)
+
+    def checkpoint(self, progress: Any) -> None:
+        import logging
+
+        self.write(progress)
+        self.saved = progress.n_iter
+        logging.getLogger("dkmeans").info("checkpoint: iteration %d written to %s",
+                                          progress.n_iter, self.out)
+
+    def on_stop(self) -> str:
+        """Checkpoint the last finished iteration (if the job keeps them);
+        how to go on."""
+        return stop_note(self.args, self.last and self.last.n_iter, self.saved,
+                         lambda: self.checkpoint(self.last))
