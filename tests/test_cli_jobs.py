@@ -38,6 +38,7 @@ def test_fit_info_predict_evaluate(data, tmp_path):
     out = json.loads(run("fit", data / "X.npy", "-k", 5, "-o", tmp_path / "m", "--workers", 1,
                          "--json", "-q").stdout)
     assert out["state"] == "complete" and out["n_clusters"] == 5
+    assert out["random_state"] == 0  # the command line's default, said in its summary
     model = dkmeans.load(tmp_path / "m")
     info = json.loads(run("info", tmp_path / "m", "--json").stdout)
     assert info["input_fingerprint"]["shape"] == [300_000, 8]

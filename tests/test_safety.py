@@ -150,9 +150,8 @@ def test_cli_predict_refuses_the_input_and_foreign_targets(km, X, tmp_path):
     assert proc.returncode == 0, proc.stderr
     proc = _cli("predict", tmp_path / "m", tmp_path / "X.zarr", "-o", tmp_path / "l.zarr",
                 "-q")
-    assert proc.returncode == 2 and "--force" in proc.stderr
-    assert _cli("predict", tmp_path / "m", tmp_path / "X.zarr", "-o", tmp_path / "l.zarr",
-                "-q", "--force").returncode == 0
+    assert proc.returncode == 2 and "--force" in proc.stderr  # refused before any cluster
+    # (--force replacing dkmeans' labels: tests/test_object_storage.py, on S3)
 
 
 def test_memory_filesystem_follows_the_same_rules(km, X):
@@ -494,21 +493,23 @@ def test_location_repr_hides_the_storage_options():
     assert "hunter2" not in repr(loc) and "AKIA" not in repr(loc) and "x/y" in repr(loc)
 
 
-def test_storage_options_from_a_file_or_the_environment_never_echoed(km, X, tmp_path):
-    z = zarr.create_array(str(tmp_path / "X.zarr"), shape=X.shape, chunks=(100, 2),
-                          dtype="f8")
-    z[:] = X
+def test_storage_options_from_a_file_or_the_environment_never_echoed(km, tmp_path):
+    km.save(tmp_path / "m")
     opts = tmp_path / "opts.json"
     opts.write_text(json.dumps({"auto_mkdir": True}))
-    args = ["fit", tmp_path / "X.zarr", "-k", "2", "-q"]
-    done = _cli(*args, "-o", tmp_path / "a", "--storage-options", f"@{opts}", "--json")
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["random_state"] == 0  # the command line's default, said
+    shown = _cli("info", tmp_path / "m", "--json", "--storage-options", f"@{opts}")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["params"]["n_clusters"] == 2
     env = {**os.environ, "DKMEANS_STORAGE_OPTIONS": json.dumps({"auto_mkdir": True})}
-    assert _cli(*args, "-o", tmp_path / "b", env=env).returncode == 0
-    bad = _cli(*args, "-o", tmp_path / "c", "--storage-options", '{"secret": "hunter2"')
-    assert bad.returncode == 2 and "not valid JSON" in bad.stderr
-    assert "hunter2" not in bad.stderr + bad.stdout
+    assert _cli("info", tmp_path / "m", env=env).returncode == 0
+    for bad in ('{"secret": "hunter2"', f"@{tmp_path / 'absent.json'}"):
+        proc = _cli("info", tmp_path / "m", "--storage-options", bad)
+        assert proc.returncode == 2 and "--storage-options" in proc.stderr, proc.stderr
+        assert "hunter2" not in proc.stderr + proc.stdout
+    env = {**os.environ, "DKMEANS_STORAGE_OPTIONS": '["hunter2"]'}
+    proc = _cli("info", tmp_path / "m", env=env)
+    assert proc.returncode == 2 and "DKMEANS_STORAGE_OPTIONS must be a JSON object" in \
+        proc.stderr and "hunter2" not in proc.stderr
 
 
 def test_saving_over_a_private_model_keeps_it_private(km, X, tmp_path):
