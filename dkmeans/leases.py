@@ -138,8 +138,8 @@ class Lease:
                     f"job is running, remove {self.loc.url!r}.")
             time.sleep(delay)
             delay = min(1.0, delay * 2)
-        self._thread = threading.Thread(target=self._renew, daemon=True,
-                                        name="dkmeans-lease")
+        renew = threading.Thread(target=self._renew, daemon=True, name="dkmeans-lease")
+        self._thread = renew
         self._thread.start()
 
     def _renew(self) -> None:
