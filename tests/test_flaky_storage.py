@@ -49,7 +49,7 @@ def test_jobs_through_a_flaky_store_equal_the_fault_free_run(s3, data, tmp_path)
     with dask.config.set(scheduler="threads"):  # the same fit on any scheduler
         want = dkmeans.KMeans(6, random_state=1, tol=0, max_iter=5).fit(
             "s3://dkmeans/flaky/X.zarr", storage_options=s3)
-    with faulty_proxy(_port(s3), rate=0.15, seed=7) as (url, proxy):
+    with faulty_proxy(_port(s3), rate=0.08, seed=7) as (url, proxy):
         flaky = {**s3, "endpoint_url": url}
         opts = ["--storage-options", json.dumps(flaky)]
         proc = _cli(*fit, "-o", "s3://dkmeans/flaky/faulty", *opts)
@@ -73,7 +73,7 @@ def test_jobs_through_a_flaky_store_equal_the_fault_free_run(s3, data, tmp_path)
 def test_a_store_that_always_fails_ends_the_job_naming_the_error(s3, data):
     # the storage options' own retries win over dkmeans' (10 attempts, ~40 s
     # of backoff before an operation fails)
-    retries = {"config_kwargs": {"retries": {"max_attempts": 3, "mode": "standard"}}}
+    retries = {"config_kwargs": {"retries": {"max_attempts": 2, "mode": "standard"}}}
     with faulty_proxy(_port(s3), rate=1.0, seed=3) as (url, _):
         t0 = time.monotonic()
         proc = _cli("fit", "s3://dkmeans/flaky/X.zarr", "-k", 3, "-o",

@@ -32,7 +32,7 @@ def uniform(tmp_path_factory):
 
 def _job(uniform, out, every=50):
     return [sys.executable, "-m", "dkmeans", "fit", str(uniform), "-k", "48", "--tol", "0",
-            "--max-iter", "40", "--checkpoint-every", str(every), "--workers", "2",
+            "--max-iter", "25", "--checkpoint-every", str(every), "--workers", "2",
             "-o", str(out)]
 
 
@@ -70,7 +70,7 @@ def test_sigterm_checkpoints_the_last_iteration_and_exits_143(uniform, tmp_path)
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["resumed_from"] == n
-    assert dkmeans.load(tmp_path / "m").n_iter_ == 40
+    assert dkmeans.load(tmp_path / "m").n_iter_ == 25
 
 
 def test_ctrl_c_in_a_terminal_stops_cleanly_without_worker_tracebacks(uniform, tmp_path):

@@ -135,7 +135,7 @@ def test_a_worker_job_cancelled_mid_fit_changes_nothing(slurm, tmp_path):
 def test_every_worker_job_gone_ends_the_job_with_exit_3(slurm, tmp_path):
     X = np.random.default_rng(0).random((300_000, 8), dtype=np.float32)
     np.save(tmp_path / "X.npy", X)
-    config = _cluster_file(tmp_path, timeout="8s")
+    config = _cluster_file(tmp_path, timeout="4s")
     proc = subprocess.Popen([sys.executable, "-m", "dkmeans", "fit", str(tmp_path / "X.npy"),
                              "-k", "16", "--tol", "0", "--max-iter", "300", "-o",
                              str(tmp_path / "m"), "--cluster", str(config)],
