@@ -156,9 +156,10 @@ def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> dict
             f"Cluster configuration key 'security' is {config['security']!r} ({where}); "
             "expected 'temporary' (self-signed TLS certificates made for this job).")
     if kind == "slurm":
-        from dkmeans.cluster_slurm import check_adapt
+        from dkmeans.cluster_slurm import check_adapt, check_security
 
         check_adapt(config["adapt"], where)
+        check_security(config, where)
     if kind == "kubernetes":
         from dkmeans.cluster_kubernetes import check_kubernetes
 

@@ -39,6 +39,22 @@ def slurm_kwargs(config: dict) -> dict:
     return kwargs
 
 
+def check_security(config: dict, where: str) -> None:
+    """``security: temporary`` writes the job's certificates where the worker
+    jobs read them: ``shared_temp_directory``, made here if missing."""
+    if not config.get("security"):
+        return
+    folder = config.get("shared_temp_directory")
+    if not folder:
+        raise InvalidParameterError(
+            f"security: temporary in {where} needs shared_temp_directory: a folder the "
+            "worker jobs can read (on a shared filesystem), where the job's certificates "
+            "are written.")
+    import os
+
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+
+
 def check_adapt(adapt: Any, where: str) -> None:
     if adapt is None:
         return

@@ -197,3 +197,15 @@ def test_the_job_script_requeued_resumes_to_the_same_centers(slurm, tmp_path):
     b = dkmeans.load(tmp_path / "m")
     np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=1e-12)
     np.testing.assert_allclose(a.inertia_history_, b.inertia_history_, rtol=1e-12)
+
+
+def test_security_temporary_makes_every_connection_tls(slurm, data, tmp_path):
+    config = _cluster_file(tmp_path, jobs=1, security="temporary",
+                           shared_temp_directory=str(tmp_path / "certs"))
+    proc = _run(["fit", data / "X.npy", "-k", 3, "-o", tmp_path / "m", "--cluster", config,
+                 "--json"], slurm, tmp_path)
+    assert json.loads(proc.stdout)["state"] == "complete"
+    assert "ERROR" not in proc.stderr, proc.stderr[-2000:]  # nor a noisy shutdown
+    logs = "".join(p.read_text() for p in (tmp_path / "logs").iterdir())
+    assert "Start worker at:      tls://127.0.0.1:" in logs
+    assert "tcp://" not in logs

@@ -32,11 +32,21 @@ class ForgetOnClientExit(SchedulerPlugin):
     name = "dkmeans-forget-on-client-exit"
 
     def remove_client(self, scheduler: Any, client: str) -> None:
-        msg = {"op": "run", "function": pickle.dumps(forget_worker_state), "wait": True}
-        scheduler.loop.add_callback(scheduler.broadcast, msg=msg)
+        scheduler.loop.add_callback(_forget_everywhere, scheduler)
         # the scheduler unpickled the graphs too; what the client's tasks
         # held is let go in the callbacks that follow
         scheduler.loop.call_later(FORGET_DELAY, forget_worker_state)
+
+
+async def _forget_everywhere(scheduler: Any) -> None:
+    """Each worker forgets; one that is gone (a cluster shutting down) has
+    nothing left to forget, and is passed over quietly."""
+    function = pickle.dumps(forget_worker_state)
+    for address in list(scheduler.workers):
+        try:
+            await scheduler.rpc(address).run(function=function, wait=True)
+        except Exception as err:  # the worker left
+            log.debug("forgetting on %s: %s", address, err)
 
 
 _REGISTERED: set[str] = set()
