@@ -232,7 +232,7 @@ def connect(path: str | os.PathLike | None = None, **overrides: Any) -> Iterator
             client = _scheduler_client(config)
             with client:
                 wait_for_workers(client, 1, config["timeout"])
-                with _forgetting(client), watch_workers(client, _lost_after(config)):
+                with _in_use(client, config):
                     yield client
             return
         cluster = stack.enter_context(_new_cluster(config, stack))
@@ -244,7 +244,7 @@ def connect(path: str | os.PathLike | None = None, **overrides: Any) -> Iterator
 
             wait_for_slurm_workers(client, cluster, start_jobs(cluster, config),
                                    config["timeout"])
-        with _forgetting(client), watch_workers(client, _lost_after(config)):
+        with _in_use(client, config):
             yield client
 
 
@@ -253,6 +253,14 @@ def _lost_after(config: dict) -> float:
     from dask.utils import parse_timedelta
 
     return float(parse_timedelta(config.get("timeout") or "60s"))
+
+
+@contextlib.contextmanager
+def _in_use(client: Any, config: dict) -> Iterator[None]:
+    """While a job uses ``client``: the cluster watched for lost workers; at
+    the end, what the job sent forgotten."""
+    with _forgetting(client), watch_workers(client, _lost_after(config)):
+        yield
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Iterator
 
 from dkmeans.errors import WriteConflictError
-from dkmeans.storage import Location
+from dkmeans.storage import Location, put_atomic
 
 #: A lease not renewed for this long is taken to be a dead writer's.
 EXPIRES_SECONDS = 120.0
@@ -149,7 +149,7 @@ class Lease:
                 self._lost.set()
                 return
             with contextlib.suppress(OSError):
-                _overwrite(self.loc, self._record())
+                put_atomic(self.loc, self._record())
 
     def check(self) -> None:
         """Raise :class:`WriteConflictError` unless the lease is still ours."""
@@ -169,16 +169,6 @@ class Lease:
         if record is not None and record.get("owner") == self.owner:
             with contextlib.suppress(FileNotFoundError):
                 self.loc.fs.rm_file(self.loc.path)
-
-
-def _overwrite(loc: Location, data: bytes) -> None:
-    if loc.is_local:
-        tmp = f"{loc.path}.{uuid.uuid4().hex}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, loc.path)
-    else:
-        loc.fs.pipe_file(loc.path, data)
 
 
 def _describe(record: dict | None) -> str:
