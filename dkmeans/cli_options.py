@@ -221,10 +221,9 @@ def storage_options(args: argparse.Namespace) -> dict:
     ``storage:``): by default the workers use their own credential chain."""
     from dkmeans.cluster import load_config
 
-    options = dict(load_config(args.cluster).get("storage") or {})
-    passing = bool(options.pop("pass_credentials", False))
-    options.update(_given_storage_options(args))
-    passing = bool(options.pop("pass_credentials", passing)) or \
+    options = {**(load_config(args.cluster).get("storage") or {}),
+               **_given_storage_options(args)}  # the later source wins
+    passing = bool(options.pop("pass_credentials", False)) or \
         bool(getattr(args, "pass_credentials", False))
     paths = [getattr(args, name, None) or "" for name in ("input", "output", "model")]
     if passing and any(str(p).startswith(("s3://", "s3a://")) for p in paths):
