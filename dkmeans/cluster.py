@@ -29,7 +29,7 @@ import yaml
 
 from dkmeans.cli_signals import watch_workers
 from dkmeans.errors import ClusterUnavailableError, InvalidParameterError
-from dkmeans.workers import wait_for_workers
+from dkmeans.workers import wait_for_workers, watch_worker_memory  # noqa: F401 (its home was here)
 
 ENV_PREFIX = "DKMEANS_CLUSTER__"
 
@@ -238,6 +238,7 @@ def connect(path: str | os.PathLike | None = None, **overrides: Any) -> Iterator
         cluster = stack.enter_context(_new_cluster(config, stack))
         client = stack.enter_context(Client(cluster, security=_temporary(config, cluster)))
         if config["type"] == "local":
+            stack.callback(_quiet_shutdown, client)
             wait_for_workers(client, config["n_workers"], "60s")
         elif config["type"] == "slurm":
             from dkmeans.cluster_slurm import start_jobs, wait_for_slurm_workers
@@ -275,6 +276,18 @@ def _forgetting(client: Any) -> Iterator[None]:
     finally:
         forget_on_workers(client)
         forget_plans()
+
+
+def _quiet_shutdown(client: Any) -> None:
+    """Before a local cluster closes, its workers stop logging errors: a
+    heartbeat in flight while the cluster shuts down (a stopped job's above
+    all) fails and would print a traceback that reports nothing wrong."""
+    with contextlib.suppress(Exception):
+        client.run(_silence_distributed, wait=True, on_error="ignore")
+
+
+def _silence_distributed() -> None:
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
 def _temporary(config: dict, cluster: Any) -> Any:
@@ -332,63 +345,3 @@ def _new_cluster(config: dict, stack: contextlib.ExitStack) -> Any:
     from dkmeans.cluster_kubernetes import kube_cluster
 
     return kube_cluster(config)
-
-
-# --------------------------------------------------------------------------
-# Watching the workers' memory (benchmarks, tests, capacity planning)
-
-_SAMPLER = "_dkmeans_memory_sampler"
-
-
-def _spilled_bytes(dask_worker: Any) -> float:
-    metrics = getattr(dask_worker.data, "cumulative_metrics", {})
-    return float(sum(v for (label, unit), v in metrics.items()
-                     if label == "disk-write" and unit == "bytes"))
-
-
-def _start_sampling(interval: float, dask_worker: Any = None) -> None:
-    import threading
-
-    import psutil
-
-    process = psutil.Process()
-    state = {"peak": process.memory_info().rss, "spilled": _spilled_bytes(dask_worker),
-             "stop": threading.Event()}
-
-    def sample() -> None:
-        while not state["stop"].wait(interval):
-            state["peak"] = max(state["peak"], process.memory_info().rss)
-
-    threading.Thread(target=sample, daemon=True, name="dkmeans-memory").start()
-    setattr(dask_worker, _SAMPLER, state)
-
-
-def _stop_sampling(dask_worker: Any = None) -> dict[str, float]:
-    state = getattr(dask_worker, _SAMPLER)
-    state["stop"].set()
-    delattr(dask_worker, _SAMPLER)
-    return {"peak_rss": float(state["peak"]),
-            "memory_limit": float(dask_worker.memory_manager.memory_limit or 0),
-            "spilled_bytes": _spilled_bytes(dask_worker) - state["spilled"]}
-
-
-@contextlib.contextmanager
-def watch_worker_memory(client: Any, interval: float = 0.02) -> Iterator[dict[str, dict]]:
-    """Record each worker's peak resident memory and bytes spilled to disk.
-
-    A thread on every worker samples its process's resident set size every
-    ``interval`` seconds while the block runs; the yielded dict is filled on
-    exit with ``{worker address: {"peak_rss", "memory_limit", "spilled_bytes"}}``.
-
-    Examples
-    --------
-    >>> with watch_worker_memory(client) as memory:  # doctest: +SKIP
-    ...     KMeans(8).fit("big.zarr")
-    >>> max(m["peak_rss"] for m in memory.values())  # doctest: +SKIP
-    """
-    client.run(_start_sampling, interval)
-    report: dict[str, dict] = {}
-    try:
-        yield report
-    finally:
-        report.update(client.run(_stop_sampling))

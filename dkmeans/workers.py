@@ -1,9 +1,13 @@
 """The workers of the active ``distributed`` cluster: waiting for them to
-join, and the memory they have (what ``persist="auto"`` decides from)."""
+join, the memory they have (what ``persist="auto"`` decides from) and the
+memory a job used on them (:func:`watch_worker_memory`)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from dkmeans.errors import ClusterUnavailableError
@@ -64,3 +68,61 @@ def memory_budget() -> int:
     if not all(limits):
         return int(psutil.virtual_memory().available)
     return int(sum(limits))
+
+
+# --------------------------------------------------------------------------
+# Watching the workers' memory (benchmarks, tests, capacity planning)
+
+_SAMPLER = "_dkmeans_memory_sampler"
+
+
+def _spilled_bytes(dask_worker: Any) -> float:
+    metrics = getattr(dask_worker.data, "cumulative_metrics", {})
+    return float(sum(v for (label, unit), v in metrics.items()
+                     if label == "disk-write" and unit == "bytes"))
+
+
+def _start_sampling(interval: float, dask_worker: Any = None) -> None:
+    import psutil
+
+    process = psutil.Process()
+    state = {"peak": process.memory_info().rss, "spilled": _spilled_bytes(dask_worker),
+             "stop": threading.Event()}
+
+    def sample() -> None:
+        while not state["stop"].wait(interval):
+            state["peak"] = max(state["peak"], process.memory_info().rss)
+
+    threading.Thread(target=sample, daemon=True, name="dkmeans-memory").start()
+    setattr(dask_worker, _SAMPLER, state)
+
+
+def _stop_sampling(dask_worker: Any = None) -> dict[str, float]:
+    state = getattr(dask_worker, _SAMPLER)
+    state["stop"].set()
+    delattr(dask_worker, _SAMPLER)
+    return {"peak_rss": float(state["peak"]),
+            "memory_limit": float(dask_worker.memory_manager.memory_limit or 0),
+            "spilled_bytes": _spilled_bytes(dask_worker) - state["spilled"]}
+
+
+@contextlib.contextmanager
+def watch_worker_memory(client: Any, interval: float = 0.02) -> Iterator[dict[str, dict]]:
+    """Record each worker's peak resident memory and bytes spilled to disk.
+
+    A thread on every worker samples its process's resident set size every
+    ``interval`` seconds while the block runs; the yielded dict is filled on
+    exit with ``{worker address: {"peak_rss", "memory_limit", "spilled_bytes"}}``.
+
+    Examples
+    --------
+    >>> with watch_worker_memory(client) as memory:  # doctest: +SKIP
+    ...     KMeans(8).fit("big.zarr")
+    >>> max(m["peak_rss"] for m in memory.values())  # doctest: +SKIP
+    """
+    client.run(_start_sampling, interval)
+    report: dict[str, dict] = {}
+    try:
+        yield report
+    finally:
+        report.update(client.run(_stop_sampling))
