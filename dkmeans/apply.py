@@ -12,7 +12,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from dkmeans import kernels
-from dkmeans.errors import InvalidInputError, InvalidParameterError
+from dkmeans.errors import InvalidParameterError, not_finite
 from dkmeans.kernels import medians, mixture
 
 
@@ -20,7 +20,7 @@ def check_finite_block(x: np.ndarray, block_info: dict | None) -> None:
     bad = kernels.first_nonfinite_row(x)
     if bad >= 0:
         row = bad + (block_info[0]["array-location"][0][0] if block_info else 0)
-        raise InvalidInputError(f"Input X contains NaN or infinity (first at row {row}).")
+        raise not_finite(row, "a model fitted with missing=\"error\"")
 
 
 def _nearest_block(x: np.ndarray, centers: np.ndarray, metric: str, part: int,

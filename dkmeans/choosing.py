@@ -31,6 +31,7 @@ from dkmeans.metrics import (
     paired_blocks,
     silhouette_of,
 )
+from dkmeans.preprocessing import prepare
 from dkmeans.resampling import stability_of
 from dkmeans.runner import run_pass
 from dkmeans.scoring import CLUSTER_MOMENTS
@@ -146,7 +147,8 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
           persist: bool | str = "auto", silhouette_sample: int = 10_000,
           gap: bool = False, n_refs: int = 10, gap_reference: str = "pca",
           stability: bool = False, stability_runs: int = 5, subsample: float = 0.8,
-          plot: bool = False, verbose: int = 0) -> SweepResult:
+          plot: bool = False, verbose: int = 0, scale: bool = False, missing: str = "error",
+          metric: str = "euclidean") -> SweepResult:
     """Fit k-means for every k in ``ks`` and score each fit.
 
     Parameters
@@ -174,6 +176,12 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
     plot : bool
         Draw the curves (:func:`dkmeans.plots.plot_sweep`, needs matplotlib).
     verbose : int
+    scale, missing : bool, {"error", "impute"}
+        As for :class:`~dkmeans.KMeans`: every k (and the gap statistic's
+        references, and the scores) sees the rows standardized / imputed
+        as a fit with these options would; ``centers`` are in X's units.
+    metric : {"euclidean", "cosine"}
+        ``"cosine"``: spherical k-means on unit rows, as :class:`~dkmeans.KMeans`.
 
     Returns
     -------
@@ -181,6 +189,11 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
     """
     ks = sorted({int(k) for k in ks})
     data = as_dataset(X, sample_weight)
+    if metric not in ("euclidean", "cosine"):
+        raise InvalidParameterError(f"sweep fits k-means: metric must be 'euclidean' or "
+                                    f"'cosine'; got {metric!r}.")
+    data, prep = prepare(data, scale=scale, missing=missing, metric=metric)
+    unit = metric == "cosine"
     if not ks or ks[0] < 1 or ks[-1] > data.n_samples:
         raise InvalidParameterError(f"ks must hold integers from 1 to n_samples="
                                     f"{data.n_samples}; got {ks}.")
@@ -191,7 +204,7 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
     t0 = time.perf_counter()
     # one scan: validation, tol, the first center and the silhouette's sample
     stats = sample_scan(data, blocks, draw_key(seed, 0), silhouette_sample)
-    fits = _fits(data, blocks, stats, ks, seed, max_iter, tol, oversampling_factor)
+    fits = _fits(data, blocks, stats, ks, seed, max_iter, tol, oversampling_factor, unit)
     seeding_seconds = time.perf_counter() - t0 - sum(s for _, s in fits)
     rows: dict[str, list] = {n: [] for n in ("inertia", "ch", "db", "sil", "err", "s")}
     for k, (result, seconds) in zip(ks, fits, strict=True):
@@ -206,14 +219,16 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
     extra: dict[str, Any] = {}
     if gap:
         extra.update(_gap(data, ks, rows["inertia"], seed, n_refs, gap_reference, max_iter,
-                          tol, oversampling_factor))
+                          tol, oversampling_factor, unit))
     if stability:
         extra["stability"] = np.array([
             stability_of(data, k, n_runs=stability_runs, subsample=subsample,
-                         random_state=seed, max_iter=max_iter, tol=tol).ari_mean
+                         random_state=seed, max_iter=max_iter, tol=tol,
+                         unit_centers=unit).ari_mean
             for k in ks])
     out = SweepResult(np.array(ks), *(np.array(rows[n]) for n in rows),
-                      centers=[r.centers for r, _ in fits], knee=knee(ks, rows["inertia"]),
+                      centers=[prep.to_original(r.centers) for r, _ in fits],
+                      knee=knee(ks, rows["inertia"]),
                       seeding_seconds=seeding_seconds, **extra)
     if plot:
         from dkmeans.plots import plot_sweep
@@ -223,7 +238,7 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
 
 
 def _fits(data, blocks, stats, ks: list[int], seed: int, max_iter: int, tol: float,
-          oversampling_factor: float) -> list[tuple[Any, float]]:
+          oversampling_factor: float, unit: bool = False) -> list[tuple[Any, float]]:
     """Lloyd for every k from one set of k-means|| candidates (drawn for the
     largest k, reclustered for each), with each k's seconds."""
     C, mass, _ = kmeans_parallel_candidates(blocks, ks[-1], seed, 0, first=stats.draw,
@@ -234,13 +249,14 @@ def _fits(data, blocks, stats, ks: list[int], seed: int, max_iter: int, tol: flo
         t = time.perf_counter()
         result = lloyd(blocks, recluster(C, mass, k, seed, 0).astype(data.dtype),
                        max_iter=max_iter, tol=tol * stats.mean_variance,
-                       keep_labels=False, quanta=stats.quanta)
+                       keep_labels=False, quanta=stats.quanta, unit_centers=unit)
         out.append((result, time.perf_counter() - t))
     return out
 
 
 def _gap(data, ks: list[int], inertia: list[float], seed: int, n_refs: int,
-         reference: str, max_iter: int, tol: float, oversampling_factor: float) -> dict:
+         reference: str, max_iter: int, tol: float, oversampling_factor: float,
+         unit: bool) -> dict:
     """The gap statistic's fields of :class:`SweepResult`: each reference
     clustered for every k exactly as the data was."""
     if not (isinstance(n_refs, int) and n_refs >= 1):
@@ -252,7 +268,7 @@ def _gap(data, ks: list[int], inertia: list[float], seed: int, n_refs: int,
         blocks = ref.blocks()
         stats = scan(blocks, draw_key(seed, 0), 1)
         for i, (result, _) in enumerate(_fits(ref, blocks, stats, ks, seed, max_iter, tol,
-                                              oversampling_factor)):
+                                              oversampling_factor, unit)):
             ref_log_w[i, b] = np.log(result.inertia)
     values, s = gap_statistic.gap_from(np.log(np.asarray(inertia)), ref_log_w)
     return {"gap": values, "gap_stderr": s, "ref_log_w": ref_log_w,

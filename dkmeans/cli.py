@@ -20,7 +20,9 @@ import numpy as np
 
 from dkmeans.cli_evaluate import add_options as add_evaluate_options
 from dkmeans.cli_evaluate import extras as evaluate_extras
+from dkmeans.cli_evaluate import lines as evaluate_lines
 from dkmeans.cli_jobs import (
+    job_cluster,
     open_input,
     printable_stdout,
     progress_bar,
@@ -79,7 +81,6 @@ class _Progress(IterationCheckpoints):
 
 def _fit(args: argparse.Namespace) -> int:
     from dkmeans import KMeans
-    from dkmeans.cluster import connect
     from dkmeans.io import read_checkpoint, read_meta
 
     if args.mode == "minibatch":
@@ -97,7 +98,7 @@ def _fit(args: argparse.Namespace) -> int:
         _, start, _ = read_checkpoint(out)
         resumed_from = start.n_iter
         log.info("resuming from iteration %d", start.n_iter)
-    with connect(args.cluster, n_workers=args.workers):
+    with job_cluster(args, storage, table):
         X = open_input(args, storage, table)  # now checked against the cluster's workers
         t0 = time.perf_counter()
         progress = _Progress(args, out, params, fp)
@@ -111,7 +112,6 @@ def _fit(args: argparse.Namespace) -> int:
 
 def _fit_minibatch(args: argparse.Namespace) -> int:
     from dkmeans import MiniBatchKMeans
-    from dkmeans.cluster import connect
     from dkmeans.errors import InvalidInputError
     from dkmeans.io import read_meta
 
@@ -123,7 +123,7 @@ def _fit_minibatch(args: argparse.Namespace) -> int:
     if meta is not None:  # a mini-batch job has no checkpoints: it is finished
         log.info("%s already holds this finished model: nothing to do", out)
         return _summary(args, meta, resumed_from=None, seconds=0.0)
-    with connect(args.cluster, n_workers=args.workers):
+    with job_cluster(args, storage, table):
         X = open_input(args, storage, table)
         t0 = time.perf_counter()
         with progress_bar(args), checkpoint_on_stop(
@@ -154,7 +154,6 @@ def _summary(args: argparse.Namespace, meta: dict, **extra: Any) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from dkmeans import load
-    from dkmeans.cluster import connect
     from dkmeans.outputs import labels_target
     from dkmeans.storage import locate
 
@@ -165,7 +164,7 @@ def _predict(args: argparse.Namespace) -> int:
     labels_target(out, [source], args.force)  # refused before a cluster starts
     table = table_options(args, args.model)
     X = open_input(args, storage, table)
-    with connect(args.cluster, n_workers=args.workers):
+    with job_cluster(args, storage, table):
         X = open_input(args, storage, table)
         # chunk by chunk, on the workers
         model.predict_to_zarr(X, out, overwrite=args.force)
@@ -176,7 +175,6 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from dkmeans import load
-    from dkmeans.cluster import connect
 
     storage = storage_options(args)
     model = load(args.model, storage)
@@ -184,7 +182,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     X = open_input(args, storage, table)
     if not hasattr(model, "cluster_centers_"):  # a Gaussian mixture
         return evaluate_mixture(args, model, storage, table)
-    with connect(args.cluster, n_workers=args.workers):
+    with job_cluster(args, storage, table):
         X = open_input(args, storage, table)
         inertia = -model.score(X)
         more = evaluate_extras(args, model, X)
@@ -194,15 +192,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
         return 0
-    print(f"inertia {inertia:.6g} over {n:,} rows ({inertia / n:.6g} per row)")
-    if "stability" in more:
-        st = more["stability"]
-        print(f"stability of k={st['k']}: ARI {st['ari_mean']:.4f} +- {st['ari_std']:.4f}; "
-              f"Jaccard per cluster {np.round(st['jaccard'], 3).tolist()}")
-    for row in more.get("sweep", {}).get("table", []):
-        print("  " + ", ".join(f"{k} {v:.6g}" for k, v in row.items()))
-    if "sweep" in more:
-        print(f"  suggested: {more['sweep']['suggestions']}")
+    print("\n".join([f"inertia {inertia:.6g} over {n:,} rows ({inertia / n:.6g} per row)",
+                     *evaluate_lines(more)]))
     return 0
 
 
@@ -333,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(handler)
-    log.setLevel(logging.WARNING if args.quiet else args.log_level)
+    log.setLevel(logging.WARNING if args.quiet
+                 else logging.DEBUG if getattr(args, "verbose", False) else args.log_level)
     log.propagate = False
     from dkmeans.errors import ClusterUnavailableError, DKMeansError
 

@@ -213,3 +213,43 @@ def report(args: argparse.Namespace, summary: dict, text: str) -> int:
     returns the exit code 0."""
     print(json.dumps(summary) if args.json else text)
     return 0
+
+
+#: Inputs up to this size run in the command's own process (dask's threads)
+#: when no cluster is asked for: a process cluster costs seconds to start
+#: (5.6 s against 2.0 s for a 1,000-row fit, benchmarks/README.md), and
+#: threads serve data this size as fast on one machine.
+IN_PROCESS_MAX_BYTES = 256 * 2**20
+
+
+def in_process(args: argparse.Namespace, X: Any) -> bool:
+    """Whether a job runs without a cluster: no ``--cluster``, no
+    ``--workers``, no ``DKMEANS_CLUSTER__*`` setting, and a small input."""
+    import os
+
+    from dkmeans.cluster import ENV_PREFIX
+
+    configured = args.cluster is not None or args.workers is not None or any(
+        name.startswith(ENV_PREFIX) for name in os.environ)
+    return not configured and X.nbytes <= IN_PROCESS_MAX_BYTES
+
+
+@contextlib.contextmanager
+def job_cluster(args: argparse.Namespace, storage: dict, table: dict) -> Any:
+    """Where a job computes: the configured cluster (:func:`dkmeans.cluster.connect`),
+    or, for a small input with none configured, this process's threads."""
+    import dask
+
+    from dkmeans.cluster import connect
+
+    X = open_input(args, storage, table)
+    log = logging.getLogger("dkmeans")
+    if in_process(args, X):
+        log.debug("%s is %.3g MB: computing in this process (--workers N or --cluster "
+                  "FILE starts a cluster)", args.input, X.nbytes / 1e6)
+        with dask.config.set(scheduler="threads"):
+            yield None
+        return
+    with connect(args.cluster, n_workers=args.workers) as client:
+        log.debug("dashboard: %s", client.dashboard_link)
+        yield client

@@ -16,7 +16,9 @@ import logging
 import time
 from typing import Any
 
-from dkmeans.cli_jobs import open_input, progress_bar, report, start_job
+from dkmeans.cli_evaluate import extras as evaluate_extras
+from dkmeans.cli_evaluate import lines as evaluate_lines
+from dkmeans.cli_jobs import job_cluster, open_input, progress_bar, report, start_job
 from dkmeans.cli_options import estimator_params
 from dkmeans.cli_signals import IterationCheckpoints, checkpoint_on_stop
 
@@ -53,7 +55,6 @@ def read_model(out: Any, meta: dict) -> Any:
 
 def fit_job(args: argparse.Namespace) -> int:
     """Fit (or resume, or keep) a GaussianMixture job; returns the exit code."""
-    from dkmeans.cluster import connect
     from dkmeans.estimator_mixture import GaussianMixture
     from dkmeans.io import read_meta
 
@@ -65,7 +66,7 @@ def fit_job(args: argparse.Namespace) -> int:
     start = None if meta is None else read_model(out, meta)._state()
     if start is not None:
         log.info("resuming from iteration %d", start.n_iter)
-    with connect(args.cluster, n_workers=args.workers):
+    with job_cluster(args, storage, table):
         X = open_input(args, storage, table)
         t0 = time.perf_counter()
         model.n_features_in_ = X.shape[1]
@@ -90,15 +91,16 @@ def summary(args: argparse.Namespace, meta: dict, **extra: Any) -> int:
 
 def evaluate_mixture(args: argparse.Namespace, model: Any, storage: dict, table: dict) -> int:
     """``dkmeans evaluate`` for a mixture: mean log-likelihood, BIC, AIC."""
-    from dkmeans.cluster import connect
 
-    with connect(args.cluster, n_workers=args.workers):
+    with job_cluster(args, storage, table):
         X = open_input(args, storage, table)
         out = {"log_likelihood_per_row": model.score(X), "bic": model.bic(X),
-               "aic": model.aic(X), "n_samples": int(X.shape[0])}
-    return report(args, out, f"log-likelihood {out['log_likelihood_per_row']:.8g} per row "
-                             f"over {out['n_samples']:,} rows; BIC {out['bic']:.8g}, "
-                             f"AIC {out['aic']:.8g}")
+               "aic": model.aic(X), "n_samples": int(X.shape[0]),
+               **evaluate_extras(args, model, X)}
+    return report(args, out, "\n".join([
+        f"log-likelihood {out['log_likelihood_per_row']:.8g} per row over "
+        f"{out['n_samples']:,} rows; BIC {out['bic']:.8g}, AIC {out['aic']:.8g}",
+        *evaluate_lines(out)]))
 
 
 def describe_mixture(args: argparse.Namespace, loc: Any, meta: dict) -> int:

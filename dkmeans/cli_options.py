@@ -83,10 +83,10 @@ OPTIONS: dict[str, tuple[dict, tuple[str, ...], Any]] = {
                             "cannot change; same iterations (default lloyd)"), (LLOYD,), None),
     "scale": (dict(action="store_true", default=None,
                    help="standardize every feature first (centers reported in the data's "
-                        "units)"), (LLOYD,), None),
+                        "units)"), ALL, None),
     "missing": (dict(choices=["error", "impute"],
                      help="NaN: an error naming its row, or the feature's mean "
-                          "(default error)"), (LLOYD,), None),
+                          "(default error)"), ALL, None),
     "metric": (dict(choices=["euclidean", "cosine", "manhattan"],
                     help="cosine: spherical k-means on unit rows; manhattan: k-medians "
                          "(L1 distance, medians) (default euclidean)"),
@@ -281,5 +281,8 @@ def cluster_options(p: argparse.ArgumentParser) -> None:
                    help="worker processes of the local cluster")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="more detail on stderr: where the job computes, the dashboard's "
+                        "address (--log-level DEBUG)")
     p.add_argument("--log-level", default="INFO",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="progress detail")

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -324,13 +325,22 @@ def _new_cluster(config: dict, stack: contextlib.ExitStack) -> Any:
         stack.enter_context(dask.config.set({"temporary-directory": scratch}))
         from dkmeans.cli_signals import ignoring_sigint
 
-        with ignoring_sigint():  # Ctrl-C stops the job, which stops its workers
-            return LocalCluster(
+        with ignoring_sigint(), warnings.catch_warnings(record=True) as said:
+            # Ctrl-C stops the job, which stops its workers; distributed's
+            # "Port 8787 is already in use" goes to the job's log (not past -q)
+            warnings.filterwarnings("always", message="Port .* is already in use")
+            cluster = LocalCluster(
                 n_workers=config["n_workers"], threads_per_worker=config["threads_per_worker"],
                 memory_limit=config["memory_limit"],
                 dashboard_address=config["dashboard_address"], processes=True,
                 silence_logs=logging.ERROR, local_directory=scratch,
                 **_security_kwargs(config))
+        for w in said:
+            if "already in use" in str(w.message):
+                logging.getLogger("dkmeans").info("%s", str(w.message).splitlines()[0])
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        return cluster
     if kind == "slurm":
         from dkmeans.cluster_slurm import slurm_kwargs
 

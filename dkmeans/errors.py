@@ -43,3 +43,22 @@ class OutputExistsError(DKMeansError, FileExistsError):
 
 class WriteConflictError(DKMeansError, RuntimeError):
     """Another writer holds (or took over) the output being written."""
+
+
+def not_finite(row: int, needs: str = "clustering", where: str = "") -> InvalidInputError:
+    """The error for a row holding NaN or infinity, naming the way out.
+
+    Parameters
+    ----------
+    row : int
+        The first such row (global index).
+    needs : str
+        What needs finite values.
+    where : str
+        Appended to the row ("of this batch").
+    """
+    return InvalidInputError(
+        f"Input X contains NaN or infinity (first at row {row}{where}); {needs} needs finite "
+        "values. Missing values (NaN) are replaced by their feature's mean with "
+        "missing=\"impute\" (--missing impute on the command line); infinities must be "
+        "removed from the data.")

@@ -19,7 +19,7 @@ from dkmeans.data import as_dataset
 from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.estimator_base import _BaseKMeans, _is_int, _is_real, check_centers
 from dkmeans.fit import fit_kmeans
-from dkmeans.preprocessing import Preprocessing
+from dkmeans.preprocessing import Preprocessing, prepare
 from dkmeans.progress import chain, show_progress
 from dkmeans.runner import compute
 from dkmeans.seeding import INIT_METHODS, INIT_ROUNDS
@@ -275,17 +275,13 @@ of shape (n_samples, n_features)
         """:meth:`fit`, optionally resuming from a checkpoint and reporting
         every iteration (the command line's scheduled jobs use these)."""
         self._check_params()
-        if self.scale and self.metric == "cosine":
-            raise InvalidParameterError("scale=True with metric='cosine': rows are scaled "
-                                        "to unit length already; choose one.")
         if self.min_cluster_size is not None and self.metric == "manhattan":
             raise InvalidParameterError("min_cluster_size applies to metric='euclidean' or "
                                         "'cosine': k-medians does not split clusters.")
         self._check_feature_names(X, reset=True)
         data = as_dataset(X, sample_weight, storage_options)
-        prep = Preprocessing.learn(data.X, scale=self.scale, impute=self.missing == "impute",
-                                   unit=self.metric == "cosine", head=data.local)
-        raw, data = data.X, data.preprocessed(prep)
+        raw = data.X
+        data, prep = prepare(data, scale=self.scale, missing=self.missing, metric=self.metric)
         if data.n_samples < self.n_clusters:
             raise InvalidInputError(
                 f"n_samples={data.n_samples} should be >= n_clusters={self.n_clusters}.")

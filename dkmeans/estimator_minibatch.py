@@ -12,19 +12,19 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from dkmeans import kernels
 from dkmeans.data import as_dataset
-from dkmeans.errors import InvalidInputError
+from dkmeans.errors import InvalidInputError, InvalidParameterError, not_finite
 from dkmeans.estimator import _PARAMETERS
 from dkmeans.estimator_base import _BaseKMeans, _is_int, _is_real, check_centers
 from dkmeans.fit_minibatch import fit_minibatch_kmeans, init_from_sample
 from dkmeans.minibatch import MiniBatchState, StepRules, update_centers
-from dkmeans.preprocessing import SHIFT_PROBE_ROWS, Preprocessing, _needs_shift
+from dkmeans.preprocessing import SHIFT_PROBE_ROWS, Preprocessing, _needs_shift, prepare
 from dkmeans.progress import show_progress
 from dkmeans.runner import compute
 from dkmeans.validation import as_block, as_block_weights
@@ -40,7 +40,7 @@ _MB_PARAMETERS = {
     "init_size": (lambda v: v is None or (_is_int(v) and v >= 1), "None or an integer >= 1"),
     "reassignment_ratio": (lambda v: _is_real(v) and 0 <= v < np.inf,
                            "a finite number >= 0"),
-    "progress": _PARAMETERS["progress"],
+    **{name: _PARAMETERS[name] for name in ("progress", "scale", "missing")},
 }
 
 
@@ -94,6 +94,13 @@ or callable, default="k-means++"
         moved onto random rows of a batch (every ``10 * n_clusters`` rows).
     progress : bool, default=False
         Show a bar per pass over the data (``tqdm.auto``).
+    scale : bool, default=False
+        Standardize every feature first, as :class:`KMeans` does (one more
+        pass; centers in X's units). ``fit`` only: ``partial_fit`` sees each
+        batch once and cannot learn the scales.
+    missing : {"error", "impute"}, default="error"
+        NaN is an error naming its row, or the feature's mean (as
+        :class:`KMeans`; ``fit`` only, as ``scale``).
 
     Attributes
     ----------
@@ -127,7 +134,8 @@ or callable, default="k-means++"
                  random_state: Any = None, tol: float = 0.0,
                  max_no_improvement: int | None = 10, init_size: int | None = None,
                  n_init: int | str = "auto", reassignment_ratio: float = 0.01,
-                 progress: bool = False) -> None:
+                 progress: bool = False, scale: bool = False,
+                 missing: str = "error") -> None:
         self.n_clusters = n_clusters
         self.init = init
         self.max_iter = max_iter
@@ -141,6 +149,8 @@ or callable, default="k-means++"
         self.n_init = n_init
         self.reassignment_ratio = reassignment_ratio
         self.progress = progress
+        self.scale = scale
+        self.missing = missing
 
     def _resolve_n_init(self) -> int:
         if self.n_init != "auto":
@@ -219,8 +229,7 @@ of shape (n_samples, n_features)
         n = data.n_samples
         if n < self.n_clusters:
             raise InvalidInputError(f"n_samples={n} should be >= n_clusters={self.n_clusters}.")
-        prep = Preprocessing.learn(data.X, scale=False, impute=False, unit=False)
-        data = replace(data, X=prep.apply(data.X))
+        data, prep = prepare(data, scale=self.scale, missing=self.missing)
         self._seed_ = self._seed()
         self._n_init = self._resolve_n_init()
         self._init_size = self._resolve_init_size(n)
@@ -277,10 +286,11 @@ of shape (n_samples, n_features)
         self._check_feature_names(X, reset=not hasattr(self, "_state"))
         x = as_block(X)
         w = as_block_weights(sample_weight, x.shape[0])
-        bad = kernels.first_nonfinite_row(x)
+        imputed = hasattr(self, "_state") and self._prep().fill is not None
+        bad = kernels.first_nonfinite_row(np.nan_to_num(x, nan=0.0, posinf=np.inf,
+                                                        neginf=-np.inf) if imputed else x)
         if bad >= 0:
-            raise InvalidInputError(f"Input X contains NaN or infinity (first at row {bad} "
-                                    "of this batch); k-means needs finite values.")
+            raise not_finite(bad, where=" of this batch")
         if not hasattr(self, "_state"):
             self._start_partial(x, w)
         elif x.shape[1] != self.n_features_in_:
@@ -301,6 +311,11 @@ of shape (n_samples, n_features)
 
     def _start_partial(self, x: np.ndarray, w: np.ndarray | None) -> None:
         self._check_params()
+        if self.scale or self.missing != "error":
+            raise InvalidParameterError(
+                "partial_fit learns no scaling or imputation (it sees each batch once): "
+                "fit() does (scale=True, missing='impute'), or pass batches scaled by a "
+                "dkmeans.StandardScaler fitted on the whole data.")
         if x.shape[0] < self.n_clusters:
             raise InvalidInputError(f"The first batch has {x.shape[0]} rows; it should have "
                                     f"at least n_clusters={self.n_clusters}.")

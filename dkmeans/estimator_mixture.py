@@ -15,6 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from dkmeans import mixture_file
 from dkmeans.apply import log_density, mixture_rows_block, most_probable, posterior
 from dkmeans.data import as_chunked, as_dataset
 from dkmeans.errors import InvalidInputError, InvalidParameterError
@@ -24,14 +25,15 @@ from dkmeans.kernels import mixture as kernels
 from dkmeans.mixture import (
     MixtureParameters,
     MixtureResult,
+    MixtureUnits,
     check_initial_parameters,
-    covariances_from_cholesky,
     em,
     fit_mixture,
+    spherical_scaling_error,
 )
 from dkmeans.modelfile import write_model_dir
 from dkmeans.outputs import input_locations, write_labels
-from dkmeans.preprocessing import Preprocessing
+from dkmeans.preprocessing import Preprocessing, impute, prepare
 from dkmeans.progress import chain
 from dkmeans.runner import compute
 from dkmeans.storage import Location, locate
@@ -59,6 +61,8 @@ _PARAMETERS = {
     "n_init": (_positive_int, "an int >= 1"),
     "init_params": (lambda v: v in ("kmeans", "k-means||"), "'kmeans' or 'k-means||'"),
     "persist": (lambda v: v in (True, False, "auto"), "True, False or 'auto'"),
+    "scale": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+    "missing": (lambda v: v in ("error", "impute"), "'error' or 'impute'"),
 }
 
 
@@ -67,6 +71,9 @@ _ARRAY_PARAMETERS = ("weights_init", "means_init", "precisions_init")
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):
+    #: What NaN becomes per feature (``missing="impute"``), once fitted
+    _fill: np.ndarray | None = None
+
     """A Gaussian mixture fitted by EM over chunked data.
 
     Each EM iteration is one pass over the data: every block computes its
@@ -106,6 +113,16 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     persist : bool or "auto", default="auto"
         As for :class:`~dkmeans.KMeans`.
     verbose : int, default=0
+    scale : bool, default=False
+        Fit in standardized units (every feature to mean 0, standard
+        deviation 1; one more pass), as :class:`~dkmeans.KMeans`: the
+        k-means start and ``reg_covar`` then treat features alike. The
+        fitted mixture is reported in X's units (means, covariances,
+        log-likelihoods); not with ``covariance_type="spherical"``, which
+        stops being spherical in X's units.
+    missing : {"error", "impute"}, default="error"
+        NaN is an error naming its row, or the feature's mean, in fit and
+        in every method after it.
 
     Attributes
     ----------
@@ -126,7 +143,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                  n_init: int = 1, init_params: str = "kmeans", weights_init: Any = None,
                  means_init: Any = None, precisions_init: Any = None,
                  random_state: Any = None, persist: bool | str = "auto",
-                 verbose: int = 0) -> None:
+                 verbose: int = 0, scale: bool = False, missing: str = "error") -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -140,6 +157,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         self.random_state = random_state
         self.persist = persist
         self.verbose = verbose
+        self.scale = scale
+        self.missing = missing
 
     # -------------------------------------------------------------- fit
 
@@ -184,13 +203,20 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise InvalidParameterError(
                 f"covariance_type='full' with {k} components of {d} features holds "
                 f"{k * d * d:,} values per block, over {FULL_MAX_VALUES:,}; use 'diag'.")
+        if self.scale and self.covariance_type == "spherical":
+            raise spherical_scaling_error()
         weights, means, precisions = check_initial_parameters(
             k, d, self.covariance_type, self.weights_init, self.means_init, self.precisions_init)
+        data, prep = prepare(data, scale=self.scale, missing=self.missing)
+        units = MixtureUnits(prep.scale, prep.mean, self.covariance_type)
+        means, precisions = units.initial(means, precisions)
         if should_persist(data, self.persist):
             data = data.persist()
+        hook = chain(on_iteration, self._report if self.verbose else None)
         options = {"tol": self.tol, "reg_covar": self.reg_covar, "max_iter": self.max_iter,
-                   "on_iteration": chain(on_iteration, self._report if self.verbose else None)}
+                   "on_iteration": hook and (lambda r: hook(units.to_data(r)))}
         if start is not None:
+            start = units.to_model(start)
             result = em(data.blocks(), start.params, self.covariance_type,
                         history=start.lower_bounds, **options)
         else:
@@ -200,7 +226,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                          else self._kmeans(data, self._seed())),
                 n_init=1 if means is not None else self.n_init, weights_init=weights,
                 precisions_init=precisions, **options)
-        self._set_state(result, d)
+        self._set_state(units.to_data(result), d)
+        self._fill = prep.fill
         if not self.converged_ and self.max_iter > 0:
             warnings.warn("Best performing initialization did not converge. Try different "
                           "init parameters, or increase max_iter, tol, or check for "
@@ -255,6 +282,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             raise InvalidInputError(
                 f"X has {arr.shape[1]} features, but GaussianMixture is expecting "
                 f"{self.n_features_in_} features as input.")
+        if self._fill is not None:
+            arr = impute(arr, self._fill)
         args = (np.log(self.weights_), self.means_, self.precisions_cholesky_,
                 self.covariance_type)
         if columns is None:
@@ -341,30 +370,14 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Write the fitted mixture to the directory ``path`` (as
         :meth:`dkmeans.KMeans.save`); ``state="checkpoint"`` marks an
         unfinished fit, which only ``dkmeans fit --resume`` reads."""
-        from dkmeans import __version__
-
         check_is_fitted(self)
-        params, arrays = self._params_for_file()
-        arrays.update({name.rstrip("_"): np.asarray(getattr(self, name))
-                       for name in ("weights_", "means_", "precisions_cholesky_")})
-        fitted = {"n_features_in": int(self.n_features_in_), "n_iter": int(self.n_iter_),
-                  "converged": bool(self.converged_), "lower_bound": float(self.lower_bound_),
-                  "lower_bounds": [float(v) for v in self.lower_bounds_]}
-        meta = {"dkmeans_version": __version__, "estimator": "GaussianMixture",
-                "state": state, "input_fingerprint": fingerprint, "params": params,
-                "fitted": fitted}
+        meta, arrays = mixture_file.meta_and_arrays(self, fingerprint, state,
+                                                    _ARRAY_PARAMETERS, self._fill)
         return write_model_dir(path, meta, arrays, storage_options, overwrite)
 
     def _params_for_file(self) -> tuple[dict, dict[str, np.ndarray]]:
         """The parameters as JSON values, and the initial arrays apart."""
-        params = {k: (v.item() if isinstance(v, np.generic) else v)
-                  for k, v in self.get_params().items() if k not in _ARRAY_PARAMETERS}
-        if not isinstance(params["random_state"], (int, type(None))):
-            params["random_state"] = None
-        arrays = {f"init_{n}": np.asarray(v) for n in ("weights", "means", "precisions")
-                  if (v := getattr(self, f"{n}_init")) is not None}
-        params["inits"] = sorted(arrays)
-        return params, arrays
+        return mixture_file.params_for_file(self, _ARRAY_PARAMETERS)
 
     def _state(self) -> MixtureResult:
         """The fitted state, as a checkpoint resumes from it."""
@@ -375,25 +388,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     @classmethod
     def _from_file(cls, meta: dict, read, names: list[str]) -> GaussianMixture:
-        params, fitted = dict(meta["params"]), meta["fitted"]
-        inits = params.pop("inits", [])
-        for n in ("weights", "means", "precisions"):
-            params[f"{n}_init"] = read(f"init_{n}") if f"init_{n}" in inits else None
+        params, mixture, fill = mixture_file.read_fitted(meta, read)
+        fitted = meta["fitted"]
         model = cls(**params)
-        k, d = params["n_components"], fitted["n_features_in"]
-        shapes = {"weights": (k,), "means": (k, d), "precisions_cholesky": {
-            "full": (k, d, d), "diag": (k, d), "spherical": (k,)}[params["covariance_type"]]}
-        arrays = {}
-        for name, shape in shapes.items():
-            arrays[name] = read(name)
-            if arrays[name].shape != shape:
-                raise InvalidInputError(f"{name} has shape {arrays[name].shape}; the "
-                                        f"metadata says {shape}.")
-        chol = arrays["precisions_cholesky"]
-        model._set(MixtureParameters(arrays["weights"], arrays["means"],
-                                     covariances_from_cholesky(chol, model.covariance_type),
-                                     chol))
-        model.n_features_in_, model.n_iter_ = d, int(fitted["n_iter"])
+        model._set(mixture)
+        model._fill = fill
+        model.n_features_in_, model.n_iter_ = fitted["n_features_in"], int(fitted["n_iter"])
         model.converged_ = bool(fitted["converged"])
         model.lower_bound_ = float(fitted["lower_bound"])
         model.lower_bounds_ = [float(v) for v in fitted["lower_bounds"]]

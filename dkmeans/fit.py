@@ -22,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from dkmeans import kernels
 from dkmeans.apply import predict_labels
 from dkmeans.data import Dataset
-from dkmeans.errors import InvalidInputError, InvalidParameterError
+from dkmeans.errors import InvalidInputError, InvalidParameterError, not_finite
 from dkmeans.kmedians import kmedians
 from dkmeans.kmedians import labels as kmedians_labels
 from dkmeans.lloyd import LloydProgress, LloydResult, lloyd
@@ -101,9 +101,7 @@ def scan(blocks: Sequence[Block], key: np.ndarray, m: int, split_every: int = 8,
     """
     stats = run_pass(SCAN, blocks, key, m, rate, split_every=split_every)
     if stats.bad_row >= 0:
-        raise InvalidInputError(
-            f"Input X contains NaN or infinity (first at row {stats.bad_row}); "
-            "k-means needs finite values.")
+        raise not_finite(stats.bad_row)
     if stats.bad_weight >= 0:
         raise InvalidInputError(
             "sample_weight must be finite and non-negative; found a bad value at "

@@ -12,11 +12,11 @@ when that changes by less than ``tol``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from dkmeans.errors import InvalidInputError, InvalidParameterError
+from dkmeans.errors import InvalidParameterError, not_finite
 from dkmeans.kernels import mixture as kernels
 from dkmeans.passes.mixture import EM, EMStats
 from dkmeans.runner import Block, run_pass
@@ -102,8 +102,7 @@ def em_pass(blocks: Sequence[Block], means: np.ndarray, covariance_type: str,
     stats = run_pass(EM, blocks, log_weights, means, prec_chol, covariance_type,
                      split_every=split_every)
     if stats.bad_row >= 0:
-        raise InvalidInputError(f"Input X contains NaN or infinity (first at row "
-                                f"{stats.bad_row}); a Gaussian mixture needs finite values.")
+        raise not_finite(stats.bad_row, "a Gaussian mixture")
     return stats
 
 
@@ -218,3 +217,84 @@ def fit_mixture(blocks: Sequence[Block], n_components: int, covariance_type: str
             best = result
     assert best is not None
     return best
+
+
+def affine_precisions(precisions: np.ndarray, factor: np.ndarray,
+                      covariance_type: str) -> np.ndarray:
+    """Precisions of ``x * factor`` (per feature) for precisions of x."""
+    if covariance_type == "full":
+        return precisions / factor[:, None] / factor[None, :]
+    if covariance_type == "diag":
+        return precisions / factor**2
+    _spherical_factor(factor)
+    return precisions / factor[0] ** 2
+
+
+def spherical_scaling_error() -> InvalidParameterError:
+    """Why ``scale=True`` and ``covariance_type="spherical"`` do not go together."""
+    return InvalidParameterError(
+        "covariance_type='spherical' with scale=True: a spherical component in "
+        "standardized units is not spherical in the data's units; use 'diag'.")
+
+
+def _spherical_factor(factor: np.ndarray) -> None:
+    if not np.allclose(factor, factor[0]):
+        raise spherical_scaling_error()
+
+
+def affine_result(result: MixtureResult, factor: np.ndarray, offset: np.ndarray,
+                  covariance_type: str) -> MixtureResult:
+    """The same mixture fitted to ``x * factor + offset`` (per feature):
+    means, covariances and precisions moved, log-likelihoods shifted by the
+    log-determinant of the map.
+
+    Parameters
+    ----------
+    result : MixtureResult
+    factor, offset : ndarray of shape (n_features,)
+    covariance_type : {"full", "diag", "spherical"}
+    """
+    p = result.params
+    f = np.asarray(factor, dtype=np.float64)
+    if covariance_type == "full":
+        cov = p.covariances * f[None, :, None] * f[None, None, :]
+        chol = p.prec_chol / f[None, :, None]
+    elif covariance_type == "diag":
+        cov, chol = p.covariances * f**2, p.prec_chol / f
+    else:
+        _spherical_factor(f)
+        cov, chol = p.covariances * f[0] ** 2, p.prec_chol / f[0]
+    log_det = float(np.log(np.abs(f)).sum())
+    params = MixtureParameters(p.weights, p.means * f + offset, cov, chol)
+    return replace(result, params=params, lower_bound=result.lower_bound - log_det,
+                   lower_bounds=[v - log_det for v in result.lower_bounds])
+
+
+class MixtureUnits:
+    """Between the data's units and the standardized ones a ``scale=True``
+    mixture is fitted in (the identity otherwise)."""
+
+    def __init__(self, factor: np.ndarray | None, offset: np.ndarray | None,
+                 covariance_type: str):
+        """x = x_model * factor + offset, per feature (None: the same units)."""
+        self.cov = covariance_type
+        self.factor = None if factor is None else np.asarray(factor, dtype=np.float64)
+        self.offset = None if offset is None else np.asarray(offset, dtype=np.float64)
+
+    def to_data(self, result: MixtureResult) -> MixtureResult:
+        if self.factor is None:
+            return result
+        return affine_result(result, self.factor, self.offset, self.cov)
+
+    def to_model(self, result: MixtureResult) -> MixtureResult:
+        if self.factor is None:
+            return result
+        return affine_result(result, 1 / self.factor, -self.offset / self.factor, self.cov)
+
+    def initial(self, means: np.ndarray | None, precisions: np.ndarray | None) -> tuple:
+        """The user's initial means and precisions in the fit's units."""
+        if self.factor is None:
+            return means, precisions
+        return (None if means is None else (means - self.offset) / self.factor,
+                None if precisions is None
+                else affine_precisions(precisions, 1 / self.factor, self.cov))

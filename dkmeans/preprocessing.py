@@ -262,3 +262,46 @@ class Preprocessing:
     def from_arrays(cls, arrays: dict[str, np.ndarray], unit: bool) -> Preprocessing:
         return cls(unit=unit, **{name: arrays.get(name)
                                  for name in ("fill", "mean", "scale", "shift")})
+
+
+def prepare(data: Any, *, scale: bool = False, missing: str = "error",
+            metric: str = "euclidean") -> tuple[Any, Preprocessing]:
+    """The rows as a fit with these options clusters them, and how.
+
+    What every entry point that fits (the estimators, :func:`dkmeans.sweep`,
+    :func:`dkmeans.stability`, the gap statistic's references) does first,
+    so the same options mean the same rows everywhere.
+
+    Parameters
+    ----------
+    data : dkmeans.data.Dataset
+    scale : bool
+        Standardize every feature (one pass for the moments).
+    missing : {"error", "impute"}
+        NaN stays (and a later pass names its row), or becomes the
+        feature's mean (learned in the same pass).
+    metric : {"euclidean", "cosine", "manhattan"}
+        ``"cosine"`` makes every row unit length.
+
+    Returns
+    -------
+    data : Dataset
+        Preprocessed, lazily (at once for in-memory data).
+    prep : Preprocessing
+        What was done, to map centers back (:meth:`Preprocessing.to_original`).
+    """
+    from dkmeans.errors import InvalidParameterError
+
+    if missing not in ("error", "impute"):
+        raise InvalidParameterError(f"missing must be 'error' or 'impute'; got {missing!r}.")
+    if not isinstance(scale, (bool, np.bool_)):
+        raise InvalidParameterError(f"scale must be True or False; got {scale!r}.")
+    if metric not in ("euclidean", "cosine", "manhattan"):
+        raise InvalidParameterError(
+            f"metric must be 'euclidean', 'cosine' or 'manhattan'; got {metric!r}.")
+    if scale and metric == "cosine":
+        raise InvalidParameterError("scale=True with metric='cosine': rows are scaled to "
+                                    "unit length already; choose one.")
+    prep = Preprocessing.learn(data.X, scale=bool(scale), impute=missing == "impute",
+                               unit=metric == "cosine", head=data.local)
+    return data.preprocessed(prep), prep

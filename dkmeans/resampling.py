@@ -27,6 +27,7 @@ from dkmeans.errors import InvalidParameterError
 from dkmeans.fit import fit_kmeans, should_persist
 from dkmeans.kernels import sampling
 from dkmeans.metrics import ari_from_table
+from dkmeans.preprocessing import prepare
 from dkmeans.runner import run_pass
 from dkmeans.scoring import AGREEMENT
 from dkmeans.seeding import stream_key
@@ -146,7 +147,8 @@ def _jaccard(tables: np.ndarray) -> np.ndarray:
 
 def stability(X: Any, k: int, *, n_runs: int = 10, subsample: float = 0.8,
               resample_seeds: bool = True, random_state: int = 0, sample_weight: Any = None,
-              persist: bool | str = "auto", **fit_options: Any) -> StabilityResult:
+              persist: bool | str = "auto", scale: bool = False, missing: str = "error",
+              metric: str = "euclidean", **fit_options: Any) -> StabilityResult:
     """Stability of k-means with ``k`` clusters over row subsamples and seeds.
 
     Parameters
@@ -164,6 +166,12 @@ def stability(X: Any, k: int, *, n_runs: int = 10, subsample: float = 0.8,
     sample_weight : array-like of shape (n,), optional
     persist : bool or "auto"
         As for :class:`~dkmeans.KMeans`; the data is loaded once for all runs.
+    scale, missing : bool, {"error", "impute"}
+        As for :class:`~dkmeans.KMeans`: every run clusters the rows
+        standardized / imputed as such a fit would; the centers are
+        reported in X's units.
+    metric : {"euclidean", "cosine"}
+        ``"cosine"``: spherical k-means on unit rows.
     **fit_options
         ``max_iter``, ``tol``, ``init``, ... as for :func:`dkmeans.fit_kmeans`.
 
@@ -171,9 +179,15 @@ def stability(X: Any, k: int, *, n_runs: int = 10, subsample: float = 0.8,
     -------
     StabilityResult
     """
-    data = as_dataset(X, sample_weight)
+    if metric not in ("euclidean", "cosine"):
+        raise InvalidParameterError(f"stability fits k-means: metric must be 'euclidean' or "
+                                    f"'cosine'; got {metric!r}.")
+    data, prep = prepare(as_dataset(X, sample_weight), scale=scale, missing=missing,
+                         metric=metric)
     if should_persist(data, persist):
         data = data.persist()
-    return stability_of(data, k, n_runs=n_runs, subsample=subsample,
-                        resample_seeds=resample_seeds, random_state=random_state,
-                        **fit_options)
+    result = stability_of(data, k, n_runs=n_runs, subsample=subsample,
+                          resample_seeds=resample_seeds, random_state=random_state,
+                          unit_centers=metric == "cosine", **fit_options)
+    return replace(result, reference=prep.to_original(result.reference),
+                   centers=[prep.to_original(c) for c in result.centers])
