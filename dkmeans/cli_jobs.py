@@ -19,6 +19,8 @@ def table_options(args: argparse.Namespace, model: Any = None) -> dict:
     for predict and evaluate, by default what the model was fitted with."""
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
     given = {"columns": columns, "sep": args.sep, "header": args.header}
+    if getattr(args, "missing", None) == "impute":  # "12,5" in a number column: missing
+        given["non_numeric"] = "missing"
     if model is not None and columns is None and args.sep is None and args.header:
         from dkmeans.io import read_meta
 
@@ -37,7 +39,8 @@ def saved_table(table: Any, model: Any) -> dict | None:
         return None
     sep, columns, header = (table.get(k) for k in ("sep", "columns", "header")) \
         if isinstance(table, dict) else (None, None, None)
-    ok = isinstance(table, dict) and set(table) <= {"sep", "columns", "header"} and \
+    ok = isinstance(table, dict) and set(table) <= {"sep", "columns", "header", "non_numeric"} \
+        and table.get("non_numeric", "missing") == "missing" and \
         (sep is None or (isinstance(sep, str) and len(sep) == 1)) and \
         isinstance(header, bool) and (columns is None or (
             isinstance(columns, list) and all(isinstance(c, (str, int)) and
@@ -47,7 +50,8 @@ def saved_table(table: Any, model: Any) -> dict | None:
             f"The model in {model} records how its table was read in a form dkmeans does not "
             "write (a separator must be one character; columns names or positions): "
             "refusing to use it. Give --sep, --columns and --no-header yourself.")
-    return {"columns": columns, "sep": sep, "header": header}
+    return {"columns": columns, "sep": sep, "header": header,
+            **({"non_numeric": "missing"} if "non_numeric" in table else {})}
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e"

@@ -166,7 +166,7 @@ def _lazy(X: Any) -> bool:
 
 def as_chunked(X: Any, what: str = "X", columns: list | None = None,
                storage_options: dict | None = None, sep: str | None = None,
-               header: bool = True) -> tuple[da.Array, Source]:
+               header: bool = True, non_numeric: str = "error") -> tuple[da.Array, Source]:
     """Wrap any supported input as a row-chunked float dask array.
 
     Parameters
@@ -180,8 +180,8 @@ def as_chunked(X: Any, what: str = "X", columns: list | None = None,
         For table input: the feature columns, in order (names or positions).
     storage_options : dict, optional
         For a URL: passed to fsspec; they travel with the tasks.
-    sep, header
-        For text tables: see :func:`dkmeans.sources.open_table`.
+    sep, header, non_numeric
+        For tables: see :func:`dkmeans.sources.open_table`.
 
     Returns
     -------
@@ -192,7 +192,8 @@ def as_chunked(X: Any, what: str = "X", columns: list | None = None,
         in every task graph.
     """
     if isinstance(X, (str, os.PathLike, Location)):
-        X = open_path(X, storage_options, columns, sep=sep, header=header)
+        X = open_path(X, storage_options, columns, sep=sep, header=header,
+                      non_numeric=non_numeric)
     if type(X).__module__.startswith("dask") and hasattr(X, "to_dask_array"):
         X = X.to_dask_array(lengths=True)  # a dask DataFrame: its partitions become blocks
     if type(X).__module__.startswith("xarray"):
@@ -233,7 +234,8 @@ def as_chunked(X: Any, what: str = "X", columns: list | None = None,
 
 
 def open_array(path: Any, storage_options: dict | None = None, columns: list | None = None,
-               sep: str | None = None, header: bool = True) -> da.Array:
+               sep: str | None = None, header: bool = True,
+               non_numeric: str = "error") -> da.Array:
     """A path or URL as the row-chunked float dask array dkmeans clusters.
 
     Use it to hand data in object storage to any function or method that
@@ -245,14 +247,14 @@ def open_array(path: Any, storage_options: dict | None = None, columns: list | N
         A Zarr array, a ``.npy`` file, or a table (Parquet, CSV, TSV).
     storage_options : dict, optional
         Passed to fsspec; they travel to the workers with the tasks.
-    columns, sep, header
+    columns, sep, header, non_numeric
         For tables: see :func:`dkmeans.sources.open_table`.
 
     Returns
     -------
     dask.array.Array of shape (n_samples, n_features), float32 or float64
     """
-    return as_chunked(path, "X", columns, storage_options, sep, header)[0]
+    return as_chunked(path, "X", columns, storage_options, sep, header, non_numeric)[0]
 
 
 def _row_blocks(X: np.ndarray, rows: int, scatter: bool = False) -> da.Array:

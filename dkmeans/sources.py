@@ -15,7 +15,12 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from dkmeans.errors import InputNotFoundError, InputTypeError, InvalidInputError
+from dkmeans.errors import (
+    InputNotFoundError,
+    InputTypeError,
+    InvalidInputError,
+    InvalidParameterError,
+)
 from dkmeans.storage import (
     Location,
     check_input_shared,
@@ -30,7 +35,7 @@ TABLE_SUFFIXES = {".parquet": None, ".csv": ",", ".tsv": "\t", ".txt": "\t"}
 
 def open_path(path: Any, storage_options: dict | None = None,
               columns: list | None = None, sep: str | None = None,
-              header: bool = True) -> Any:
+              header: bool = True, non_numeric: str = "error") -> Any:
     """A path or URL as a zarr.Array or a row-chunked dask array.
 
     Parameters
@@ -39,14 +44,14 @@ def open_path(path: Any, storage_options: dict | None = None,
         A Zarr array, a ``.npy`` file, or a table (Parquet, CSV, TSV; a file
         or a folder of files).
     storage_options : dict, optional
-    columns, sep, header
+    columns, sep, header, non_numeric
         For tables: see :func:`open_table`.
     """
     loc = locate(path, storage_options)
     if loc.path.endswith(".npy"):
         arr = open_npy(loc)
     elif table_files(loc) is not None:
-        arr = open_table(loc, columns, sep=sep, header=header)
+        arr = open_table(loc, columns, sep=sep, header=header, non_numeric=non_numeric)
     elif loc.fs.isfile(loc.path):  # a Zarr array is a folder
         raise InputTypeError(
             f"{loc.url!r} is a file dkmeans cannot tell the kind of by its name: it reads "
@@ -153,7 +158,7 @@ def _pick(df: Any, columns: list | None, where: str) -> Any:
 
 
 def open_table(loc: Location, columns: list | None = None, sep: str | None = None,
-               header: bool = True) -> da.Array:
+               header: bool = True, non_numeric: str = "error") -> da.Array:
     """Parquet, CSV or TSV (a file or a folder of files) as a row-chunked float array.
 
     Read through ``dask.dataframe`` (pandas and pyarrow: ``pip install
@@ -170,7 +175,15 @@ def open_table(loc: Location, columns: list | None = None, sep: str | None = Non
     header : bool
         Whether the first line of a text table names the columns; without,
         columns are picked by position.
+    non_numeric : {"error", "missing"}
+        A value of a chosen column that is not a number (``"12,5"``): an
+        error naming its column, row and value, or missing (NaN, for
+        ``missing="impute"``). ``n/a``, ``NA`` and empty fields are missing
+        either way.
     """
+    if non_numeric not in ("error", "missing"):
+        raise InvalidParameterError(
+            f"non_numeric must be 'error' or 'missing'; got {non_numeric!r}.")
     found = table_files(loc)
     if found is None:
         raise InputNotFoundError(f"No Parquet, CSV or TSV files at {loc.url!r}.")
@@ -183,26 +196,108 @@ def open_table(loc: Location, columns: list | None = None, sep: str | None = Non
         raise InputTypeError("Reading Parquet or CSV needs pandas and pyarrow: pip install "
                              "'dkmeans[dataframe]'.") from err
     urls = [loc.fs.unstrip_protocol(f) if not loc.is_local else f for f in files]
-    options = loc.options or None
-    if suffix == ".parquet":
-        df = dd.read_parquet(urls, storage_options=options)
-    else:
+
+    def read(**kwargs: Any) -> Any:
+        options = loc.options or None
+        if suffix == ".parquet":
+            return _pick(dd.read_parquet(urls, storage_options=options), columns,
+                         repr(loc.url))
         df = dd.read_csv(urls, sep=sep or TABLE_SUFFIXES[suffix],
-                         header=0 if header else None, storage_options=options)
+                         header=0 if header else None, storage_options=options, **kwargs)
         if not header:
             df.columns = [str(i) for i in range(len(df.columns))]
-    df = _pick(df, columns, repr(loc.url))
-    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+        return _pick(df, columns, repr(loc.url))
 
-    bad = [c for c, t in df.dtypes.items() if not (is_numeric_dtype(t) or is_bool_dtype(t))]
-    if bad:
-        raise InputTypeError(f"Columns {bad} of {loc.url!r} are not numeric; choose numeric "
-                             "features with dkmeans.open_array(path, columns=[...]) or "
-                             "--columns (names, or positions from 0).")
-    # chunk sizes from the array itself: to_dask_array(lengths=True) can
-    # disagree with dask-expr's merged partitions (seen with Parquet)
-    arr = df.to_dask_array().compute_chunk_sizes()
+    df = read()
+    if non_numeric == "error" and _not_numeric(df):
+        raise not_numbers(read(dtype=str), _not_numeric(df), loc.url, columns is not None)
+    try:
+        arr = _as_array(df, non_numeric)
+    except ValueError as err:  # text past the first rows, which dask guessed types from
+        if "dtype" not in str(err):
+            raise
+        if non_numeric == "missing":
+            arr = _as_array(read(dtype=str), non_numeric)
+        else:
+            raise not_numbers(read(dtype=str), list(df.columns), loc.url,
+                              columns is not None) from None
     if any(math.isnan(c) for c in arr.chunks[0]):
         raise InvalidInputError(f"Could not count the rows of {loc.url!r}.")
     return arr
 
+
+
+def _as_array(df: Any, non_numeric: str) -> da.Array:
+    """The table's columns as a float array, its row chunks counted."""
+    if non_numeric == "missing":
+        df = df.map_partitions(_numbers, meta={c: np.float64 for c in df.columns})
+    # chunk sizes from the array itself: to_dask_array(lengths=True) can
+    # disagree with dask-expr's merged partitions (seen with Parquet)
+    return df.to_dask_array().compute_chunk_sizes()
+
+
+def _not_numeric(df: Any) -> list:
+    """The columns whose type is not a number (nor a boolean)."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    return [c for c, t in df.dtypes.items() if not (is_numeric_dtype(t) or is_bool_dtype(t))]
+
+
+def _numbers(part: Any) -> Any:
+    """One partition as float64 columns, what is not a number NaN."""
+    import pandas as pd
+
+    return part.apply(lambda col: pd.to_numeric(col, errors="coerce")).astype(np.float64)
+
+
+def _first_not_number(part: Any) -> tuple[int, dict]:
+    """A partition's length, and per column its first value that is not a
+    number (position in the partition, value); missing values are not."""
+    import pandas as pd
+
+    found = {}
+    for name in part.columns:
+        col = part[name]
+        bad = col.notna() & pd.to_numeric(col, errors="coerce").isna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            found[name] = (i, str(col.iloc[i]))
+    return len(part), found
+
+
+def not_numbers(text: Any, columns: list, url: str, chosen: bool) -> InputTypeError:
+    """The error for a table whose chosen columns hold values that are not
+    numbers: the first such value's column, row (from 0, after the header)
+    and text, and what to do.
+
+    Parameters
+    ----------
+    text : dask.dataframe.DataFrame
+        The table read as text (the chosen columns).
+    columns : list
+        The columns to look in.
+    url : str
+    chosen : bool
+        Whether the user named the columns (else all were taken).
+    """
+    import dask
+
+    parts = dask.compute(*[dask.delayed(_first_not_number)(p)
+                           for p in text[columns].to_delayed()])
+    start, first = 0, {}
+    for n, found in parts:
+        for name, (i, value) in found.items():
+            first.setdefault(name, (start + i, value))
+        start += n
+    if not first:
+        return InputTypeError(f"Columns {columns} of {url!r} could not be read as numbers.")
+    name, (row, value) = min(first.items(), key=lambda item: item[1][0])
+    others = sorted(set(first) - {name})
+    also = f" (and columns {others})" if others else ""
+    pick = "" if chosen else (" If it is not a feature, choose the feature columns with "
+                              "--columns / columns=[...] (names, or positions from 0).")
+    return InputTypeError(
+        f"Column {name!r} of {url!r} holds {value!r} at row {row}, which is not a number"
+        f"{also}. Fix the file, or, if such values mean missing, read them as missing and "
+        f"impute them: --missing impute on the command line, open_array(..., "
+        f"non_numeric=\"missing\") with missing=\"impute\" in Python.{pick}")

@@ -312,7 +312,8 @@ def test_fit_from_a_folder_of_tables(data, tmp_path, kind):
     np.testing.assert_allclose(dkmeans.load(tmp_path / "m").cluster_centers_,
                                ref.cluster_centers_, rtol=1e-6)
     proc = run("fit", folder, "-k", 4, "-o", tmp_path / "m2", "--workers", 1, check=False)
-    assert proc.returncode == 2 and "['label'] of" in proc.stderr and "not numeric" in proc.stderr
+    assert proc.returncode == 2 and "Column 'label' of" in proc.stderr
+    assert "holds 'text' at row 0, which is not a number" in proc.stderr
 
 
 def make_certificates(folder):

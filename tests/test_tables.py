@@ -15,7 +15,7 @@ import pytest
 from sklearn.datasets import make_blobs
 
 import dkmeans
-from dkmeans.errors import InvalidInputError, InvalidParameterError
+from dkmeans.errors import InputTypeError, InvalidInputError, InvalidParameterError
 
 
 def run(*args, check=True, timeout=300):
@@ -174,3 +174,30 @@ def test_a_small_job_runs_in_process_and_a_cluster_only_when_asked(customers, tm
     assert "dashboard: http://127.0.0.1:" in asked.stderr
     a, b = dkmeans.load(tmp_path / "a"), dkmeans.load(tmp_path / "b")
     np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=1e-6)
+
+
+@pytest.mark.parametrize("row", [5, 3500], ids=["in-the-first-rows", "far-down"])
+def test_a_text_value_in_a_number_column(customers, tmp_path, row):
+    df = pd.read_csv(customers).astype({"income": object, "spend": object})
+    df.loc[row, "income"] = "12,5"
+    df.loc[row + 1, "spend"] = "n/a"  # missing, as pandas reads it: not an error
+    path = tmp_path / "typo.csv"
+    df.to_csv(path, index=False)
+    cols = ["--columns", "age,income,spend"]
+    proc = run("fit", path, "-k", 3, *cols, "-o", tmp_path / "m", check=False)
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert f"Column 'income' of '{path}' holds '12,5' at row {row}" in line
+    assert "--missing impute" in line and not (tmp_path / "m").exists()
+    with pytest.raises(InputTypeError, match="'12,5' at row"):
+        dkmeans.open_array(path, columns=["age", "income", "spend"])
+    # read as missing, then imputed: as the same table with NaN there
+    X = dkmeans.open_array(path, columns=["age", "income", "spend"],
+                           non_numeric="missing").compute()
+    expected = pd.read_csv(customers)[["age", "income", "spend"]].to_numpy()
+    expected[row, 1], expected[row + 1, 2] = np.nan, np.nan
+    np.testing.assert_array_equal(X, expected)
+    out = json.loads(run("fit", path, "-k", 3, *cols, "--missing", "impute", "-o",
+                         tmp_path / "m", "--json", "-q").stdout)
+    ref = dkmeans.KMeans(3, random_state=0, missing="impute").fit(expected)
+    assert out["inertia"] == pytest.approx(ref.inertia_, rel=1e-6)
