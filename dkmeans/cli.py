@@ -23,6 +23,7 @@ from dkmeans.cli_evaluate import extras as evaluate_extras
 from dkmeans.cli_evaluate import lines as evaluate_lines
 from dkmeans.cli_jobs import (
     job_cluster,
+    name_features,
     open_input,
     printable_stdout,
     progress_bar,
@@ -105,6 +106,7 @@ def _fit(args: argparse.Namespace) -> int:
         with progress_bar(args), checkpoint_on_stop(progress.on_stop):
             model._fit(X, start=start, on_iteration=progress)
         seconds = time.perf_counter() - t0
+    name_features(model, args, storage, table)
     model.save(out, fingerprint=fp, overwrite=True)  # checked by start_job
     log.info("model written to %s", out)
     return _summary(args, read_meta(out), resumed_from=resumed_from, seconds=seconds)
@@ -132,6 +134,7 @@ def _fit_minibatch(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - t0
     log.info("%d epochs, %d batches, %.2f passes read, inertia %.6g", model.n_iter_,
              model.n_steps_, model.n_passes_read_, model.inertia_)
+    name_features(model, args, storage, table)
     model.save(out, fingerprint=fp, overwrite=True)  # checked by start_job
     log.info("model written to %s", out)
     return _summary(args, read_meta(out), resumed_from=None, seconds=seconds,

@@ -257,3 +257,16 @@ def job_cluster(args: argparse.Namespace, storage: dict, table: dict) -> Any:
     with connect(args.cluster, n_workers=args.workers) as client:
         log.debug("dashboard: %s", client.dashboard_link)
         yield client
+
+
+def name_features(model: Any, args: argparse.Namespace, storage: dict, table: dict) -> None:
+    """Give a model fitted from a table its columns' names
+    (``feature_names_in_``), as a fit from Python on the same path would."""
+    from dkmeans.sources import table_columns
+
+    names = table_columns(args.input, storage, table["columns"], table["sep"],
+                          table["header"])
+    if names:
+        import numpy as np
+
+        model.feature_names_in_ = np.asarray(names, dtype=object)

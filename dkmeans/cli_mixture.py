@@ -18,7 +18,14 @@ from typing import Any
 
 from dkmeans.cli_evaluate import extras as evaluate_extras
 from dkmeans.cli_evaluate import lines as evaluate_lines
-from dkmeans.cli_jobs import job_cluster, open_input, progress_bar, report, start_job
+from dkmeans.cli_jobs import (
+    job_cluster,
+    name_features,
+    open_input,
+    progress_bar,
+    report,
+    start_job,
+)
 from dkmeans.cli_options import estimator_params
 from dkmeans.cli_signals import IterationCheckpoints, checkpoint_on_stop
 
@@ -74,6 +81,7 @@ def fit_job(args: argparse.Namespace) -> int:
         with progress_bar(args), checkpoint_on_stop(checkpoints.on_stop):
             model._fit(X, start=start, on_iteration=checkpoints)
         seconds = time.perf_counter() - t0
+    name_features(model, args, storage, table)
     model.save(out, fingerprint=fp, overwrite=True)  # checked by start_job
     log.info("model written to %s", out)
     return summary(args, read_meta(out), seconds=seconds,

@@ -281,7 +281,7 @@ def _row_blocks(X: np.ndarray, rows: int, scatter: bool = False) -> da.Array:
 
 
 def as_dataset(X: Any, sample_weight: Any = None, storage_options: dict | None = None,
-               ) -> Dataset:
+               table: dict | None = None) -> Dataset:
     """Validate ``X`` and ``sample_weight`` and wrap them as a :class:`Dataset`.
 
     On a ``distributed`` cluster with no worker yet, waits for one first (a
@@ -294,7 +294,7 @@ def as_dataset(X: Any, sample_weight: Any = None, storage_options: dict | None =
         local = as_block(X)
         if local.nbytes <= LOCAL_MAX_BYTES:
             return _local_dataset(local, sample_weight)
-    arr, source = as_chunked(X, storage_options=storage_options)
+    arr, source = as_chunked(X, storage_options=storage_options, **(table or {}))
     return Dataset(arr, as_weights(sample_weight, arr), source)
 
 

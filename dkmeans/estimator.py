@@ -17,63 +17,46 @@ from sklearn.utils.validation import check_is_fitted
 from dkmeans.apply import ambiguity, checked_temperature, soft_assignments
 from dkmeans.data import as_dataset
 from dkmeans.errors import InvalidInputError, InvalidParameterError
-from dkmeans.estimator_base import _BaseKMeans, _is_int, _is_real, check_centers
+from dkmeans.estimator_base import _BaseKMeans, table_reading
 from dkmeans.fit import fit_kmeans
-from dkmeans.preprocessing import Preprocessing, prepare
+from dkmeans.params import PREPROCESSING, check_centers, is_int, is_real, wrap_init_callable
+from dkmeans.preprocessing import prepare
 from dkmeans.progress import chain, show_progress
 from dkmeans.runner import compute
 from dkmeans.seeding import INIT_METHODS, INIT_ROUNDS
 
 # name -> (test, what is expected), checked at fit time, in this order.
 _PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "n_clusters": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "n_clusters": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
     "init": (lambda v: (isinstance(v, str) and v in INIT_METHODS) or callable(v)
              or (not isinstance(v, str) and hasattr(v, "__len__")),
              f"one of {sorted(INIT_METHODS)}, an array of shape (n_clusters, "
              "n_features) or a callable"),
-    "n_init": (lambda v: v == "auto" if isinstance(v, str) else _is_int(v) and v >= 1,
+    "n_init": (lambda v: v == "auto" if isinstance(v, str) else is_int(v) and v >= 1,
                "'auto' or an integer >= 1"),
-    "max_iter": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "tol": (lambda v: _is_real(v) and 0 <= v < np.inf, "a finite number >= 0"),
-    "oversampling_factor": (lambda v: _is_real(v) and 0 < v < np.inf,
+    "max_iter": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
+    "tol": (lambda v: is_real(v) and 0 <= v < np.inf, "a finite number >= 0"),
+    "oversampling_factor": (lambda v: is_real(v) and 0 < v < np.inf,
                             "a finite number > 0"),
-    "init_rounds": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "init_size": (lambda v: v is None or v == "auto" if not _is_int(v) else v >= 1,
+    "init_rounds": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
+    "init_size": (lambda v: v is None or v == "auto" if not is_int(v) else v >= 1,
                   "'auto', None or an integer >= 1"),
-    "random_state": (lambda v: v is None or _is_int(v)
+    "random_state": (lambda v: v is None or is_int(v)
                      or isinstance(v, np.random.RandomState),
                      "None, an integer or a numpy RandomState"),
-    "verbose": (lambda v: (_is_int(v) and v >= 0) or isinstance(v, bool),
+    "verbose": (lambda v: (is_int(v) and v >= 0) or isinstance(v, bool),
                 "an integer >= 0"),
     "persist": (lambda v: isinstance(v, bool) or v == "auto", "True, False or 'auto'"),
     "algorithm": (lambda v: v in ("lloyd", "elkan", "hamerly"),
                   "'lloyd', 'elkan' or 'hamerly'"),
     "copy_x": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
     "progress": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
-    "scale": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
-    "missing": (lambda v: v in ("error", "impute"), "'error' or 'impute'"),
+    **PREPROCESSING,
     "metric": (lambda v: v in ("euclidean", "cosine", "manhattan"),
                "'euclidean', 'cosine' or 'manhattan'"),
-    "min_cluster_size": (lambda v: v is None or (_is_real(v) and 0 < v < np.inf),
+    "min_cluster_size": (lambda v: v is None or (is_real(v) and 0 < v < np.inf),
                          "None or a number > 0 (below 1: a fraction of the total weight)"),
 }
-
-
-def _wrap_callable(user_init: Callable, X: Any, in_memory: bool, prep: Preprocessing,
-                   n_features: int, dtype: np.dtype, seed: int):
-    """Adapt a scikit-learn style ``init(X, n_clusters, random_state)``.
-
-    The callable sees the data as the user knows it: in its units, missing
-    values imputed, numpy for in-memory input, dask for chunked input (never
-    a path). Its centers are mapped into the space the clustering runs in.
-    """
-
-    def init(blocks, k, run):
-        data = compute(X)[0] if in_memory else X
-        centers = user_init(data, k, np.random.RandomState(seed + run))
-        return prep.to_model(check_centers(centers, k, n_features, dtype))
-
-    return init
 
 
 class KMeans(_BaseKMeans):
@@ -247,13 +230,14 @@ or callable, default="k-means||"
                                                  and self.init == "random")) else 1
 
     def fit(self, X: Any, y: None = None, sample_weight: Any = None, *,
-            storage_options: dict | None = None) -> KMeans:
+            storage_options: dict | None = None, columns: list | None = None,
+            sep: str | None = None, header: bool = True) -> KMeans:
         """Compute k-means clustering.
 
         Parameters
         ----------
-        X : array-like, dask array, zarr.Array or path of a Zarr array, \
-of shape (n_samples, n_features)
+        X : array-like, dask array, zarr.Array, or a path or URL (Zarr, .npy, \
+Parquet / CSV), of shape (n_samples, n_features)
             Training data. Integers and booleans become float64; float32
             stays float32.
         y : None
@@ -263,15 +247,21 @@ of shape (n_samples, n_features)
         storage_options : dict, optional
             When X is a URL: passed to fsspec (endpoint, credentials); they
             travel to the workers with the tasks.
+        columns, sep, header
+            When X is a table (Parquet, CSV, TSV): its feature columns
+            (names, or positions from 0), as :func:`dkmeans.open_array`; the
+            columns' names become ``feature_names_in_``.
 
         Returns
         -------
         self : KMeans
         """
-        return self._fit(X, sample_weight, storage_options=storage_options)
+        return self._fit(X, sample_weight, storage_options=storage_options,
+                         table={"columns": columns, "sep": sep, "header": header})
 
     def _fit(self, X: Any, sample_weight: Any = None, start: Any = None,
-             on_iteration: Any = None, storage_options: dict | None = None) -> KMeans:
+             on_iteration: Any = None, storage_options: dict | None = None,
+             table: dict | None = None) -> KMeans:
         """:meth:`fit`, optionally resuming from a checkpoint and reporting
         every iteration (the command line's scheduled jobs use these)."""
         self._check_params()
@@ -279,7 +269,8 @@ of shape (n_samples, n_features)
             raise InvalidParameterError("min_cluster_size applies to metric='euclidean' or "
                                         "'cosine': k-medians does not split clusters.")
         self._check_feature_names(X, reset=True)
-        data = as_dataset(X, sample_weight, storage_options)
+        data = as_dataset(X, sample_weight, storage_options, table_reading(
+            self, X, storage_options, **(table or {}), fitting=True))
         raw = data.X
         data, prep = prepare(data, scale=self.scale, missing=self.missing, metric=self.metric)
         if data.n_samples < self.n_clusters:
@@ -292,7 +283,7 @@ of shape (n_samples, n_features)
                           "'lloyd' instead.", RuntimeWarning, stacklevel=3)
         init = self.init
         if callable(init):
-            init = _wrap_callable(init, prep.impute(raw), data.source == "numpy", prep,
+            init = wrap_init_callable(init, prep.impute(raw), data.source == "numpy", prep,
                                   data.n_features, data.dtype, seed)
         elif not isinstance(init, str):
             init = prep.to_model(check_centers(init, self.n_clusters, data.n_features,

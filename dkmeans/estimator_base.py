@@ -23,7 +23,6 @@ from sklearn.base import (
     ClusterMixin,
     TransformerMixin,
 )
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from dkmeans.apply import distances, nearest_cost, predict_labels
@@ -31,45 +30,12 @@ from dkmeans.data import Dataset, as_chunked
 from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.modelfile import write_model_dir
 from dkmeans.outputs import input_locations, write_labels
+from dkmeans.params import check_parameters, fit_seed, plain
 from dkmeans.preprocessing import Preprocessing
 from dkmeans.runner import compute
+from dkmeans.sources import table_columns
 from dkmeans.storage import Location, locate
 from dkmeans.validation import as_weights
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-def _plain(value: Any) -> Any:
-    """A parameter as a JSON value (numpy scalars become Python numbers)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def check_centers(centers: Any, n_clusters: int, n_features: int,
-                  dtype: np.dtype) -> np.ndarray:
-    """Validate initial centers given as an array; return them in X's dtype."""
-    centers = np.asarray(centers)
-    if centers.dtype.kind not in "biuf":
-        raise InvalidInputError(f"init has dtype {centers.dtype}; expected real numbers.")
-    if centers.ndim != 2 or centers.shape[0] != n_clusters:
-        raise InvalidInputError(
-            f"The shape of the initial centers {centers.shape} does not match the number "
-            f"of clusters {n_clusters}.")
-    if centers.shape[1] != n_features:
-        raise InvalidInputError(
-            f"The shape of the initial centers {centers.shape} does not match the number "
-            f"of features of the data {n_features}.")
-    if not np.isfinite(centers).all():
-        raise InvalidInputError("init contains NaN or infinity; initial centers must be "
-                                "finite.")
-    return centers.astype(dtype)
 
 
 @dataclass(frozen=True)
@@ -91,13 +57,39 @@ class FarthestRows:
     labels: np.ndarray
 
 
-def fit_seed(random_state: Any) -> int:
-    """A fit's seed: ``random_state`` itself when it is an integer (no
-    RandomState to build), else a draw from it (None: from numpy's global one)."""
-    rs = random_state
-    if isinstance(rs, numbers.Integral) and not isinstance(rs, bool) and 0 <= rs < 2**32:
-        return int(rs)
-    return int(check_random_state(rs).randint(np.iinfo(np.int32).max))
+def table_reading(estimator: Any, X: Any, storage_options: dict | None = None,
+                  columns: list | None = None, sep: str | None = None, header: bool = True,
+                  fitting: bool = False) -> dict:
+    """How an estimator reads X when X is the path of a table (else ``{}``).
+
+    At fit, the chosen columns' names become ``feature_names_in_`` (as for
+    a DataFrame); after, a table read without ``columns`` is read by them.
+    With ``missing="impute"``, a value that is not a number is read as
+    missing.
+
+    Returns
+    -------
+    dict
+        Keyword arguments of :func:`dkmeans.open_array` (``columns``, ...).
+    """
+    if not isinstance(X, (str, os.PathLike, Location)):
+        if columns is not None:
+            raise InvalidParameterError("columns= picks the columns of a table file; pass "
+                                        "an array with only the features instead.")
+        return {}
+    names = getattr(estimator, "feature_names_in_", None)
+    if not fitting and columns is None and names is not None:
+        columns = [str(c) for c in names]
+    table = {"columns": columns, "sep": sep, "header": header}
+    if getattr(estimator, "missing", "error") == "impute":
+        table["non_numeric"] = "missing"
+    if fitting:
+        names = table_columns(X, storage_options, columns, sep, header)
+        if names:
+            estimator.feature_names_in_ = np.asarray(names, dtype=object)
+        elif hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+    return table
 
 
 class _BaseKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
@@ -109,32 +101,32 @@ class _BaseKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixi
     _parameters: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {}
 
     def _check_params(self) -> None:
-        for name, (test, expected) in self._parameters.items():
-            value = getattr(self, name)
-            if not test(value):
-                raise InvalidParameterError(
-                    f"The {name!r} parameter of {type(self).__name__} must be {expected}; "
-                    f"got {value!r}.")
+        check_parameters(self, self._parameters)
 
     def _seed(self) -> int:
         return fit_seed(self.random_state)
 
     def _check_feature_names(self, X: Any, reset: bool) -> None:
         """Record (fit) or check (after) the column names of a table, as
-        scikit-learn's estimators do (``feature_names_in_``)."""
-        if isinstance(X, (str, os.PathLike, Location)):
+        scikit-learn's estimators do (``feature_names_in_``). A path or a
+        chunked array (dask, Zarr: how a table read by its columns arrives)
+        has no names to check."""
+        chunked = isinstance(X, da.Array) or hasattr(X, "store_path")
+        if isinstance(X, (str, os.PathLike, Location)) or (chunked and not reset):
             return
         if hasattr(X, "columns") or (not reset and hasattr(self, "feature_names_in_")):
             validate_data(self, X, reset=reset, skip_check_array=True)
         elif reset and hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
 
-    def _chunked(self, X: Any, storage_options: dict | None = None,
+    def _chunked(self, X: Any, storage_options: dict | None = None, **table: Any,
                  ) -> tuple[da.Array, bool]:
-        """X checked against the fit and preprocessed as the fit's data was."""
+        """X checked against the fit and preprocessed as the fit's data was
+        (a table read by ``table``, else by the fit's column names)."""
         check_is_fitted(self)
         self._check_feature_names(X, reset=False)
-        arr, source = as_chunked(X, storage_options=storage_options)
+        arr, source = as_chunked(X, storage_options=storage_options,
+                                 **table_reading(self, X, storage_options, **table))
         if arr.shape[1] != self.n_features_in_:
             raise InvalidInputError(
                 f"X has {arr.shape[1]} features, but {type(self).__name__} is expecting "
@@ -159,7 +151,9 @@ class _BaseKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixi
         """The centers in the space the rows are compared in (scaled features)."""
         return self._prep().to_model(self.cluster_centers_)
 
-    def predict(self, X: Any, storage_options: dict | None = None) -> np.ndarray | da.Array:
+    def predict(self, X: Any, storage_options: dict | None = None, *,
+                columns: list | None = None, sep: str | None = None,
+                header: bool = True) -> np.ndarray | da.Array:
         """Index of the nearest center of each row.
 
         Parameters
@@ -168,12 +162,16 @@ class _BaseKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixi
 Parquet / CSV), of shape (n_samples, n_features)
         storage_options : dict, optional
             For a URL: passed to fsspec (endpoint, credentials).
+        columns, sep, header
+            For a table: as :func:`dkmeans.open_array`; by default the
+            columns named as at fit (``feature_names_in_``).
 
         Returns
         -------
         labels : ndarray (for in-memory X) or lazy dask array, shape (n_samples,), int32
         """
-        arr, in_memory = self._chunked(X, storage_options)
+        arr, in_memory = self._chunked(X, storage_options, columns=columns, sep=sep,
+                                       header=header)
         labels = predict_labels(arr, self._model_centers(), self._distance)
         return compute(labels)[0] if in_memory else labels
 
@@ -316,7 +314,7 @@ of shape (n_samples, n_features)
 
     def _params_for_file(self) -> tuple[dict, dict[str, np.ndarray]]:
         """The parameters as JSON values, and an array ``init`` apart."""
-        params = {k: _plain(v) for k, v in self.get_params().items()}
+        params = {k: plain(v) for k, v in self.get_params().items()}
         arrays = {}
         init = self.init
         if callable(init):

@@ -21,9 +21,10 @@ from dkmeans import kernels
 from dkmeans.data import as_dataset
 from dkmeans.errors import InvalidInputError, InvalidParameterError, not_finite
 from dkmeans.estimator import _PARAMETERS
-from dkmeans.estimator_base import _BaseKMeans, _is_int, _is_real, check_centers
+from dkmeans.estimator_base import _BaseKMeans, table_reading
 from dkmeans.fit_minibatch import fit_minibatch_kmeans, init_from_sample
 from dkmeans.minibatch import MiniBatchState, StepRules, update_centers
+from dkmeans.params import PREPROCESSING, check_centers, is_int, is_real
 from dkmeans.preprocessing import SHIFT_PROBE_ROWS, Preprocessing, _needs_shift, prepare
 from dkmeans.progress import show_progress
 from dkmeans.runner import compute
@@ -32,15 +33,16 @@ from dkmeans.validation import as_block, as_block_weights
 _MB_PARAMETERS = {
     **{name: _PARAMETERS[name] for name in ("n_clusters", "init", "n_init", "max_iter",
                                             "random_state", "verbose")},
-    "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "batch_size": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
     "compute_labels": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
-    "tol": (lambda v: _is_real(v) and 0 <= v < np.inf, "a finite number >= 0"),
-    "max_no_improvement": (lambda v: v is None or (_is_int(v) and v >= 0),
+    "tol": (lambda v: is_real(v) and 0 <= v < np.inf, "a finite number >= 0"),
+    "max_no_improvement": (lambda v: v is None or (is_int(v) and v >= 0),
                            "None or an integer >= 0"),
-    "init_size": (lambda v: v is None or (_is_int(v) and v >= 1), "None or an integer >= 1"),
-    "reassignment_ratio": (lambda v: _is_real(v) and 0 <= v < np.inf,
+    "init_size": (lambda v: v is None or (is_int(v) and v >= 1), "None or an integer >= 1"),
+    "reassignment_ratio": (lambda v: is_real(v) and 0 <= v < np.inf,
                            "a finite number >= 0"),
-    **{name: _PARAMETERS[name] for name in ("progress", "scale", "missing")},
+    "progress": _PARAMETERS["progress"],
+    **PREPROCESSING,
 }
 
 
@@ -200,32 +202,38 @@ or callable, default="k-means++"
                          n_samples, self._seed_)
 
     def fit(self, X: Any, y: None = None, sample_weight: Any = None, *,
-            storage_options: dict | None = None) -> MiniBatchKMeans:
+            storage_options: dict | None = None, columns: list | None = None,
+            sep: str | None = None, header: bool = True) -> MiniBatchKMeans:
         """Compute the centers by streaming X in mini-batches.
 
         Parameters
         ----------
-        X : array-like, dask array, zarr.Array or path of a Zarr array, \
-of shape (n_samples, n_features)
+        X : array-like, dask array, zarr.Array, or a path or URL (Zarr, .npy, \
+Parquet / CSV), of shape (n_samples, n_features)
         y : None
             Ignored.
         sample_weight : array-like or dask array of shape (n_samples,), default=None
         storage_options : dict, optional
             When X is a URL: passed to fsspec.
+        columns, sep, header
+            When X is a table (Parquet, CSV, TSV): as :meth:`KMeans.fit`.
 
         Returns
         -------
         self : MiniBatchKMeans
         """
-        return self._fit(X, sample_weight, storage_options=storage_options)
+        return self._fit(X, sample_weight, storage_options=storage_options,
+                         table={"columns": columns, "sep": sep, "header": header})
 
     def _fit(self, X: Any, sample_weight: Any = None, on_window: Any = None,
-             storage_options: dict | None = None) -> MiniBatchKMeans:
+             storage_options: dict | None = None,
+             table: dict | None = None) -> MiniBatchKMeans:
         """:meth:`fit`, calling ``on_window(state, epoch)`` after each window
         of groups (progress reports; the fault tests use it)."""
         self._check_params()
         self._check_feature_names(X, reset=True)
-        data = as_dataset(X, sample_weight, storage_options)
+        data = as_dataset(X, sample_weight, storage_options, table_reading(
+            self, X, storage_options, **(table or {}), fitting=True))
         n = data.n_samples
         if n < self.n_clusters:
             raise InvalidInputError(f"n_samples={n} should be >= n_clusters={self.n_clusters}.")

@@ -3,7 +3,6 @@ chunked data (:mod:`dkmeans.mixture`), one pass per iteration."""
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +18,7 @@ from dkmeans import mixture_file
 from dkmeans.apply import log_density, mixture_rows_block, most_probable, posterior
 from dkmeans.data import as_chunked, as_dataset
 from dkmeans.errors import InvalidInputError, InvalidParameterError
-from dkmeans.estimator_base import fit_seed
+from dkmeans.estimator_base import table_reading
 from dkmeans.fit import fit_kmeans, should_persist
 from dkmeans.kernels import mixture as kernels
 from dkmeans.mixture import (
@@ -33,6 +32,7 @@ from dkmeans.mixture import (
 )
 from dkmeans.modelfile import write_model_dir
 from dkmeans.outputs import input_locations, write_labels
+from dkmeans.params import PREPROCESSING, check_parameters, fit_seed, is_int, is_real
 from dkmeans.preprocessing import Preprocessing, impute, prepare
 from dkmeans.progress import chain
 from dkmeans.runner import compute
@@ -44,11 +44,11 @@ FULL_MAX_VALUES = 2**25
 
 
 def _positive_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+    return is_int(v) and v >= 1
 
 
 def _non_negative(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and v >= 0
+    return is_real(v) and v >= 0
 
 
 _PARAMETERS = {
@@ -61,8 +61,7 @@ _PARAMETERS = {
     "n_init": (_positive_int, "an int >= 1"),
     "init_params": (lambda v: v in ("kmeans", "k-means||"), "'kmeans' or 'k-means||'"),
     "persist": (lambda v: v in (True, False, "auto"), "True, False or 'auto'"),
-    "scale": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
-    "missing": (lambda v: v in ("error", "impute"), "'error' or 'impute'"),
+    **PREPROCESSING,
 }
 
 
@@ -163,7 +162,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     # -------------------------------------------------------------- fit
 
     def fit(self, X: Any, y: None = None, sample_weight: Any = None, *,
-            storage_options: dict | None = None) -> GaussianMixture:
+            storage_options: dict | None = None, columns: list | None = None,
+            sep: str | None = None, header: bool = True) -> GaussianMixture:
         """Fit the mixture by EM.
 
         Parameters
@@ -176,25 +176,26 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         storage_options : dict, optional
             When X is a URL: passed to fsspec; they travel with the tasks.
             (Other methods take the URL as :func:`dkmeans.open_array` opens it.)
+        columns, sep, header
+            When X is a table (Parquet, CSV, TSV): as :meth:`KMeans.fit`.
 
         Returns
         -------
         self
         """
-        return self._fit(X, sample_weight, storage_options)
+        return self._fit(X, sample_weight, storage_options,
+                         table={"columns": columns, "sep": sep, "header": header})
 
     def _fit(self, X: Any, sample_weight: Any = None, storage_options: dict | None = None,
              start: MixtureResult | None = None,
-             on_iteration: Callable[[MixtureResult], None] | None = None) -> GaussianMixture:
+             on_iteration: Callable[[MixtureResult], None] | None = None,
+             table: dict | None = None) -> GaussianMixture:
         """:meth:`fit`, optionally continuing from ``start`` (a checkpoint's
         parameters and lower bounds) and reporting every iteration (the
         command line's checkpoints)."""
-        for name, (test, expected) in _PARAMETERS.items():
-            if not test(getattr(self, name)):
-                raise InvalidParameterError(
-                    f"The {name!r} parameter of GaussianMixture must be {expected}; got "
-                    f"{getattr(self, name)!r}.")
-        data = as_dataset(X, sample_weight, storage_options)
+        check_parameters(self, _PARAMETERS)
+        data = as_dataset(X, sample_weight, storage_options, table_reading(
+            self, X, storage_options, **(table or {}), fitting=True))
         k, d = self.n_components, data.n_features
         if data.n_samples < k:
             raise InvalidInputError(f"Expected n_samples >= n_components but got "
@@ -223,7 +224,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
             result = fit_mixture(
                 data.blocks(), k, self.covariance_type,
                 centers=((lambda run: means) if means is not None
-                         else self._kmeans(data, self._seed())),
+                         else self._kmeans(data, fit_seed(self.random_state))),
                 n_init=1 if means is not None else self.n_init, weights_init=weights,
                 precisions_init=precisions, **options)
         self._set_state(units.to_data(result), d)
@@ -237,9 +238,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def fit_predict(self, X: Any, y: None = None, sample_weight: Any = None):
         """:meth:`fit`, then :meth:`predict` on the same X."""
         return self.fit(X, sample_weight=sample_weight).predict(X)
-
-    def _seed(self) -> int:
-        return fit_seed(self.random_state)
 
     def _kmeans(self, data, seed: int):
         """Initial means of run ``run``: dkmeans' k-means on the data (shifted
@@ -277,7 +275,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     def _per_row(self, X: Any, block_fn, columns: int | None, dtype=np.float64):
         """``block_fn(x)`` on every block: numpy for in-memory X, else lazy."""
         check_is_fitted(self)
-        arr, source = as_chunked(X)
+        arr, source = as_chunked(X, **table_reading(self, X))
         if arr.shape[1] != self.n_features_in_:
             raise InvalidInputError(
                 f"X has {arr.shape[1]} features, but GaussianMixture is expecting "
@@ -397,4 +395,6 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         model.converged_ = bool(fitted["converged"])
         model.lower_bound_ = float(fitted["lower_bound"])
         model.lower_bounds_ = [float(v) for v in fitted["lower_bounds"]]
+        if "feature_names_in" in fitted:
+            model.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
         return model

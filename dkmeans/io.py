@@ -52,13 +52,13 @@ def load(path: Any, storage_options: dict | None = None,
     Parameters
     ----------
     path : str, os.PathLike or fsspec URL
-        The model directory.
+        The model directory, or its ``model.json``.
     storage_options : dict, optional
         Passed to fsspec for a URL.
 
     Returns
     -------
-    KMeans or MiniBatchKMeans
+    KMeans, MiniBatchKMeans or GaussianMixture
         Fitted: ``cluster_centers_``, ``inertia_``, ``n_iter_``,
         ``inertia_history_`` (KMeans), the mini-batch state (so
         ``partial_fit`` continues), ``n_features_in_`` (``labels_``, one per
@@ -73,6 +73,8 @@ def load(path: Any, storage_options: dict | None = None,
         that do not match the metadata.
     """
     loc = locate(path, storage_options)
+    if loc.name == META and loc.fs.isfile(loc.path):  # the model's file: its folder
+        loc = loc.parent
     meta = read_meta(loc)
     if meta.get("state", "complete") != "complete":
         raise InvalidInputError(

@@ -55,6 +55,8 @@ def meta_and_arrays(model: Any, fingerprint: dict | None, state: str,
               "converged": bool(model.converged_), "lower_bound": float(model.lower_bound_),
               "lower_bounds": [float(v) for v in model.lower_bounds_],
               "imputed": fill is not None}
+    if hasattr(model, "feature_names_in_"):
+        fitted["feature_names_in"] = [str(v) for v in model.feature_names_in_]
     meta = {"dkmeans_version": __version__, "estimator": "GaussianMixture",
             "state": state, "input_fingerprint": fingerprint, "params": params,
             "fitted": fitted}

@@ -32,8 +32,10 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 import re
 import stat
+import warnings
 from typing import Any
 
 import numpy as np
@@ -52,6 +54,8 @@ FORMAT = "dkmeans-model"
 #: Version of the model directory layout this dkmeans writes; it reads 1 too.
 FORMAT_VERSION = 2
 META = "model.json"
+#: Names that look like a file's, not a folder's: a model written there warns
+FILE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".json", ".npy", ".npz", ".bin", ".model")
 #: The estimators a model directory may hold.
 ESTIMATORS = ("KMeans", "MiniBatchKMeans", "GaussianMixture")
 #: The largest ``model.json`` read: metadata of a few thousand centers' worth
@@ -177,6 +181,10 @@ def write_model_dir(path: Any, meta: dict, arrays: dict[str, np.ndarray],
         Another writer held the directory too long, or took it over.
     """
     loc = locate(path, storage_options)
+    if posixpath.splitext(loc.name)[1].lower() in FILE_SUFFIXES:
+        warnings.warn(f"A model is a folder (model.json and .npy files): {loc.url!r} is "
+                      "written as one, though its name looks like a file's.", UserWarning,
+                      stacklevel=3)
     with lease(loc, "a model directory") as held:
         previous = model_target(loc)
         if previous is not None and not overwrite:

@@ -184,6 +184,29 @@ def open_table(loc: Location, columns: list | None = None, sep: str | None = Non
     if non_numeric not in ("error", "missing"):
         raise InvalidParameterError(
             f"non_numeric must be 'error' or 'missing'; got {non_numeric!r}.")
+    read = _table_reader(loc, columns, sep, header)
+    df = read()
+    if non_numeric == "error" and _not_numeric(df):
+        raise not_numbers(read(dtype=str), _not_numeric(df), loc.url, columns is not None)
+    try:
+        arr = _as_array(df, non_numeric)
+    except ValueError as err:  # text past the first rows, which dask guessed types from
+        if "dtype" not in str(err):
+            raise
+        if non_numeric == "missing":
+            arr = _as_array(read(dtype=str), non_numeric)
+        else:
+            raise not_numbers(read(dtype=str), list(df.columns), loc.url,
+                              columns is not None) from None
+    if any(math.isnan(c) for c in arr.chunks[0]):
+        raise InvalidInputError(f"Could not count the rows of {loc.url!r}.")
+    return arr
+
+
+def _table_reader(loc: Location, columns: list | None, sep: str | None,
+                  header: bool) -> Any:
+    """A function reading the table at ``loc`` as a dask DataFrame of the
+    chosen columns (keyword arguments go to ``read_csv``)."""
     found = table_files(loc)
     if found is None:
         raise InputNotFoundError(f"No Parquet, CSV or TSV files at {loc.url!r}.")
@@ -208,23 +231,27 @@ def open_table(loc: Location, columns: list | None = None, sep: str | None = Non
             df.columns = [str(i) for i in range(len(df.columns))]
         return _pick(df, columns, repr(loc.url))
 
-    df = read()
-    if non_numeric == "error" and _not_numeric(df):
-        raise not_numbers(read(dtype=str), _not_numeric(df), loc.url, columns is not None)
-    try:
-        arr = _as_array(df, non_numeric)
-    except ValueError as err:  # text past the first rows, which dask guessed types from
-        if "dtype" not in str(err):
-            raise
-        if non_numeric == "missing":
-            arr = _as_array(read(dtype=str), non_numeric)
-        else:
-            raise not_numbers(read(dtype=str), list(df.columns), loc.url,
-                              columns is not None) from None
-    if any(math.isnan(c) for c in arr.chunks[0]):
-        raise InvalidInputError(f"Could not count the rows of {loc.url!r}.")
-    return arr
+    return read
 
+
+def table_columns(path: Any, storage_options: dict | None = None,
+                  columns: list | None = None, sep: str | None = None,
+                  header: bool = True) -> list[str] | None:
+    """The names of the columns a read of the table at ``path`` picks (its
+    features' names, as ``feature_names_in_`` records them); None when
+    ``path`` is not a table, or its columns have no names (no header).
+
+    Parameters
+    ----------
+    path : str, os.PathLike or Location
+    storage_options : dict, optional
+    columns, sep, header
+        As for :func:`open_table`.
+    """
+    loc = locate(path, storage_options)
+    if not header or loc.path.endswith(".npy") or table_files(loc) is None:
+        return None
+    return [str(c) for c in _table_reader(loc, columns, sep, header)().columns]
 
 
 def _as_array(df: Any, non_numeric: str) -> da.Array:

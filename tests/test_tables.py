@@ -6,6 +6,7 @@ mixture's equivariance under a change of units, and the model's own
 preprocessing for what ``evaluate`` refits."""
 
 import json
+import warnings
 import subprocess
 import sys
 
@@ -201,3 +202,40 @@ def test_a_text_value_in_a_number_column(customers, tmp_path, row):
                          tmp_path / "m", "--json", "-q").stdout)
     ref = dkmeans.KMeans(3, random_state=0, missing="impute").fit(expected)
     assert out["inertia"] == pytest.approx(ref.inertia_, rel=1e-6)
+
+
+def test_models_from_the_command_line_and_from_python_are_one(customers, tmp_path):
+    cols = ["age", "income", "spend"]
+    run("fit", customers, "-k", 3, "--columns", ",".join(cols), "--missing", "impute", "-o",
+        tmp_path / "cli", "-q")
+    cli = dkmeans.load(tmp_path / "cli" / "model.json")  # the file names its folder
+    assert list(cli.feature_names_in_) == cols
+    py = dkmeans.KMeans(3, random_state=0, missing="impute").fit(customers, columns=cols)
+    assert list(py.feature_names_in_) == cols
+    np.testing.assert_allclose(py.cluster_centers_, cli.cluster_centers_, rtol=1e-6)
+    df = pd.read_csv(customers)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "fitted without feature names"
+        by_frame = cli.predict(df[cols])
+    # a table path is read by the model's own columns (the text column left out)
+    np.testing.assert_array_equal(np.asarray(cli.predict(customers)), by_frame)
+    np.testing.assert_array_equal(np.asarray(py.predict(customers)), by_frame)
+    gm = dkmeans.GaussianMixture(2, random_state=0, missing="impute").fit(customers,
+                                                                         columns=cols)
+    gm.save(tmp_path / "gm")
+    back = dkmeans.load(tmp_path / "gm")
+    assert list(back.feature_names_in_) == cols
+    np.testing.assert_array_equal(np.asarray(back.predict(customers)),
+                                  gm.predict(df[cols].to_numpy()))
+    with pytest.raises(InvalidParameterError, match="columns= picks the columns"):
+        dkmeans.KMeans(2).fit(df[cols].to_numpy(), columns=cols)
+
+
+def test_saving_a_model_under_a_file_name_warns_and_python_refuses_to_overwrite(tmp_path):
+    km = dkmeans.KMeans(2, random_state=0).fit(np.random.default_rng(0).random((50, 2)))
+    with pytest.warns(UserWarning, match="looks like a file's"):
+        km.save(tmp_path / "km.pkl")
+    assert (tmp_path / "km.pkl" / "model.json").is_file()
+    with pytest.raises(dkmeans.errors.OutputExistsError, match="overwrite=True"), \
+            pytest.warns(UserWarning):
+        km.save(tmp_path / "km.pkl")
