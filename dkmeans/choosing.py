@@ -32,7 +32,7 @@ from dkmeans.metrics import (
     silhouette_of,
 )
 from dkmeans.preprocessing import prepare
-from dkmeans.resampling import stability_of
+from dkmeans.resampling import as_frame, stability_of
 from dkmeans.runner import run_pass
 from dkmeans.scoring import CLUSTER_MOMENTS
 from dkmeans.seeding import draw_key, kmeans_parallel_candidates, recluster
@@ -103,13 +103,18 @@ class SweepResult:
             out["gap"] = int(self.gap_k)
         return out
 
-    def table(self) -> list[dict[str, float]]:
-        """One dict per k (``pandas.DataFrame(result.table())`` for a frame)."""
+    def records(self) -> list[dict[str, float]]:
+        """One dict per k: ``k`` and every score computed."""
         names = [n for n in ("inertia", "calinski_harabasz", "davies_bouldin", "silhouette",
                              "silhouette_stderr", "gap", "gap_stderr", "stability", "seconds")
                  if getattr(self, n) is not None]
         return [{"k": int(k), **{n: float(getattr(self, n)[i]) for n in names}}
                 for i, k in enumerate(self.ks)]
+
+    def table(self) -> Any:
+        """A pandas DataFrame, one row per k (as scikit-learn's ``cv_results_``
+        reads with pandas); :meth:`records` without pandas."""
+        return as_frame(self.records())
 
 
 def knee(ks: Sequence[int], inertia: Sequence[float]) -> int:

@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seed of the data and the fit (default 0)")
     demo.add_argument("--plot", default=None, metavar="FILE.png",
                       help="where to write the plot (default: dkmeans-demo.png in --path, "
-                           "or here)")
+                           "or here; -2, -3, ... added when the name is taken)")
     demo.add_argument("--verbose", "-v", action="count", default=0,
                       help="print the fit's progress (-vv: more)")
     demo.set_defaults(run=_demo, quiet=False, log_level="INFO")

@@ -73,7 +73,7 @@ def extras(args: argparse.Namespace, model: Any, X: Any) -> dict:
                        gap=args.gap_refs > 0, n_refs=max(args.gap_refs, 1),
                        stability=args.stability, stability_runs=args.runs,
                        subsample=args.subsample, **prep)
-        out["sweep"] = {"table": result.table(), "suggestions": result.suggestions}
+        out["sweep"] = {"table": result.records(), "suggestions": result.suggestions}
     return out
 
 

@@ -131,7 +131,7 @@ OPTIONS: dict[str, tuple[dict, tuple[str, ...], Any]] = {
 #: Parameters with no meaning on the command line: verbose and progress (the
 #: command prints its own progress on stderr, see --quiet) and copy_x
 #: (dkmeans never modifies its input).
-NOT_OPTIONS = ("verbose", "progress", "copy_x")
+NOT_OPTIONS = ("verbose", "progress", "copy_x", "init_max_iter")
 
 
 def add_estimator_options(parser: argparse.ArgumentParser) -> None:

@@ -52,8 +52,7 @@ def _run_demo(args: argparse.Namespace, workdir: Path) -> int:
         km = KMeans(args.clusters, random_state=args.seed, verbose=args.verbose).fit(path)
         total = time.perf_counter() - t0
         _report_demo(args, km, total, true_centers)
-        default = workdir / "dkmeans-demo.png" if args.path else Path("dkmeans-demo.png")
-        _demo_plot(km, path, args.plot or str(default))
+        _demo_plot(km, path, args.plot or str(_free_name(workdir if args.path else Path())))
     print(f"demo wall time {time.perf_counter() - started:.1f} s"
           + ("" if args.path else "; the generated data was removed"))
     return 0
@@ -87,3 +86,13 @@ def _demo_plot(model: Any, data_path: str, out: str) -> None:
     print(f"plot: {written}")
 
 
+
+
+def _free_name(folder: Path) -> Path:
+    """``dkmeans-demo.png`` in ``folder``, or the first ``dkmeans-demo-N.png``
+    not taken: the demo never replaces a file it was not told to."""
+    path, n = folder / "dkmeans-demo.png", 1
+    while path.exists():
+        n += 1
+        path = folder / f"dkmeans-demo-{n}.png"
+    return path

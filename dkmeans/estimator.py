@@ -47,7 +47,9 @@ _PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "verbose": (lambda v: (is_int(v) and v >= 0) or isinstance(v, bool),
                 "an integer >= 0"),
     "persist": (lambda v: isinstance(v, bool) or v == "auto", "True, False or 'auto'"),
-    "algorithm": (lambda v: v in ("lloyd", "elkan", "hamerly"),
+    "init_max_iter": (lambda v: v is None or (is_int(v) and v >= 1),
+                      "None or an integer >= 1"),
+    "algorithm": (lambda v: v in ("lloyd", "elkan", "hamerly", "full"),
                   "'lloyd', 'elkan' or 'hamerly'"),
     "copy_x": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
     "progress": (lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
@@ -94,6 +96,8 @@ or callable, default="k-means||"
         per round.
     init_rounds : int, default=5
         Number of k-means|| rounds after the first center.
+    init_max_iter : int, optional
+        dask-ml's name for ``init_rounds``: accepted, with a ``FutureWarning``.
     init_size : "auto", int or None, default="auto"
         ``"k-means||"`` and ``"k-means++"`` run in memory on about this many
         rows, drawn ~ weight in the first pass, not over all rows (more passes
@@ -114,12 +118,9 @@ or callable, default="k-means||"
         "hamerly" gives the same iterations but keeps per-row distance
         bounds on the workers (12 bytes per row, persisted data only), so
         rows whose nearest center cannot have changed skip the distances to
-        all centers. It pays in long runs: measured on 2 cores once bounds
-        held, an iteration took 20-25 ms instead of 30 on 2,000,000 x 32
-        (k=16) and 41-48 ms instead of 105 on 500,000 x 256 (k=64), but early
-        iterations, while most rows still move, cost up to 1.5x (the first
-        data) or the same (the second). From k-means|| seeding those fits
-        converged in 2 or 3 iterations, hence "lloyd" by default.
+        all centers: it pays in long runs, not in the few iterations that
+        follow k-means|| seeding (benchmarks/README.md), hence "lloyd" by
+        default. "full" (dask-ml's name) is "lloyd" with a ``FutureWarning``.
     scale : bool, default=False
         Standardize every feature (mean 0, standard deviation 1, learned in
         one extra streaming pass; a constant feature is only centred) before
@@ -201,7 +202,8 @@ or callable, default="k-means||"
                  persist: bool | str = "auto", algorithm: str = "lloyd",
                  scale: bool = False, missing: str = "error",
                  metric: str = "euclidean", copy_x: bool = True,
-                 progress: bool = False, min_cluster_size: float | None = None) -> None:
+                 progress: bool = False, min_cluster_size: float | None = None,
+                 init_max_iter: int | None = None) -> None:
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -220,8 +222,17 @@ or callable, default="k-means||"
         self.copy_x = copy_x
         self.progress = progress
         self.min_cluster_size = min_cluster_size
+        self.init_max_iter = init_max_iter
 
     _parameters = _PARAMETERS
+
+    def _dask_ml_names(self) -> int:
+        """The k-means|| rounds; a warning for each of dask-ml's names used."""
+        for old, new, used in (("algorithm='full'", "algorithm='lloyd'", self.algorithm == "full"),
+                               ("init_max_iter", "init_rounds", self.init_max_iter is not None)):
+            if used:
+                warnings.warn(f"{old} is dask-ml's name: use {new}.", FutureWarning, stacklevel=4)
+        return self.init_rounds if self.init_max_iter is None else self.init_max_iter
 
     def _resolve_n_init(self) -> int:
         if self.n_init != "auto":
@@ -278,6 +289,7 @@ Parquet / CSV), of shape (n_samples, n_features)
                 f"n_samples={data.n_samples} should be >= n_clusters={self.n_clusters}.")
         seed = self._seed()
         n_init = self._n_init = self._resolve_n_init()
+        rounds = self._dask_ml_names()
         if self.algorithm == "elkan" and self.n_clusters == 1:
             warnings.warn("algorithm='elkan' doesn't make sense for a single cluster. Using "
                           "'lloyd' instead.", RuntimeWarning, stacklevel=3)
@@ -298,7 +310,7 @@ Parquet / CSV), of shape (n_samples, n_features)
             result = fit_kmeans(
                 data, self.n_clusters, init=init, n_init=n_init, max_iter=self.max_iter,
                 tol=self.tol, seed=seed, oversampling_factor=self.oversampling_factor,
-                init_rounds=self.init_rounds, persist=self.persist, verbose=self.verbose,
+                init_rounds=rounds, persist=self.persist, verbose=self.verbose,
                 bounds=self.algorithm in ("hamerly", "elkan"), start=start,
                 on_iteration=chain(on_iteration, shown), unit_centers=self.metric == "cosine",
                 min_cluster_size=self.min_cluster_size, manhattan=self.metric == "manhattan",

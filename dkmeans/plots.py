@@ -217,6 +217,9 @@ def plot_stability(result: Any, ax: Any = None) -> Any:
         left, right = ax
         fig = left.figure
     left.hist(result.ari, bins=min(20, max(5, len(result.ari))), color="tab:blue")
+    # ARIs close together (0.9991-0.9999) would print as an offset ("+9.99e-1")
+    # drawn over the axis label: plain values instead
+    left.ticklabel_format(axis="x", useOffset=False, style="plain")
     left.set(xlabel="adjusted Rand index, pairs of runs", ylabel="pairs",
              title=f"k={result.k}: ARI {result.ari_mean:.3f} ± {result.ari_std:.3f}")
     right.bar(np.arange(result.k), result.jaccard, color="tab:blue")

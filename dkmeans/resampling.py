@@ -79,16 +79,29 @@ class StabilityResult:
         return np.array([sampling.row_uniforms(key, 0, n) < self.subsample
                          for key in self.keys])
 
-    def table(self) -> list[dict[str, float]]:
+    def records(self) -> list[dict[str, float]]:
         """One dict per reference cluster: its size and mean Jaccard."""
         return [{"cluster": j, "size": int(self.sizes[j]), "jaccard": float(self.jaccard[j])}
                 for j in range(self.k)]
+
+    def table(self) -> Any:
+        """:meth:`records` as a pandas DataFrame (the records without pandas)."""
+        return as_frame(self.records())
 
     def plot(self, ax: Any = None) -> Any:
         """The pairwise ARIs and each cluster's Jaccard, as a matplotlib Figure."""
         from dkmeans.plots import plot_stability
 
         return plot_stability(self, ax)
+
+
+def as_frame(records: list[dict]) -> Any:
+    """``records`` as a pandas DataFrame, or as they are without pandas."""
+    try:
+        import pandas as pd
+    except ImportError:
+        return records
+    return pd.DataFrame.from_records(records)
 
 
 def _subsample_block(w: np.ndarray, key: np.ndarray, fraction: float,

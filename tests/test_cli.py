@@ -37,6 +37,14 @@ def test_demo_leaves_nothing_in_the_temp_folder(tmp_path):
     assert not list(tmp.iterdir())  # neither our data nor dask's scratch space
     if "plot: " in out:  # the plot is where the demo says, in the working directory
         assert (here / "dkmeans-demo.png").stat().st_size > 10_000
+    (here / "dkmeans-demo.png").write_bytes(b"the user's picture")
+    again = subprocess.run(
+        [sys.executable, "-m", "dkmeans", "demo", "--rows", "20000", "--features", "2",
+         "--clusters", "2", "--workers", "1"], cwd=here, env={**os.environ, "TMPDIR": str(tmp)},
+        capture_output=True, text=True, timeout=300, check=True).stdout
+    assert (here / "dkmeans-demo.png").read_bytes() == b"the user's picture"  # never replaced
+    if "plot: " in again:
+        assert "plot: dkmeans-demo-2.png" in again and (here / "dkmeans-demo-2.png").is_file()
 
 
 def test_config_defaults_file_env_and_flags(tmp_path, monkeypatch):

@@ -50,7 +50,7 @@ def test_gap_equals_the_papers_on_the_same_references(reference):
     np.testing.assert_allclose(result.gap, gap, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(result.gap_stderr, s, rtol=1e-10, atol=1e-12)
     assert result.gap_k == k_hat == 3
-    row = result.table()[2]
+    row = result.records()[2]
     assert row["k"] == 3 and row["gap"] == result.gap[2]
     assert row["gap_stderr"] == result.gap_stderr[2]
     assert result.suggestions["gap"] == 3
@@ -85,7 +85,7 @@ def test_sweep_with_stability_and_the_plot():
     result = sweep(X, [2, 3, 4, 5], stability=True, stability_runs=3, gap=True, n_refs=3)
     assert result.stability.shape == (4,)
     assert result.stability[1] > 0.95  # the true k is stable
-    assert {"stability", "gap", "gap_stderr"} <= set(result.table()[0])
+    assert {"stability", "gap", "gap_stderr"} <= set(result.table().columns)
     pytest.importorskip("matplotlib")
     from dkmeans.plots import plot_sweep
 

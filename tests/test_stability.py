@@ -1,6 +1,8 @@
 """Stability over subsamples and seeds: the distributed ARI and Jaccard
 against scikit-learn and numpy on the shared rows, and its invariants."""
 
+from dataclasses import replace
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -20,7 +22,8 @@ def test_identical_runs_agree_completely(blobs4):
     r = stability(blobs4, 4, n_runs=3, subsample=1.0, resample_seeds=False)
     np.testing.assert_array_equal(r.ari, 1.0)
     np.testing.assert_array_equal(r.jaccard, 1.0)
-    assert r.ari.shape == (3,) and r.table()[0]["jaccard"] == 1.0
+    assert r.ari.shape == (3,) and r.records()[0]["jaccard"] == 1.0
+    assert r.table()["jaccard"].iloc[0] == 1.0
 
 
 def test_blobs_are_stable_and_noise_is_not(blobs4):
@@ -71,3 +74,7 @@ def test_plot_returns_a_figure(blobs4):
     pytest.importorskip("matplotlib")
     fig = stability(blobs4, 4, n_runs=3).plot()
     assert len(fig.axes) == 2
+    close = replace(stability(blobs4, 4, n_runs=3), ari=np.array([0.99991, 0.99993, 0.99999]))
+    fig = close.plot()
+    fig.canvas.draw()  # the offset text is set when the ticks are drawn
+    assert fig.axes[0].xaxis.get_offset_text().get_text() == ""

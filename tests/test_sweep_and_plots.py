@@ -62,7 +62,9 @@ def test_sweep_scores_every_k_and_finds_the_true_k(blobs):
     assert result.inertia[i] == pytest.approx(
         ((X - centers[labels]) ** 2).sum(), rel=1e-9)
     assert np.all(np.diff(result.inertia) < 0)
-    assert len(result.table()) == 8 and result.table()[i]["k"] == 6
+    assert len(result.records()) == 8 and result.records()[i]["k"] == 6
+    frame = result.table()  # a DataFrame, as cv_results_ users read it
+    assert list(frame["k"]) == list(result.ks) and frame["inertia"].is_monotonic_decreasing
 
 
 def test_sweep_matches_separate_fits(blobs):

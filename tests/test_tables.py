@@ -6,9 +6,9 @@ mixture's equivariance under a change of units, and the model's own
 preprocessing for what ``evaluate`` refits."""
 
 import json
-import warnings
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -51,7 +51,7 @@ def _same_centers(got, standardized, mean, sd):
 
 def test_every_fitting_entry_point_takes_missing_and_scale():
     X = _with_nan()
-    filled, Z, mean, sd = _by_hand(X)
+    _, Z, mean, sd = _by_hand(X)
     km = dkmeans.KMeans(4, random_state=0, missing="impute", scale=True).fit(X)
     ref = dkmeans.KMeans(4, random_state=0).fit(Z)
     _same_centers(km.cluster_centers_, ref.cluster_centers_, mean, sd)
@@ -73,7 +73,7 @@ def test_every_fitting_entry_point_takes_missing_and_scale():
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_a_scaled_mixture_is_the_same_mixture_in_the_data_units(covariance_type):
     X = _with_nan(2000, seed=1)
-    filled, Z, mean, sd = _by_hand(X)
+    _, Z, mean, sd = _by_hand(X)
     gm = dkmeans.GaussianMixture(3, covariance_type=covariance_type, random_state=0,
                                  missing="impute", scale=True).fit(X)
     ref = dkmeans.GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(Z)
@@ -239,3 +239,14 @@ def test_saving_a_model_under_a_file_name_warns_and_python_refuses_to_overwrite(
     with pytest.raises(dkmeans.errors.OutputExistsError, match="overwrite=True"), \
             pytest.warns(UserWarning):
         km.save(tmp_path / "km.pkl")
+
+
+def test_dask_ml_names_mean_the_same_with_a_warning():
+    X, _ = make_blobs(2000, centers=3, random_state=0)
+    ref = dkmeans.KMeans(3, random_state=0, init_rounds=3).fit(X)
+    with pytest.warns(FutureWarning, match="algorithm='full' is dask-ml's name"):
+        full = dkmeans.KMeans(3, random_state=0, init_rounds=3, algorithm="full").fit(X)
+    with pytest.warns(FutureWarning, match="init_max_iter is dask-ml's name"):
+        rounds = dkmeans.KMeans(3, random_state=0, init_max_iter=3).fit(X)
+    np.testing.assert_array_equal(full.cluster_centers_, ref.cluster_centers_)
+    np.testing.assert_array_equal(rounds.cluster_centers_, ref.cluster_centers_)
