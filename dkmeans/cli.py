@@ -157,6 +157,8 @@ def _summary(args: argparse.Namespace, meta: dict, **extra: Any) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from dkmeans import load
+    from dkmeans.errors import InvalidParameterError
+    from dkmeans.labels_table import table_format, table_target
     from dkmeans.outputs import labels_target
     from dkmeans.storage import locate
 
@@ -164,13 +166,25 @@ def _predict(args: argparse.Namespace) -> int:
     model = load(args.model, storage)
     out = locate(args.output, storage)
     source = locate(args.input, storage)
-    labels_target(out, [source], args.force)  # refused before a cluster starts
+    fmt = table_format(out)  # by the suffix: .zarr, .csv, .tsv, .parquet
+    if fmt is None and (args.key or args.with_distance):
+        raise InvalidParameterError("--key and --with-distance add columns to a table "
+                                    "output (-o labels.csv, .tsv or .parquet), not to Zarr.")
+    if fmt is None:  # refused before a cluster starts
+        labels_target(out, [source], args.force)
+    else:
+        table_target(out, fmt, [source], args.force)
     table = table_options(args, args.model)
     X = open_input(args, storage, table)
     with job_cluster(args, storage, table):
         X = open_input(args, storage, table)
-        # chunk by chunk, on the workers
-        model.predict_to_zarr(X, out, overwrite=args.force)
+        if fmt is None:  # chunk by chunk, on the workers
+            model.predict_to_zarr(X, out, overwrite=args.force)
+        else:
+            read = {k: table[k] for k in ("columns", "sep", "header")}
+            model.predict_to_table(args.input, out, keys=args.key and args.key.split(","),
+                                   with_distance=args.with_distance, storage_options=storage,
+                                   overwrite=args.force, **read)
     summary = {"labels": out.url, "n_samples": int(X.shape[0])}
     print(json.dumps(summary) if args.json else f"{out}: {X.shape[0]:,} labels")
     return 0
@@ -293,12 +307,19 @@ def build_parser() -> argparse.ArgumentParser:
     cluster_options(fit)
     fit.set_defaults(run=_fit)
 
-    predict = sub.add_parser("predict", help="write the label of every row to Zarr")
+    predict = sub.add_parser("predict", help="write the label of every row to Zarr or a "
+                                             "table")
     predict.add_argument("model", metavar="MODEL_DIR")
     predict.add_argument("input")
-    predict.add_argument("--output", "-o", required=True, metavar="LABELS.zarr",
-                         help="where the labels go: nothing may be there, or labels "
-                              "dkmeans wrote (with --force)")
+    predict.add_argument("--output", "-o", required=True, metavar="LABELS",
+                         help="where the labels go, as its suffix says: .zarr (an array), "
+                              ".csv, .tsv or .parquet (a table: row, label); nothing may "
+                              "be there, or labels dkmeans wrote (with --force)")
+    predict.add_argument("--key", default=None, metavar="COL,...",
+                         help="table output: the input table's columns to copy beside each "
+                              "label (ids, names)")
+    predict.add_argument("--with-distance", action="store_true",
+                         help="table output: each row's distance to its center")
     predict.add_argument("--force", action="store_true",
                          help="replace labels dkmeans wrote at the output before")
     cluster_options(predict)

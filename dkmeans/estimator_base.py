@@ -28,13 +28,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from dkmeans.apply import distances, nearest_cost, predict_labels
 from dkmeans.data import Dataset, as_chunked
 from dkmeans.errors import InvalidInputError, InvalidParameterError
+from dkmeans.estimator_outputs import LabelOutputs
 from dkmeans.modelfile import write_model_dir
-from dkmeans.outputs import input_locations, write_labels
 from dkmeans.params import check_parameters, fit_seed, plain
 from dkmeans.preprocessing import Preprocessing
 from dkmeans.runner import compute
 from dkmeans.sources import table_columns
-from dkmeans.storage import Location, locate
+from dkmeans.storage import Location
 from dkmeans.validation import as_weights
 
 
@@ -92,8 +92,8 @@ def table_reading(estimator: Any, X: Any, storage_options: dict | None = None,
     return table
 
 
-class _BaseKMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin,
-                  BaseEstimator):
+class _BaseKMeans(LabelOutputs, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                  ClusterMixin, BaseEstimator):
     """What every dkmeans estimator does once fitted: predict, transform,
     score, write labels to Zarr, save; and parameter checks from a table."""
 
@@ -175,43 +175,16 @@ Parquet / CSV), of shape (n_samples, n_features)
         labels = predict_labels(arr, self._model_centers(), self._distance)
         return compute(labels)[0] if in_memory else labels
 
-    def predict_to_zarr(self, X: Any, path: Any, storage_options: dict | None = None,
-                        overwrite: bool = False) -> Location:
-        """Write the index of each row's nearest center to a Zarr array.
-
-        For data larger than memory: the labels are computed and written
-        chunk by chunk on the workers (one Zarr chunk per block of X), never
-        gathered, into a hidden staging array beside ``path``, swapped in
-        whole once every chunk is there (:mod:`dkmeans.outputs`).
-
-        Parameters
-        ----------
-        X : array-like, dask array, zarr.Array, or a path or URL, \
-of shape (n_samples, n_features)
-        path : str, path-like or fsspec URL (``s3://bucket/labels.zarr``)
-            Where the Zarr array goes: nothing may be there but labels
-            dkmeans wrote, and never X itself. A relative path is made
-            absolute here, on the client. On a cluster whose workers cannot
-            see it, an error is raised before anything is computed.
-        storage_options : dict, optional
-            Passed to fsspec for ``path`` (and for X, if X is a URL).
-        overwrite : bool, default False
-            Replace labels dkmeans wrote at ``path`` before.
-
-        Returns
-        -------
-        Location
-            Where the array was written (``str()`` gives its path or URL).
-
-        Raises
-        ------
-        OutputExistsError
-            ``path`` holds anything else, or labels and ``overwrite`` is False.
-        """
-        arr, _ = self._chunked(X, storage_options)
-        return write_labels(predict_labels(arr, self._model_centers(), self._distance),
-                            locate(path, storage_options),
-                            input_locations(X, storage_options), overwrite)
+    def _rows_out(self, X: Any, storage_options: dict | None, with_distance: bool,
+                  table: dict) -> tuple[da.Array, da.Array | None]:
+        """Lazy labels of X, and distances to the nearest center
+        (:class:`~dkmeans.estimator_outputs.LabelOutputs`)."""
+        arr, _ = self._chunked(X, storage_options, **table)
+        labels = predict_labels(arr, self._model_centers(), self._distance)
+        if not with_distance:
+            return labels, None
+        cost = nearest_cost(arr, self._model_centers(), self._distance)
+        return labels, (cost if self._distance == "manhattan" else da.sqrt(cost))
 
     def anomaly_score(self, X: Any) -> np.ndarray | da.Array:
         """Distance from each row to its nearest center (L1 for

@@ -19,6 +19,7 @@ from dkmeans.apply import log_density, mixture_rows_block, most_probable, poster
 from dkmeans.data import as_chunked, as_dataset
 from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.estimator_base import table_reading
+from dkmeans.estimator_outputs import LabelOutputs
 from dkmeans.fit import fit_kmeans, should_persist
 from dkmeans.kernels import mixture as kernels
 from dkmeans.mixture import (
@@ -31,12 +32,11 @@ from dkmeans.mixture import (
     spherical_scaling_error,
 )
 from dkmeans.modelfile import write_model_dir
-from dkmeans.outputs import input_locations, write_labels
 from dkmeans.params import PREPROCESSING, check_parameters, fit_seed, is_int, is_real
 from dkmeans.preprocessing import Preprocessing, impute, prepare
 from dkmeans.progress import chain
 from dkmeans.runner import compute
-from dkmeans.storage import Location, locate
+from dkmeans.storage import Location
 
 #: Largest k x d x d a full-covariance fit accepts, in float64 values: every
 #: block's partial result holds one d x d matrix per component.
@@ -69,7 +69,7 @@ _PARAMETERS = {
 _ARRAY_PARAMETERS = ("weights_init", "means_init", "precisions_init")
 
 
-class GaussianMixture(DensityMixin, BaseEstimator):
+class GaussianMixture(LabelOutputs, DensityMixin, BaseEstimator):
     #: What NaN becomes per feature (``missing="impute"``), once fitted
     _fill: np.ndarray | None = None
 
@@ -303,15 +303,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """Most probable component of each row, shape (n_samples,), int64."""
         return self._per_row(X, most_probable, None, np.int64)
 
-    def predict_to_zarr(self, X: Any, path: Any, storage_options: dict | None = None,
-                        overwrite: bool = False) -> Location:
-        """Write each row's most probable component to a Zarr array, as
-        :meth:`dkmeans.KMeans.predict_to_zarr` writes labels."""
-        check_is_fitted(self)
-        arr, _ = as_chunked(X, storage_options=storage_options)
-        labels = self.predict(arr).astype(np.int32)
-        return write_labels(labels, locate(path, storage_options),
-                            input_locations(X, storage_options), overwrite)
+    def _rows_out(self, X: Any, storage_options: dict | None, with_distance: bool,
+                  table: dict) -> tuple[da.Array, None]:
+        """Lazy most probable components of X (:class:`LabelOutputs`)."""
+        if with_distance:
+            raise InvalidParameterError("A mixture's rows have probabilities, not distances: "
+                                        "write its labels without with_distance.")
+        arr, _ = as_chunked(X, storage_options=storage_options,
+                            **table_reading(self, X, storage_options, **table))
+        return da.asarray(self.predict(arr)).astype(np.int32), None
 
     def score(self, X: Any, y: None = None) -> float:
         """Mean log density of the rows."""

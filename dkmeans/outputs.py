@@ -77,6 +77,15 @@ def _mark(loc: Location) -> dict | None:
     return mark if isinstance(mark, dict) and mark.get("kind") == "labels" else None
 
 
+def check_not_input(loc: Location, inputs: Sequence[Location]) -> None:
+    """Raise unless ``loc`` is none of ``inputs``, nor inside one, nor holds one."""
+    for src in inputs:
+        if _overlaps(loc, src):
+            raise OutputExistsError(
+                f"The labels' target {loc.url!r} is the input {src.url!r}, or inside it, "
+                "or holds it: writing there would destroy the data. Choose another path.")
+
+
 def labels_target(loc: Location, inputs: Sequence[Location] = (), overwrite: bool = False,
                   ) -> None:
     """Check that labels may be written at ``loc`` (see the module's notes).
@@ -87,11 +96,7 @@ def labels_target(loc: Location, inputs: Sequence[Location] = (), overwrite: boo
         The target is the input (or inside it, or holds it), holds anything
         but a dkmeans labels array, or holds one and ``overwrite`` is False.
     """
-    for src in inputs:
-        if _overlaps(loc, src):
-            raise OutputExistsError(
-                f"The labels' target {loc.url!r} is the input {src.url!r}, or inside it, "
-                "or holds it: writing there would destroy the data. Choose another path.")
+    check_not_input(loc, inputs)
     loc.fs.invalidate_cache()
     if not loc.exists():
         return
@@ -135,6 +140,12 @@ def _leftovers(loc: Location) -> list[str]:
     return [p for p in names if p.rstrip("/").rsplit("/", 1)[-1].startswith(prefixes)]
 
 
+def remove_leftovers(loc: Location) -> None:
+    """Remove what killed writes to ``loc`` left beside it (call under its lease)."""
+    for stale in _leftovers(loc):
+        loc.fs.rm(stale, recursive=True)
+
+
 def _files(loc: Location) -> set[str]:
     """Every file under ``loc``, relative to it."""
     if not _fresh(loc).exists():
@@ -173,8 +184,7 @@ def write_zarr_atomic(loc: Location, create: Callable[[Any, dict], Any],
     check_output_shared(loc)
     with lease(loc, "a labels array") as held:
         labels_target(loc, inputs, overwrite)
-        for stale in _leftovers(loc):  # left by a killed write
-            loc.fs.rm(stale, recursive=True)
+        remove_leftovers(loc)
         stage = loc.sibling(f".{loc.name}.tmp-{held.owner}")
         try:
             write(create(stage.zarr_store(), {MARK: {"kind": "labels",

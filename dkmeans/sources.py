@@ -328,3 +328,14 @@ def not_numbers(text: Any, columns: list, url: str, chosen: bool) -> InputTypeEr
         f"{also}. Fix the file, or, if such values mean missing, read them as missing and "
         f"impute them: --missing impute on the command line, open_array(..., "
         f"non_numeric=\"missing\") with missing=\"impute\" in Python.{pick}")
+
+
+def table_keys(path: Any, keys: list, storage_options: dict | None = None,
+               sep: str | None = None, header: bool = True) -> Any:
+    """Key columns of a table (any type: ids, names), as a dask DataFrame
+    read in the same partitions as its features (:func:`open_table`)."""
+    loc = locate(path, storage_options)
+    if table_files(loc) is None:
+        raise InvalidParameterError(f"Key columns come from a table (Parquet, CSV, TSV); "
+                                    f"{loc.url!r} is not one.")
+    return _table_reader(loc, keys, sep, header)()

@@ -250,3 +250,54 @@ def test_dask_ml_names_mean_the_same_with_a_warning():
         rounds = dkmeans.KMeans(3, random_state=0, init_max_iter=3).fit(X)
     np.testing.assert_array_equal(full.cluster_centers_, ref.cluster_centers_)
     np.testing.assert_array_equal(rounds.cluster_centers_, ref.cluster_centers_)
+
+
+def test_labels_back_as_a_table(customers, tmp_path):
+    cols = ["age", "income", "spend"]
+    run("fit", customers, "-k", 3, "--columns", ",".join(cols), "--missing", "impute",
+        "--scale", "-o", tmp_path / "m", "-q")
+    model = dkmeans.load(tmp_path / "m")
+    df = pd.read_csv(customers)
+    labels = model.predict(df[cols])
+    distance = model.transform(df[cols]).min(axis=1)  # in the scaled space, as fitted
+    run("predict", tmp_path / "m", customers, "-o", tmp_path / "labels.csv", "--key", "name",
+        "--with-distance", "-q")
+    got = pd.read_csv(tmp_path / "labels.csv")
+    assert list(got.columns) == ["row", "name", "label", "distance"]
+    np.testing.assert_array_equal(got["row"], np.arange(len(df)))
+    assert list(got["name"]) == list(df["name"])
+    np.testing.assert_array_equal(got["label"], labels)
+    np.testing.assert_allclose(got["distance"], distance, rtol=1e-6)
+    # Parquet and TSV the same rows; an existing table needs --force
+    run("predict", tmp_path / "m", customers, "-o", tmp_path / "labels.parquet", "-q")
+    np.testing.assert_array_equal(pd.read_parquet(tmp_path / "labels.parquet")["label"], labels)
+    proc = run("predict", tmp_path / "m", customers, "-o", tmp_path / "labels.csv", check=False)
+    assert proc.returncode == 2 and "--force" in proc.stderr
+    run("predict", tmp_path / "m", customers, "-o", tmp_path / "labels.tsv", "--force", "-q")
+    assert (tmp_path / "labels.tsv").read_text().splitlines()[0] == "row\tlabel"
+    # never the input, never a file that is not dkmeans labels, never an unknown suffix
+    (tmp_path / "notes.csv").write_text("a,b\n1,2\n")
+    for target, message in ((customers, "is the input"), (tmp_path / "notes.csv",
+                            "not a labels table dkmeans wrote"), (tmp_path / "l.txt", ".txt")):
+        proc = run("predict", tmp_path / "m", customers, "-o", target, "--force", check=False)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert (tmp_path / "notes.csv").read_text() == "a,b\n1,2\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_predict_to_table_in_python_keeps_the_row_order_of_many_blocks(tmp_path):
+    import dask.array as da
+
+    X, _ = make_blobs(5000, centers=4, n_features=3, random_state=0)
+    km = dkmeans.KMeans(4, random_state=0).fit(X)
+    chunked = da.from_array(X, chunks=700)  # 8 blocks, 8 parts joined in order
+    km.predict_to_table(chunked, tmp_path / "l.csv")
+    got = pd.read_csv(tmp_path / "l.csv")
+    np.testing.assert_array_equal(got["row"], np.arange(5000))
+    np.testing.assert_array_equal(got["label"], km.predict(X))
+    gm = dkmeans.GaussianMixture(3, random_state=0).fit(X)
+    gm.predict_to_table(chunked, tmp_path / "g.parquet")
+    np.testing.assert_array_equal(pd.read_parquet(tmp_path / "g.parquet")["label"],
+                                  gm.predict(X))
+    with pytest.raises(InvalidParameterError, match="not distances"):
+        gm.predict_to_table(X, tmp_path / "g2.csv", with_distance=True)
