@@ -128,15 +128,25 @@ def plot_projection(model: Any, X: Any, sample_size: int = 5_000, random_state: 
     plt = _pyplot()
     ax = ax if ax is not None else plt.subplots(figsize=(5.5, 4.5))[1]
     rows, labels = labelled_sample(model, X, sample_size, random_state)
+    n = _n_rows(X)
+    shown = f"all {n:,} rows" if len(rows) == n else f"{len(rows):,} sampled rows"
     mean, axes = _sample_axes(rows)
     xy = (rows - mean) @ axes
     cxy = (model._model_centers() - mean) @ axes
     ax.scatter(xy[:, 0], xy[:, 1], c=labels, s=2, cmap="tab20", alpha=0.5)
     ax.scatter(cxy[:, 0], cxy[:, 1], c="black", marker="x", s=60, label="centers")
     ax.set(xlabel="PC 1", ylabel="PC 2",
-           title=f"{len(rows):,} sampled rows, k={model.n_clusters}")
+           title=f"{shown}, k={model.n_clusters}")
     ax.legend(loc="best")
     return ax
+
+
+def _n_rows(X: Any) -> int:
+    """The number of rows of X (an array, or a path opened lazily)."""
+    from dkmeans.data import as_chunked
+
+    shape = getattr(X, "shape", None)
+    return int(shape[0]) if shape is not None else int(as_chunked(X)[0].shape[0])
 
 
 def plot_sweep(result: Any, path: str | os.PathLike | None = None) -> Any:
@@ -151,7 +161,15 @@ def plot_sweep(result: Any, path: str | os.PathLike | None = None) -> Any:
     """
     plt = _pyplot()
     extra = [n for n in ("gap", "stability") if getattr(result, n, None) is not None]
-    fig, axes = plt.subplots(1, 4 + len(extra), figsize=(4 * (4 + len(extra)), 3.8))
+    # two rows of at most three panels: readable inline (one row of six was
+    # 2400 x 380 pixels)
+    n_panels = 4 + len(extra)
+    columns = 2 if n_panels == 4 else 3
+    rows = -(-n_panels // columns)
+    fig, grid = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.6 * rows), squeeze=False)
+    axes = grid.ravel()
+    for ax in axes[n_panels:]:
+        fig.delaxes(ax)
     ks = result.ks
     panels = [("inertia", result.inertia), ("Calinski-Harabasz (higher is better)",
                                             result.calinski_harabasz),
@@ -163,7 +181,7 @@ def plot_sweep(result: Any, path: str | os.PathLike | None = None) -> Any:
     axes[0].legend(loc="best")
     axes[3].errorbar(ks, result.silhouette, yerr=2 * result.silhouette_stderr, marker="o")
     axes[3].set(xlabel="k", title="silhouette (sampled, higher is better)")
-    for ax, name in zip(axes[4:], extra, strict=True):
+    for ax, name in zip(axes[4:n_panels], extra, strict=True):
         if name == "gap":
             ax.errorbar(ks, result.gap, yerr=result.gap_stderr, marker="o", capsize=3)
             ax.axvline(result.gap_k, color="gray", linestyle="--",
