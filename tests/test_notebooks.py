@@ -1,7 +1,8 @@
-"""Every notebook runs top to bottom, at a small size, and is stored without outputs."""
+"""Every notebook is stored with the outputs of a full run (made by
+notebooks/execute.py, volatile metadata stripped) and runs top to bottom
+again here, at a small size."""
 
-import os
-import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,11 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+sys.path.insert(0, str(NOTEBOOKS[0].parent))
+import execute  # noqa: E402  (notebooks/execute.py: how they are run and stored)
+
+#: The size the tests run every notebook at (at most)
+TEST_ROWS = 300_000
 
 
 def test_there_are_six_notebooks():
@@ -17,31 +23,36 @@ def test_there_are_six_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_is_stored_without_outputs(path):
+def test_notebook_is_stored_with_its_outputs_and_nothing_volatile(path):
     nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None, path.name
-    # the size is a parameter the tests can set
-    assert "DKMEANS_NOTEBOOK_ROWS" in nb.cells[1].source
-    assert "parameters" in nb.cells[1].metadata.get("tags", [])
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    # run top to bottom once, in order, without an error
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), path.name
+    assert any(c.outputs for c in code)
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not [c for c in nb.cells if "execution" in c.metadata]  # timestamps
+    assert "widgets" not in nb.metadata
+    # the size is a plain parameter (no test plumbing in a tutorial)
+    params = nb.cells[1]
+    assert "parameters" in params.metadata.get("tags", [])
+    assert params.source.count("N_ROWS = ") == 1 and "environ" not in params.source
+    assert execute.default_rows(nb) >= 200
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
-    monkeypatch.setenv("DKMEANS_NOTEBOOK_ROWS", "300000")
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's own (inline) backend
     monkeypatch.setenv("TMPDIR", str(tmp_path))  # where the notebook puts its data
-    nb = nbformat.read(path, as_version=4)
-    shutil.copytree(path.parent / "data", tmp_path / "data")  # the tables they read
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()  # raises CellExecutionError, naming the cell, if any cell fails
+    stored = nbformat.read(path, as_version=4)
+    nb = execute.with_rows(stored, min(TEST_ROWS, execute.default_rows(stored)))
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    execute.execute(nb, tmp_path, timeout=600)  # raises CellExecutionError, naming the cell
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors
-    assert os.environ["DKMEANS_NOTEBOOK_ROWS"] == "300000"
     # the notebook removed the data it generated
     assert not list(tmp_path.glob("dkmeans-notebook-*"))
     # dkmeans' plots show inline: the library never chose a backend
