@@ -4,6 +4,7 @@ or a table (:meth:`LabelOutputs.predict_to_table`, :mod:`dkmeans.labels_table`).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -102,6 +103,9 @@ of shape (n_samples, n_features)
         table = {"columns": columns, "sep": sep, "header": header}
         labels, distance = self._rows_out(X, storage_options, with_distance, table)
         key_parts = [None] * labels.numblocks[0]
+        if keys and not isinstance(X, (str, os.PathLike, Location)):
+            raise InvalidParameterError("keys= copies columns of a table file X; X here is "
+                                        "an array (every row has its number, 'row').")
         if keys:
             key_parts = table_keys(X, list(keys), storage_options, sep, header).to_delayed()
             if len(key_parts) != labels.numblocks[0]:

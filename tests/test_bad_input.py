@@ -69,8 +69,8 @@ FIT_CASES = [
     ("persist", KMeans(2, persist="yes"), GOOD, None, InvalidParameterError, "'persist'"),
     ("random-state", KMeans(2, random_state="x"), GOOD, None, InvalidParameterError,
      "'random_state'"),
-    ("algorithm", KMeans(2, algorithm="full"), GOOD, None, InvalidParameterError,
-     "'algorithm' parameter of KMeans must be 'lloyd', 'elkan' or 'hamerly'; got 'full'"),
+    ("algorithm", KMeans(2, algorithm="auto"), GOOD, None, InvalidParameterError,
+     "'algorithm' parameter of KMeans must be 'lloyd', 'elkan' or 'hamerly'; got 'auto'"),
 ]
 
 
