@@ -10,20 +10,13 @@ import time
 import numpy as np
 import pytest
 import zarr
+from _cli import run
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
 
 import dkmeans
 
 pytestmark = pytest.mark.cluster
-
-
-def run(*args, check=True, timeout=300):
-    proc = subprocess.run([sys.executable, "-m", "dkmeans", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}: {proc.stderr[-2000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")

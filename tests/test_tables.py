@@ -6,25 +6,16 @@ mixture's equivariance under a change of units, and the model's own
 preprocessing for what ``evaluate`` refits."""
 
 import json
-import subprocess
-import sys
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+from _cli import run
 from sklearn.datasets import make_blobs
 
 import dkmeans
 from dkmeans.errors import InputTypeError, InvalidInputError, InvalidParameterError
-
-
-def run(*args, check=True, timeout=300):
-    proc = subprocess.run([sys.executable, "-m", "dkmeans", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}: {proc.stderr[-2000:]}")
-    return proc
 
 
 def _with_nan(n=3000, seed=0):
