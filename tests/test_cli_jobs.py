@@ -48,10 +48,9 @@ def test_fit_info_predict_evaluate(data, tmp_path):
 def test_evaluate_with_stability_and_a_sweep(data, tmp_path):
     small = tmp_path / "small.npy"
     np.save(small, np.load(data / "X.npy")[:5_000])
-    run("fit", small, "-k", 5, "-o", tmp_path / "m", "--workers", 1, "-q")
+    run("fit", small, "-k", 5, "-o", tmp_path / "m", "-q")  # small: in process
     ev = json.loads(run("evaluate", tmp_path / "m", small, "--stability", "--runs", 2,
-                        "--sweep", "4:5", "--gap-refs", 2, "--workers", 1, "-q",
-                        "--json").stdout)
+                        "--sweep", "4:5", "--gap-refs", 2, "-q", "--json").stdout)
     same = dkmeans.stability(np.load(small), 5, n_runs=2)
     assert ev["stability"]["k"] == 5
     assert ev["stability"]["ari_mean"] == pytest.approx(same.ari_mean, rel=1e-9)
@@ -375,11 +374,11 @@ def test_tables_as_they_come_and_a_model_that_remembers_its_columns(tmp_path):
     lines = [f"{a:.6f}\t{b:.6f}\tname{i}\t{c:.6f}" for i, (a, b, c) in enumerate(X)]
     (tmp_path / "rows.tsv").write_text("\n".join(lines) + "\n")  # no header line
     out = json.loads(run("fit", tmp_path / "rows.tsv", "-k", 3, "--no-header", "--columns",
-                         "0,1,3", "-o", tmp_path / "m", "--workers", 1, "--json", "-q").stdout)
+                         "0,1,3", "-o", tmp_path / "m", "--json", "-q").stdout)
     assert out["state"] == "complete"
     # predict on the same table needs no --columns: the model remembers them
     run("predict", tmp_path / "m", tmp_path / "rows.tsv", "-o", tmp_path / "labels.zarr",
-        "--workers", 1, "-q")
+        "-q")
     labels = zarr.open_array(str(tmp_path / "labels.zarr"))[:]
     expected = dkmeans.load(tmp_path / "m").predict(np.round(X, 6))
     np.testing.assert_array_equal(labels, expected)
@@ -387,7 +386,7 @@ def test_tables_as_they_come_and_a_model_that_remembers_its_columns(tmp_path):
     csv = "a,b,name,c\n" + "\n".join(line.replace("\t", ",") for line in lines) + "\n"
     (tmp_path / "rows.csv").write_text(csv)
     ev = json.loads(run("evaluate", tmp_path / "m", tmp_path / "rows.csv", "--columns", "a,b,c",
-                        "--workers", 1, "--json", "-q").stdout)
+                        "--json", "-q").stdout)
     assert ev["inertia"] == pytest.approx(out["inertia"], rel=1e-6)
     # a missing table: one line, exit 2
     proc = run("fit", tmp_path / "missing.csv", "-k", 2, "-o", tmp_path / "x", check=False)
