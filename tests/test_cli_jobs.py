@@ -36,11 +36,11 @@ def test_fit_info_predict_evaluate(data, tmp_path):
     info = json.loads(run("info", tmp_path / "m", "--json").stdout)
     assert info["input_fingerprint"]["shape"] == [300_000, 8]
     run("predict", tmp_path / "m", data / "X.npy", "-o", tmp_path / "labels.zarr",
-        "--workers", 1, "-q")
+        "-q")
     X = np.load(data / "X.npy")
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "labels.zarr"))[:],
                                   model.predict(X))
-    ev = json.loads(run("evaluate", tmp_path / "m", data / "X.npy", "--workers", 1, "-q",
+    ev = json.loads(run("evaluate", tmp_path / "m", data / "X.npy", "-q",
                         "--json").stdout)
     assert ev["inertia"] == pytest.approx(-model.score(X), rel=1e-9)
 
@@ -77,7 +77,7 @@ def test_minibatch_fit_from_the_command_line(data, tmp_path):
 
 def test_killed_fit_resumes_to_the_same_centers(data, tmp_path):
     args = ["fit", data / "X.npy", "-k", 30, "--tol", 0, "--max-iter", 60, "--workers", 1]
-    run(*args, "-o", tmp_path / "whole", "-q")
+    run(*args[:-2], "-o", tmp_path / "whole", "-q")  # in process: the same centers
     whole = dkmeans.load(tmp_path / "whole")
 
     job = subprocess.Popen([sys.executable, "-m", "dkmeans", *map(str, args), "-o",
@@ -118,7 +118,7 @@ def test_killed_fit_resumes_to_the_same_centers(data, tmp_path):
     proc = run(*other_k, "-o", tmp_path / "m", check=False)
     assert proc.returncode == 2 and "already holds a complete model" in proc.stderr
     assert dkmeans.load(tmp_path / "m").n_clusters == 30  # untouched
-    run(*other_k, "-o", tmp_path / "m", "--force", "-q")
+    run(*other_k[:-2], "-o", tmp_path / "m", "--force", "-q")
     assert dkmeans.load(tmp_path / "m").n_clusters == 2
 
 
@@ -144,8 +144,8 @@ def _kill_at_checkpoint(args, out, at=3):
 def test_gaussian_mixture_job_killed_resumes_to_the_same_parameters(data, tmp_path):
     args = ["fit", data / "X.npy", "-k", 12, "--mode", "gmm", "--covariance-type", "diag",
             "--tol", 0, "--max-iter", 40, "--workers", 1]
-    out = json.loads(run(*args, "-o", tmp_path / "whole", "--json", "-q").stdout)
-    assert out["n_components"] == 12 and out["n_iter"] == 40
+    out = json.loads(run(*args[:-2], "-o", tmp_path / "whole", "--json", "-q").stdout)
+    assert out["n_components"] == 12 and out["n_iter"] == 40  # in process, then on a cluster
     whole = dkmeans.load(tmp_path / "whole")
     X = np.load(data / "X.npy")
     # the same model as the Python API's (the command line's seed is 0)
@@ -171,10 +171,10 @@ def test_gaussian_mixture_job_killed_resumes_to_the_same_parameters(data, tmp_pa
     info = run("info", tmp_path / "m").stdout
     assert "12 components (diag covariances)" in info
     run("predict", tmp_path / "m", data / "X.npy", "-o", tmp_path / "labels.zarr",
-        "--workers", 1, "-q")
+        "-q")
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "labels.zarr"))[:],
                                   resumed.predict(X))
-    ev = json.loads(run("evaluate", tmp_path / "m", data / "X.npy", "--workers", 1, "-q",
+    ev = json.loads(run("evaluate", tmp_path / "m", data / "X.npy", "-q",
                         "--json").stdout)
     assert ev["log_likelihood_per_row"] == pytest.approx(resumed.score(X), rel=1e-9)
     assert ev["bic"] == pytest.approx(resumed.bic(X), rel=1e-9)
@@ -183,7 +183,7 @@ def test_gaussian_mixture_job_killed_resumes_to_the_same_parameters(data, tmp_pa
 def test_printed_iterations_are_the_recorded_history(data, tmp_path):
     import re
 
-    proc = run("fit", data / "X.npy", "-k", 12, "--tol", 0, "--max-iter", 8, "--workers", 1,
+    proc = run("fit", data / "X.npy", "-k", 12, "--tol", 0, "--max-iter", 8,
                "-o", tmp_path / "m")
     printed = [float(v) for v in re.findall(r"iteration \d+  inertia (\S+)", proc.stderr)]
     history = dkmeans.load(tmp_path / "m").inertia_history_
@@ -193,7 +193,7 @@ def test_printed_iterations_are_the_recorded_history(data, tmp_path):
 
 
 def test_info_prints_centers_and_a_closed_pipe_is_a_normal_end(data, tmp_path):
-    run("fit", data / "X.npy", "-k", 3, "--workers", 1, "-o", tmp_path / "m", "-q")
+    run("fit", data / "X.npy", "-k", 3, "-o", tmp_path / "m", "-q")
     model = dkmeans.load(tmp_path / "m")
     info = json.loads(run("info", tmp_path / "m", "--json").stdout)
     np.testing.assert_allclose(info["cluster_centers"], model.cluster_centers_, rtol=1e-6)
@@ -269,7 +269,7 @@ def test_fit_on_an_existing_scheduler(data, tmp_path, dask_cluster):
     config.write_text(f"type: scheduler\naddress: {dask_cluster}\ntimeout: 20s\n")
     args = ["fit", data / "X.npy", "-k", 6, "--tol", 0, "--max-iter", 20, "-q"]
     remote = json.loads(run(*args, "-o", tmp_path / "r", "--cluster", config, "--json").stdout)
-    run(*args, "-o", tmp_path / "l", "--workers", 1)
+    run(*args, "-o", tmp_path / "l")
     assert remote["state"] == "complete"
     np.testing.assert_allclose(dkmeans.load(tmp_path / "r").cluster_centers_,
                                dkmeans.load(tmp_path / "l").cluster_centers_, rtol=1e-6)
@@ -298,12 +298,12 @@ def test_fit_from_a_folder_of_tables(data, tmp_path, kind):
         part["label"] = "text"
         getattr(part, f"to_{kind}")(folder / f"part{i}.{kind}", index=False)
     out = json.loads(run("fit", folder, "-k", 4, "--columns", "h,a,c", "-o", tmp_path / "m",
-                         "--workers", 1, "--json", "-q").stdout)
+                         "--json", "-q").stdout)
     assert out["state"] == "complete"
     ref = dkmeans.KMeans(4, random_state=0).fit(X[:, [7, 0, 2]])
     np.testing.assert_allclose(dkmeans.load(tmp_path / "m").cluster_centers_,
                                ref.cluster_centers_, rtol=1e-6)
-    proc = run("fit", folder, "-k", 4, "-o", tmp_path / "m2", "--workers", 1, check=False)
+    proc = run("fit", folder, "-k", 4, "-o", tmp_path / "m2", check=False)
     assert proc.returncode == 2 and "Column 'label' of" in proc.stderr
     assert "holds 'text' at row 0, which is not a number" in proc.stderr
 
