@@ -22,6 +22,7 @@ from dkmeans.cli_evaluate import add_options as add_evaluate_options
 from dkmeans.cli_evaluate import extras as evaluate_extras
 from dkmeans.cli_evaluate import lines as evaluate_lines
 from dkmeans.cli_jobs import (
+    input_nbytes,
     job_cluster,
     name_features,
     open_input,
@@ -99,7 +100,7 @@ def _fit(args: argparse.Namespace) -> int:
         _, start, _ = read_checkpoint(out)
         resumed_from = start.n_iter
         log.info("resuming from iteration %d", start.n_iter)
-    with job_cluster(args, storage, table):
+    with job_cluster(args, input_nbytes(fp)):
         X = open_input(args, storage, table)  # now checked against the cluster's workers
         t0 = time.perf_counter()
         progress = _Progress(args, out, params, fp)
@@ -125,7 +126,7 @@ def _fit_minibatch(args: argparse.Namespace) -> int:
     if meta is not None:  # a mini-batch job has no checkpoints: it is finished
         log.info("%s already holds this finished model: nothing to do", out)
         return _summary(args, meta, resumed_from=None, seconds=0.0)
-    with job_cluster(args, storage, table):
+    with job_cluster(args, input_nbytes(fp)):
         X = open_input(args, storage, table)
         t0 = time.perf_counter()
         with progress_bar(args), checkpoint_on_stop(
@@ -176,7 +177,7 @@ def _predict(args: argparse.Namespace) -> int:
         table_target(out, fmt, [source], args.force)
     table = table_options(args, args.model)
     X = open_input(args, storage, table)
-    with job_cluster(args, storage, table):
+    with job_cluster(args, X.nbytes):
         X = open_input(args, storage, table)
         if fmt is None:  # chunk by chunk, on the workers
             model.predict_to_zarr(X, out, overwrite=args.force)
@@ -198,8 +199,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     table = table_options(args, args.model)
     X = open_input(args, storage, table)
     if not hasattr(model, "cluster_centers_"):  # a Gaussian mixture
-        return evaluate_mixture(args, model, storage, table)
-    with job_cluster(args, storage, table):
+        return evaluate_mixture(args, model, storage, table, X.nbytes)
+    with job_cluster(args, X.nbytes):
         X = open_input(args, storage, table)
         inertia = -model.score(X)
         more = evaluate_extras(args, model, X)

@@ -226,7 +226,7 @@ def report(args: argparse.Namespace, summary: dict, text: str) -> int:
 IN_PROCESS_MAX_BYTES = 256 * 2**20
 
 
-def in_process(args: argparse.Namespace, X: Any) -> bool:
+def in_process(args: argparse.Namespace, nbytes: int) -> bool:
     """Whether a job runs without a cluster: no ``--cluster``, no
     ``--workers``, no ``DKMEANS_CLUSTER__*`` setting, and a small input."""
     import os
@@ -235,22 +235,31 @@ def in_process(args: argparse.Namespace, X: Any) -> bool:
 
     configured = args.cluster is not None or args.workers is not None or any(
         name.startswith(ENV_PREFIX) for name in os.environ)
-    return not configured and X.nbytes <= IN_PROCESS_MAX_BYTES
+    return not configured and nbytes <= IN_PROCESS_MAX_BYTES
+
+
+def input_nbytes(fp: dict) -> int:
+    """The size of a job's input from its fingerprint (shape and dtype)."""
+    import math
+
+    import numpy as np
+
+    return math.prod(fp["shape"]) * np.dtype(fp["dtype"]).itemsize
 
 
 @contextlib.contextmanager
-def job_cluster(args: argparse.Namespace, storage: dict, table: dict) -> Any:
-    """Where a job computes: the configured cluster (:func:`dkmeans.cluster.connect`),
-    or, for a small input with none configured, this process's threads."""
+def job_cluster(args: argparse.Namespace, nbytes: int) -> Any:
+    """Where a job on an input of ``nbytes`` computes: the configured cluster
+    (:func:`dkmeans.cluster.connect`), or, for a small input with none
+    configured, this process's threads."""
     import dask
 
     from dkmeans.cluster import connect
 
-    X = open_input(args, storage, table)
     log = logging.getLogger("dkmeans")
-    if in_process(args, X):
+    if in_process(args, nbytes):
         log.debug("%s is %.3g MB: computing in this process (--workers N or --cluster "
-                  "FILE starts a cluster)", args.input, X.nbytes / 1e6)
+                  "FILE starts a cluster)", args.input, nbytes / 1e6)
         with dask.config.set(scheduler="threads"):
             yield None
         return

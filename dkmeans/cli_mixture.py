@@ -19,6 +19,7 @@ from typing import Any
 from dkmeans.cli_evaluate import extras as evaluate_extras
 from dkmeans.cli_evaluate import lines as evaluate_lines
 from dkmeans.cli_jobs import (
+    input_nbytes,
     job_cluster,
     name_features,
     open_input,
@@ -73,7 +74,7 @@ def fit_job(args: argparse.Namespace) -> int:
     start = None if meta is None else read_model(out, meta)._state()
     if start is not None:
         log.info("resuming from iteration %d", start.n_iter)
-    with job_cluster(args, storage, table):
+    with job_cluster(args, input_nbytes(fp)):
         X = open_input(args, storage, table)
         t0 = time.perf_counter()
         model.n_features_in_ = X.shape[1]
@@ -97,10 +98,11 @@ def summary(args: argparse.Namespace, meta: dict, **extra: Any) -> int:
                              f"{out['n_iter']} iterations, lower bound {out['lower_bound']:.8g}")
 
 
-def evaluate_mixture(args: argparse.Namespace, model: Any, storage: dict, table: dict) -> int:
+def evaluate_mixture(args: argparse.Namespace, model: Any, storage: dict, table: dict,
+                     nbytes: int) -> int:
     """``dkmeans evaluate`` for a mixture: mean log-likelihood, BIC, AIC."""
 
-    with job_cluster(args, storage, table):
+    with job_cluster(args, nbytes):
         X = open_input(args, storage, table)
         out = {"log_likelihood_per_row": model.score(X), "bic": model.bic(X),
                "aic": model.aic(X), "n_samples": int(X.shape[0]),
