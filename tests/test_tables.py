@@ -292,3 +292,29 @@ def test_predict_to_table_in_python_keeps_the_row_order_of_many_blocks(tmp_path)
                                   gm.predict(X))
     with pytest.raises(InvalidParameterError, match="not distances"):
         gm.predict_to_table(X, tmp_path / "g2.csv", with_distance=True)
+
+
+def test_labels_tables_on_an_object_store_filesystem():
+    """memory:// takes the object-store path: the joined file copied into
+    place, the Parquet parts replaced and the marker written last."""
+    import fsspec
+
+    X, _ = make_blobs(3000, centers=3, n_features=2, random_state=1)
+    km = dkmeans.KMeans(3, random_state=0).fit(X)
+    fs = fsspec.filesystem("memory")
+    try:
+        for target in ("memory://out/l.csv", "memory://out/l.parquet"):
+            km.predict_to_table(X, target)
+            km.predict_to_table(X[::-1].copy(), target, overwrite=True)  # replaced whole
+            if target.endswith(".csv"):
+                with fs.open(target, "rb") as f:
+                    got = pd.read_csv(f)
+            else:
+                with fs.open(f"{target}/part-000000.parquet", "rb") as f:
+                    got = pd.read_parquet(f)
+            np.testing.assert_array_equal(got["label"], km.predict(X[::-1]))
+        assert fs.exists("out/l.parquet/_dkmeans_labels.json")
+        assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls("out", detail=False)) == \
+            ["l.csv", "l.parquet"]  # nothing staged is left
+    finally:
+        fs.rm("out", recursive=True)
