@@ -279,12 +279,21 @@ def _forgetting(client: Any) -> Iterator[None]:
         forget_plans()
 
 
-def _quiet_shutdown(client: Any) -> None:
+def _quiet_shutdown(client: Any, seconds: float = 5.0) -> None:
     """Before a local cluster closes, its workers stop logging errors: a
     heartbeat in flight while the cluster shuts down (a stopped job's above
-    all) fails and would print a traceback that reports nothing wrong."""
-    with contextlib.suppress(Exception):
-        client.run(_silence_distributed, wait=True, on_error="ignore")
+    all) fails and would print a traceback that reports nothing wrong. A
+    worker that does not answer within ``seconds`` is not waited for: the
+    job's end never hangs on it."""
+    import threading
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            client.run(_silence_distributed, wait=True, on_error="ignore")
+
+    quieting = threading.Thread(target=run, daemon=True, name="dkmeans-quiet-shutdown")
+    quieting.start()
+    quieting.join(seconds)
 
 
 def _silence_distributed() -> None:
