@@ -194,10 +194,8 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
     """
     ks = sorted({int(k) for k in ks})
     data = as_dataset(X, sample_weight)
-    if metric not in ("euclidean", "cosine"):
-        raise InvalidParameterError(f"sweep fits k-means: metric must be 'euclidean' or "
-                                    f"'cosine'; got {metric!r}.")
-    data, prep = prepare(data, scale=scale, missing=missing, metric=metric)
+    data, prep = prepare(data, scale=scale, missing=missing, metric=metric,
+                         metrics=("euclidean", "cosine"))
     unit = metric == "cosine"
     if not ks or ks[0] < 1 or ks[-1] > data.n_samples:
         raise InvalidParameterError(f"ks must hold integers from 1 to n_samples="

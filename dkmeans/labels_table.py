@@ -31,7 +31,7 @@ import numpy as np
 
 from dkmeans.errors import InvalidParameterError, OutputExistsError
 from dkmeans.leases import lease
-from dkmeans.outputs import check_not_input, remove_leftovers
+from dkmeans.outputs import check_not_input, remove_leftovers, rename_into_place
 from dkmeans.storage import Location
 
 #: Table suffixes and their field separators (None: Parquet)
@@ -197,12 +197,7 @@ def _swap_folder(stage: Location, loc: Location) -> None:
     fs = loc.fs
     fs.invalidate_cache()
     if loc.is_local:
-        old = loc.sibling(f".{loc.name}.old-{os.urandom(8).hex()}")
-        if loc.exists():
-            os.rename(loc.path, old.path)
-        os.rename(stage.path, loc.path)
-        if os.path.exists(old.path):
-            shutil.rmtree(old.path)
+        rename_into_place(stage, loc)
         return
     if loc.exists():
         fs.rm(loc.path, recursive=True)

@@ -206,16 +206,22 @@ def write_zarr_atomic(loc: Location, create: Callable[[Any, dict], Any],
     return loc
 
 
+def rename_into_place(stage: Location, loc: Location) -> None:
+    """A local staging folder in place of ``loc`` by two renames: the old one
+    aside to ``.NAME.old-*`` (removed after), the new one in."""
+    old = None
+    if loc.exists():
+        old = loc.sibling(f".{loc.name}.old-{uuid.uuid4().hex}")
+        os.rename(loc.path, old.path)
+    os.rename(stage.path, loc.path)
+    if old is not None:
+        _remove(old)
+
+
 def _swap_in(stage: Location, loc: Location) -> None:
     fs = loc.fs
     if loc.is_local:
-        old = None
-        if loc.exists():
-            old = loc.sibling(f".{loc.name}.old-{uuid.uuid4().hex}")
-            os.rename(loc.path, old.path)
-        os.rename(stage.path, loc.path)
-        if old is not None:
-            _remove(old)
+        rename_into_place(stage, loc)
         return
     meta = _fresh(loc).child("zarr.json")
     if meta.exists():

@@ -265,7 +265,9 @@ class Preprocessing:
 
 
 def prepare(data: Any, *, scale: bool = False, missing: str = "error",
-            metric: str = "euclidean") -> tuple[Any, Preprocessing]:
+            metric: str = "euclidean",
+            metrics: tuple[str, ...] = ("euclidean", "cosine", "manhattan"),
+            ) -> tuple[Any, Preprocessing]:
     """The rows as a fit with these options clusters them, and how.
 
     What every entry point that fits (the estimators, :func:`dkmeans.sweep`,
@@ -282,6 +284,9 @@ def prepare(data: Any, *, scale: bool = False, missing: str = "error",
         feature's mean (learned in the same pass).
     metric : {"euclidean", "cosine", "manhattan"}
         ``"cosine"`` makes every row unit length.
+    metrics : tuple of str
+        The metrics the caller fits with (:func:`dkmeans.sweep` and
+        :func:`dkmeans.stability` fit k-means: not ``"manhattan"``).
 
     Returns
     -------
@@ -296,9 +301,8 @@ def prepare(data: Any, *, scale: bool = False, missing: str = "error",
         raise InvalidParameterError(f"missing must be 'error' or 'impute'; got {missing!r}.")
     if not isinstance(scale, (bool, np.bool_)):
         raise InvalidParameterError(f"scale must be True or False; got {scale!r}.")
-    if metric not in ("euclidean", "cosine", "manhattan"):
-        raise InvalidParameterError(
-            f"metric must be 'euclidean', 'cosine' or 'manhattan'; got {metric!r}.")
+    if metric not in metrics:
+        raise InvalidParameterError(f"metric must be one of {list(metrics)}; got {metric!r}.")
     if scale and metric == "cosine":
         raise InvalidParameterError("scale=True with metric='cosine': rows are scaled to "
                                     "unit length already; choose one.")

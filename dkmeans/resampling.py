@@ -192,11 +192,8 @@ def stability(X: Any, k: int, *, n_runs: int = 10, subsample: float = 0.8,
     -------
     StabilityResult
     """
-    if metric not in ("euclidean", "cosine"):
-        raise InvalidParameterError(f"stability fits k-means: metric must be 'euclidean' or "
-                                    f"'cosine'; got {metric!r}.")
     data, prep = prepare(as_dataset(X, sample_weight), scale=scale, missing=missing,
-                         metric=metric)
+                         metric=metric, metrics=("euclidean", "cosine"))
     if should_persist(data, persist):
         data = data.persist()
     result = stability_of(data, k, n_runs=n_runs, subsample=subsample,
