@@ -51,7 +51,7 @@ def main() -> None:
     import distributed
 
     from dkmeans import sweep
-    from dkmeans.datasets import make_blobs
+    from dkmeans.data.datasets import make_blobs
     from dkmeans.runner import report_progress
 
     folder = tempfile.mkdtemp(prefix="dkmeans-bench-choosing-")

@@ -66,7 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def generate(client, args) -> str:
     import zarr
 
-    from dkmeans.datasets import make_blobs
+    from dkmeans.data.datasets import make_blobs
 
     path = args.path or os.path.join(tempfile.gettempdir(),
                                      f"dkmeans-big-{args.rows}x{args.features}.zarr")
@@ -94,7 +94,7 @@ def memory_summary(report: dict) -> dict:
 def raw_pass(client, path: str) -> dict:
     import dask.array as da
 
-    from dkmeans.cluster import watch_worker_memory
+    from dkmeans.cli.cluster import watch_worker_memory
 
     X = da.from_zarr(path)
     with watch_worker_memory(client) as mem:
@@ -109,18 +109,18 @@ def inertia_of(path: str, centers: np.ndarray) -> float:
     every row to its nearest center, in float64."""
     import dask.array as da
 
-    from dkmeans.apply import nearest_cost
+    from dkmeans.algorithms.apply import nearest_cost
 
     return float(nearest_cost(da.from_zarr(path), centers).sum().compute())
 
 
 def streaming_kmeans(client, path: str, k: int, extra_passes: int, init_size) -> dict:
     from dkmeans import fit_kmeans
-    from dkmeans.cluster import watch_worker_memory
+    from dkmeans.algorithms.lloyd import lloyd
+    from dkmeans.cli.cluster import watch_worker_memory
     from dkmeans.data import as_dataset
-    from dkmeans.lloyd import lloyd
+    from dkmeans.data.workers import memory_budget
     from dkmeans.runner import report_progress
-    from dkmeans.workers import memory_budget
 
     data = as_dataset(path)
     n_blocks = len(data.X.chunks[0])
@@ -158,7 +158,7 @@ def streaming_kmeans(client, path: str, k: int, extra_passes: int, init_size) ->
 
 def minibatch(client, path: str, k: int, batch_size: int, epochs: int) -> dict:
     from dkmeans import MiniBatchKMeans
-    from dkmeans.cluster import watch_worker_memory
+    from dkmeans.cli.cluster import watch_worker_memory
 
     km = MiniBatchKMeans(k, batch_size=batch_size, max_iter=epochs, random_state=0,
                          compute_labels=False)
@@ -186,7 +186,7 @@ print("DONE", time.perf_counter() - t0, km.n_iter_, flush=True)
 
 
 def dask_ml(client, path: str, k: int, limit: float) -> dict:
-    from dkmeans.cluster import watch_worker_memory
+    from dkmeans.cli.cluster import watch_worker_memory
 
     out = Path(tempfile.mkdtemp()) / "centers.npy"
     with watch_worker_memory(client) as mem:

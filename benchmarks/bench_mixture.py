@@ -12,7 +12,7 @@ Out of core (``--big-rows`` x ``--features`` float32 Zarr array generated
 chunk by chunk on the workers, ``--workers`` processes of
 ``--worker-memory``): a raw pass (read and sum every chunk), then streamed
 EM iterations (``persist=False``) from the same kind of start, with each
-worker's peak resident memory (``dkmeans.cluster.watch_worker_memory``).
+worker's peak resident memory (``dkmeans.cli.cluster.watch_worker_memory``).
 scikit-learn cannot run this part: the data does not fit in memory.
 
     python benchmarks/bench_mixture.py
@@ -68,7 +68,7 @@ def in_memory(args) -> None:
     from sklearn.mixture import GaussianMixture as SK
 
     from dkmeans import GaussianMixture as DK
-    from dkmeans.datasets import make_blobs
+    from dkmeans.data.datasets import make_blobs
 
     k, cov = args.components, args.covariance_type
     X = make_blobs(args.rows, args.features, k, std=2.0, seed=1,
@@ -108,8 +108,8 @@ def out_of_core(args) -> None:
     from bench_larger_than_memory import memory_summary, raw_pass
 
     from dkmeans import GaussianMixture
-    from dkmeans.cluster import watch_worker_memory
-    from dkmeans.datasets import make_blobs
+    from dkmeans.cli.cluster import watch_worker_memory
+    from dkmeans.data.datasets import make_blobs
 
     k, cov, d = args.components, args.covariance_type, args.features
     folder = tempfile.mkdtemp(prefix="dkmeans-bench-mixture-")

@@ -76,7 +76,7 @@ def main(argv=None) -> None:
 
     from dkmeans import KMeans, open_array
     from dkmeans.data import Dataset
-    from dkmeans.datasets import make_blobs
+    from dkmeans.data.datasets import make_blobs
     from dkmeans.passes import LLOYD
     from dkmeans.runner import run_pass
 

@@ -55,7 +55,7 @@ def make_data(name: str, workdir: Path) -> dict:
     """Generate the dataset once (numpy file and Zarr copy) and fixed init centers."""
     import dask.array as da
 
-    from dkmeans.datasets import make_blobs
+    from dkmeans.data.datasets import make_blobs
 
     n, d, k = DATASETS[name]
     npy, zpath = workdir / f"{name}.npy", workdir / f"{name}.zarr"
@@ -163,14 +163,14 @@ class Dkmeans:
         return X
 
     def lloyd(self, X, init, max_iter):
-        from dkmeans.lloyd import lloyd
+        from dkmeans.algorithms.lloyd import lloyd
 
         return lloyd(self.blocks, init.astype(self.data.dtype), max_iter=max_iter,
                      tol=0).n_iter
 
     def seed(self, X, k):
-        from dkmeans.fit import first_pass, seeding_sample_size
-        from dkmeans.seeding import init_kmeans_parallel
+        from dkmeans.algorithms.fit import first_pass, seeding_sample_size
+        from dkmeans.algorithms.seeding import init_kmeans_parallel
 
         # as a default fit seeds: on large data, on the sample its first pass
         # draws (that pass included), else over every row

@@ -46,7 +46,7 @@ def tasks_done(dask_scheduler) -> int:
 
 
 def measure(client, blocks, centers, iters):
-    from dkmeans.lloyd import lloyd
+    from dkmeans.algorithms.lloyd import lloyd
 
     b0, t0 = loopback_bytes(), client.run_on_scheduler(tasks_done)
     s0 = time.perf_counter()
@@ -94,8 +94,8 @@ def _measured(client, blocks, centers):
 
 
 def seeding_seconds(k=1000, d=128, n=100_000):
+    from dkmeans.algorithms.seeding import init_kmeans_parallel
     from dkmeans.data import as_dataset
-    from dkmeans.seeding import init_kmeans_parallel
 
     X = np.random.default_rng(0).standard_normal((n, d)).astype(np.float32)
     with dask.config.set(scheduler="threads"):
@@ -126,7 +126,7 @@ def main():
                         help="leave distributed's log of recent messages on (the command "
                              "line turns it off: it holds pass graphs)")
     args = parser.parse_args()
-    if not args.message_log:  # as dkmeans.cluster.connect does
+    if not args.message_log:  # as dkmeans.cli.cluster.connect does
         dask.config.set({"distributed.admin.low-level-log-length": 0})
     configs = [(8, c, 256, 64) for c in (100, 1000, 10000)]
     configs += [(16, c, 256, 64) for c in (100, 1000, 10000)]

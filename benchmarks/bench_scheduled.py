@@ -59,8 +59,8 @@ def cluster_file(folder: Path) -> Path:
 
 
 def first_worker(config: Path, env: dict) -> float:
-    code = ("import time, sys; from dkmeans.cluster import load_config;"
-            "from dkmeans.cluster_slurm import slurm_kwargs, start_jobs;"
+    code = ("import time, sys; from dkmeans.cli.cluster import load_config;"
+            "from dkmeans.cli.cluster_slurm import slurm_kwargs, start_jobs;"
             "from dask_jobqueue import SLURMCluster; from distributed import Client;"
             f"c = load_config({str(config)!r}); t = time.perf_counter();"
             "cl = SLURMCluster(**slurm_kwargs(c)); start_jobs(cl, c); cli = Client(cl);"

@@ -10,7 +10,7 @@ persisted), and for each number of chunks runs, alternating:
 - ``plain dask``: a dask computation over the same chunks (make and sum
   each row, dask's own graph: two tasks per chunk), for scale;
 - ``dkmeans``: one Lloyd iteration's pass (``run_pass(LLOYD, ...)``, what
-  :func:`dkmeans.lloyd.lloyd` runs each iteration), repeated ``--iters``
+  :func:`dkmeans.algorithms.lloyd.lloyd` runs each iteration), repeated ``--iters``
   times, with the client's RSS after each (after ``gc``) and the tasks the
   scheduler ran (its own per-prefix counters).
 
@@ -65,7 +65,7 @@ def main() -> None:
 
     folder = tempfile.mkdtemp(prefix="dkmeans-bench-chunks-")
     me = psutil.Process()
-    if not args.message_log:  # as dkmeans.cluster.connect does
+    if not args.message_log:  # as dkmeans.cli.cluster.connect does
         dask.config.set({"distributed.admin.low-level-log-length": 0})
     # the scheduler and workers are other processes: they read the environment
     os.environ["DASK_TEMPORARY_DIRECTORY"] = folder

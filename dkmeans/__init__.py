@@ -1,57 +1,72 @@
 """dkmeans: k-means clustering for data too big for one machine's memory.
 
-Where things live, one layer calling only the ones above it in this list:
+Where things live: folders that are the layers, each importing only the ones
+below it (``lint-imports`` checks it, ``[tool.importlinter]`` in
+pyproject.toml):
 
-- :mod:`dkmeans.kernels` (a folder): numpy/numba functions on one in-memory
-  block;
-- :mod:`dkmeans.passes` (a folder): each distributed pass as a chunk/combine
-  pair, run by :func:`dkmeans.runner.run_pass`;
-- :mod:`dkmeans.lloyd` (the Lloyd step: :func:`lloyd`), :mod:`dkmeans.seeding`
-  (k-means||, k-means++, random), :mod:`dkmeans.minibatch` (mini-batch
-  steps: :func:`minibatch`) and :mod:`dkmeans.fit` (whole fits);
-- :mod:`dkmeans.estimator` and :mod:`dkmeans.estimator_minibatch`: the
-  scikit-learn compatible :class:`KMeans` and :class:`MiniBatchKMeans`, on
-  what they share (:mod:`dkmeans.estimator_base`);
-- :mod:`dkmeans.validation` and :mod:`dkmeans.data` (input handling), :mod:`dkmeans.preprocessing`
-  (streaming scaler, imputation, unit rows), :mod:`dkmeans.io` (model files
-  without pickle), :mod:`dkmeans.cli` (the ``dkmeans`` command),
-  :mod:`dkmeans.metrics` and :mod:`dkmeans.choosing` (evaluating and choosing k;
-  their passes are in :mod:`dkmeans.scoring`), :mod:`dkmeans.plots`.
+- :mod:`dkmeans.cli`: the ``dkmeans`` command, its options and jobs, the
+  demo, cluster files and connections (:mod:`dkmeans.cli.cluster`);
+- :mod:`dkmeans.estimators` (scikit-learn compatible :class:`KMeans`,
+  :class:`MiniBatchKMeans`, :class:`GaussianMixture`; model files) and
+  :mod:`dkmeans.evaluate` (metrics, sweeps over k, the gap statistic,
+  stability, plots), side by side and independent;
+- :mod:`dkmeans.algorithms`: Lloyd, seeding, mini-batch steps, k-medians,
+  EM and whole fits, on a dataset; they never gather X;
+- :mod:`dkmeans.data`: inputs (numpy, dask, Zarr, tables, fsspec paths) as a
+  row-chunked :class:`~dkmeans.data.Dataset`, preprocessing, outputs;
+- :mod:`dkmeans.passes` and :mod:`dkmeans.runner`: named chunk/combine passes
+  and the runner that runs them where the chunks live;
+- :mod:`dkmeans.kernels`: numba functions on one in-memory block, no dask.
+
+Beside them: :mod:`dkmeans.errors` (every exception), :mod:`dkmeans.progress`
+(progress bars) and the 0.1 module paths, kept for one release
+(:mod:`dkmeans.compat`). ``docs/where-things-live.md`` follows one fit
+through them.
 """
 
 import importlib
 from typing import TYPE_CHECKING
+
+from dkmeans.compat import install_moved_paths
+
+install_moved_paths()
 
 # Names are imported on first use (PEP 562), as scikit-image and SciPy do:
 # ``import dkmeans`` costs milliseconds, and dask.array and scikit-learn
 # (most of a first import's second) load with the first estimator or
 # function used.
 _LAZY = {
-    "metrics": "dkmeans.metrics",
-    "open_array": "dkmeans.data",
+    "open_array": "dkmeans.data.dataset",
     "DKMeansError": "dkmeans.errors",
     "InputNotFoundError": "dkmeans.errors",
     "InputTypeError": "dkmeans.errors",
     "InvalidInputError": "dkmeans.errors",
     "InvalidParameterError": "dkmeans.errors",
-    "KMeans": "dkmeans.estimator",
-    "MiniBatchKMeans": "dkmeans.estimator_minibatch",
-    "GaussianMixture": "dkmeans.estimator_mixture",
-    "KMeansResult": "dkmeans.fit",
-    "fit_kmeans": "dkmeans.fit",
-    "fit_minibatch_kmeans": "dkmeans.fit_minibatch",
-    "load": "dkmeans.io",
-    "LloydResult": "dkmeans.lloyd",
-    "lloyd": "dkmeans.lloyd",
-    "minibatch": "dkmeans.minibatch",
-    "INIT_METHODS": "dkmeans.seeding",
-    "sweep": "dkmeans.choosing",
-    "stability": "dkmeans.resampling",
+    "KMeans": "dkmeans.estimators.kmeans",
+    "MiniBatchKMeans": "dkmeans.estimators.minibatch",
+    "GaussianMixture": "dkmeans.estimators.mixture",
+    "KMeansResult": "dkmeans.algorithms.fit",
+    "fit_kmeans": "dkmeans.algorithms.fit",
+    "fit_minibatch_kmeans": "dkmeans.algorithms.fit_minibatch",
+    "load": "dkmeans.estimators.io",
+    "LloydResult": "dkmeans.algorithms.lloyd",
+    "INIT_METHODS": "dkmeans.algorithms.seeding",
+    "sweep": "dkmeans.evaluate.choosing",
+    "stability": "dkmeans.evaluate.resampling",
+}
+#: Public names that are modules.
+_MODULES = {
+    "lloyd": "dkmeans.algorithms.lloyd",
+    "minibatch": "dkmeans.algorithms.minibatch",
+    "metrics": "dkmeans.evaluate.metrics",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs, the eager imports
-    from dkmeans import lloyd, metrics, minibatch
-    from dkmeans.choosing import sweep
+    from dkmeans.algorithms import lloyd, minibatch
+    from dkmeans.algorithms.fit import KMeansResult, fit_kmeans
+    from dkmeans.algorithms.fit_minibatch import fit_minibatch_kmeans
+    from dkmeans.algorithms.lloyd import LloydResult
+    from dkmeans.algorithms.seeding import INIT_METHODS
     from dkmeans.data import open_array
     from dkmeans.errors import (
         DKMeansError,
@@ -60,28 +75,28 @@ if TYPE_CHECKING:  # for type checkers and IDEs, the eager imports
         InvalidInputError,
         InvalidParameterError,
     )
-    from dkmeans.estimator import KMeans
-    from dkmeans.estimator_minibatch import MiniBatchKMeans
-    from dkmeans.estimator_mixture import GaussianMixture
-    from dkmeans.fit import KMeansResult, fit_kmeans
-    from dkmeans.fit_minibatch import fit_minibatch_kmeans
-    from dkmeans.io import load
-    from dkmeans.lloyd import LloydResult
-    from dkmeans.resampling import stability
-    from dkmeans.seeding import INIT_METHODS
+    from dkmeans.estimators.io import load
+    from dkmeans.estimators.kmeans import KMeans
+    from dkmeans.estimators.minibatch import MiniBatchKMeans
+    from dkmeans.estimators.mixture import GaussianMixture
+    from dkmeans.evaluate import metrics
+    from dkmeans.evaluate.choosing import sweep
+    from dkmeans.evaluate.resampling import stability
 
 
 def __getattr__(name: str) -> object:
-    if name not in _LAZY:
+    if name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
         raise AttributeError(f"module 'dkmeans' has no attribute {name!r}")
-    module = importlib.import_module(_LAZY[name])
-    value = module if module.__name__ == f"dkmeans.{name}" else getattr(module, name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+    return sorted([*globals(), *_LAZY, *_MODULES])
 
 
 __version__ = "0.1.0"

@@ -47,7 +47,7 @@ def blobs():
 
 
 @contextlib.contextmanager
-def _dask_processes(folder, n_workers, flags=(), protocol="tcp", worker_argv=None, env=None):
+def start_dask_processes(folder, n_workers, flags=(), protocol="tcp", worker_argv=None, env=None):
     """A real `dask scheduler` and `dask worker` processes on loopback; yields
     the scheduler's address and stops them all on exit. ``worker_argv(address)``
     gives another command line for each worker; ``env`` their environment."""
@@ -82,7 +82,7 @@ def _dask_processes(folder, n_workers, flags=(), protocol="tcp", worker_argv=Non
 def dask_processes():
     """``dask_processes(folder, n_workers, flags=(), protocol="tcp")``: a context
     manager running a separate scheduler and worker processes on loopback."""
-    return _dask_processes
+    return start_dask_processes
 
 
 def _free_port():
@@ -130,7 +130,7 @@ def s3(tmp_path_factory):
         proc.wait(timeout=30)
 
 
-def _without_cloud_credentials(env):
+def without_cloud_credentials(env):
     return {k: v for k, v in env.items()
             if not k.startswith(("AWS_", "GOOGLE_", "AZURE_", "DKMEANS_"))}
 
@@ -151,8 +151,8 @@ def _isolated_dask(folder, n_workers, hidden):
                   "--host 127.0.0.1 --no-dashboard")
         return ["unshare", "-m", "--propagation", "private", "sh", "-c", script]
 
-    return _dask_processes(folder, n_workers, worker_argv=worker_argv,
-                           env=_without_cloud_credentials(os.environ))
+    return start_dask_processes(folder, n_workers, worker_argv=worker_argv,
+                                 env=without_cloud_credentials(os.environ))
 
 
 @pytest.fixture(scope="module")

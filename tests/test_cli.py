@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from dkmeans.cluster import load_config
+from dkmeans.cli.cluster import load_config
 from dkmeans.errors import InvalidParameterError
 
 
@@ -89,7 +89,7 @@ def test_missing_cluster_package_is_named(name, package):
     import importlib.util
     from pathlib import Path
 
-    from dkmeans.cluster import connect
+    from dkmeans.cli.cluster import connect
 
     module = {"slurm": "dask_jobqueue", "kubernetes": "dask_kubernetes"}[name]
     if importlib.util.find_spec(module) is not None:
@@ -156,7 +156,7 @@ def test_progress_on_a_cluster():
 def test_connect_keeps_no_message_log_and_restores_the_config():
     import dask
 
-    from dkmeans.cluster import connect
+    from dkmeans.cli.cluster import connect
 
     key = "distributed.admin.low-level-log-length"
     before = dask.config.get(key)

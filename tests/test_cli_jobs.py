@@ -208,8 +208,8 @@ def test_info_prints_centers_and_a_closed_pipe_is_a_normal_end(data, tmp_path):
 
 
 def test_resume_refuses_another_input(data, tmp_path):
-    from dkmeans.io import fingerprint, save_checkpoint
-    from dkmeans.lloyd import LloydProgress
+    from dkmeans.algorithms.lloyd import LloydProgress
+    from dkmeans.estimators.io import fingerprint, save_checkpoint
 
     X = np.load(data / "X.npy")
     params = dkmeans.KMeans(5, random_state=0).get_params()
@@ -394,7 +394,7 @@ def test_tables_as_they_come_and_a_model_that_remembers_its_columns(tmp_path):
 
 
 def test_every_estimator_parameter_round_trips_through_the_command_line(data, tmp_path):
-    from dkmeans.cli_options import NOT_OPTIONS, OPTIONS
+    from dkmeans.cli.options import NOT_OPTIONS, OPTIONS
 
     for cls in (dkmeans.KMeans, dkmeans.MiniBatchKMeans, dkmeans.GaussianMixture):
         names = set(cls().get_params()) - {"n_clusters", "n_components", *NOT_OPTIONS}

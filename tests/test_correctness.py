@@ -15,7 +15,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import dkmeans
 from dkmeans import KMeans, MiniBatchKMeans, metrics
-from dkmeans.datasets import make_blobs as dk_blobs
+from dkmeans.data.datasets import make_blobs as dk_blobs
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +197,7 @@ def test_format_1_model_directories_still_load(data, tmp_path):
 
 def test_plots_use_the_model_space_and_leave_the_backend_alone(data, tmp_path):
     matplotlib = pytest.importorskip("matplotlib")
-    from dkmeans import plots
+    from dkmeans.evaluate import plots
 
     km = KMeans(3, random_state=0, scale=True).fit(data * [1, 1, 1, 1000])
     backend = matplotlib.get_backend()

@@ -78,8 +78,8 @@ def n_tasks(dask_scheduler):
 def test_long_run_keeps_scheduler_and_client_flat():
     # 300 Lloyd iterations with tol=0: no task, graph or future may pile up
     # from one iteration to the next, on the scheduler or in the client.
+    from dkmeans.algorithms.lloyd import lloyd
     from dkmeans.data import as_dataset
-    from dkmeans.lloyd import lloyd
 
     X, _ = make_blobs(20_000, centers=8, n_features=4, cluster_std=3.0, random_state=0)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dkmeans import KMeans, MiniBatchKMeans
-from dkmeans.datasets import make_blobs
+from dkmeans.data.datasets import make_blobs
 
 distributed = pytest.importorskip("distributed")
 

@@ -9,7 +9,7 @@ from sklearn.datasets import make_blobs
 
 from dkmeans import sweep
 from dkmeans.data import as_dataset
-from dkmeans.gap import bounding_box, reference_data
+from dkmeans.evaluate.gap import bounding_box, reference_data
 
 KS = list(range(1, 8))
 
@@ -87,6 +87,6 @@ def test_sweep_with_stability_and_the_plot():
     assert result.stability[1] > 0.95  # the true k is stable
     assert {"stability", "gap", "gap_stderr"} <= set(result.table().columns)
     pytest.importorskip("matplotlib")
-    from dkmeans.plots import plot_sweep
+    from dkmeans.evaluate.plots import plot_sweep
 
     assert len(plot_sweep(result).axes) == 6

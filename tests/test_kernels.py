@@ -297,10 +297,10 @@ def test_bounded_step_never_trusts_a_near_tie():
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("k", [1, 5, 40])
 def test_compiled_lloyd_equals_the_pass_by_pass_loop(dtype, weighted, k, layout):
-    """lloyd_local (one compiled call) gives the bits of dkmeans.lloyd's
+    """lloyd_local (one compiled call) gives the bits of dkmeans.algorithms.lloyd's
     loop of passes on the same block: centers, history, iterations and
     relocations; k=40 on 300 rows of 6 blobs empties clusters."""
-    from dkmeans.lloyd import lloyd
+    from dkmeans.algorithms.lloyd import lloyd
     from dkmeans.runner import Block
 
     rng = np.random.default_rng(k)

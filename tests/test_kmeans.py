@@ -324,8 +324,8 @@ def test_pickle_of_chunked_fit_holds_no_graph(blobs):
 def test_bounds_change_nothing(seed):
     # Lloyd keeping per-row bounds (persisted data) against searching every
     # row each iteration (streamed data): the very same run.
+    from dkmeans.algorithms.lloyd import lloyd
     from dkmeans.data import as_dataset
-    from dkmeans.lloyd import lloyd
 
     rng = np.random.default_rng(seed)
     X, _ = make_blobs(3000, centers=int(rng.integers(2, 12)), n_features=int(rng.integers(1, 9)),
@@ -351,8 +351,8 @@ def test_hamerly_gives_the_same_fit(overlapping):
 
 @pytest.mark.parametrize("stop_after", [1, 4, 9])
 def test_resume_from_any_iteration_equals_uninterrupted(overlapping, stop_after):
+    from dkmeans.algorithms.fit import fit_kmeans
     from dkmeans.data import as_dataset
-    from dkmeans.fit import fit_kmeans
 
     seen = []
     whole = fit_kmeans(as_dataset(overlapping), 8, init="k-means||", seed=3, tol=0,

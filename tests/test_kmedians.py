@@ -7,9 +7,9 @@ import pytest
 import zarr
 
 from dkmeans import InvalidParameterError, KMeans
+from dkmeans.algorithms.kmedians import SHIP_ROWS, weighted_medians
 from dkmeans.data import as_dataset
 from dkmeans.kernels import medians as kernels
-from dkmeans.kmedians import SHIP_ROWS, weighted_medians
 from dkmeans.passes.medians import MEDIAN_START
 from dkmeans.runner import run_pass
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dkmeans.cluster import load_config
+from dkmeans.cli.cluster import load_config
 from dkmeans.errors import InvalidParameterError
 
 operator = pytest.importorskip("dask_kubernetes.operator")
@@ -29,7 +29,7 @@ def _containers(pod_spec):
 
 
 def test_the_daskcluster_dkmeans_makes_fits_the_crd_and_keeps_secrets_out():
-    from dkmeans.cluster_kubernetes import cluster_spec
+    from dkmeans.cli.cluster_kubernetes import cluster_spec
 
     config = load_config(CONFIGS / "kubernetes.yaml")
     spec = cluster_spec(config)

@@ -7,8 +7,8 @@ import pytest
 import zarr
 
 from dkmeans import KMeans, MiniBatchKMeans
-from dkmeans.cluster import watch_worker_memory
-from dkmeans.datasets import make_blobs
+from dkmeans.cli.cluster import watch_worker_memory
+from dkmeans.data.datasets import make_blobs
 
 distributed = pytest.importorskip("distributed")
 

@@ -1,4 +1,4 @@
-"""dkmeans.metrics against sklearn.metrics on data that fits in memory."""
+"""dkmeans.evaluate.metrics against sklearn.metrics on data that fits in memory."""
 
 import dask.array as da
 import numpy as np

@@ -8,9 +8,9 @@ import sklearn.cluster
 import zarr
 
 from dkmeans import KMeans, MiniBatchKMeans, kernels
-from dkmeans.batches import epoch_batches
-from dkmeans.fit_minibatch import init_from_sample
-from dkmeans.minibatch import MiniBatchState, StepRules, update_centers
+from dkmeans.algorithms.fit_minibatch import init_from_sample
+from dkmeans.algorithms.minibatch import MiniBatchState, StepRules, update_centers
+from dkmeans.data.batches import epoch_batches
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from sklearn.datasets import make_blobs
 
 import dkmeans
 from dkmeans import KMeans, MiniBatchKMeans
-from dkmeans.storage import NotSharedError
+from dkmeans.data.storage import NotSharedError
 
 distributed = pytest.importorskip("distributed")
 s3fs = pytest.importorskip("s3fs")
@@ -152,7 +152,7 @@ def test_paths_the_workers_cannot_see_fail_before_any_work(client, X, reference,
 
 def test_a_failed_write_leaves_the_previous_output_whole(client, s3, s3_data, X, reference,
                                                          monkeypatch):
-    from dkmeans import outputs, storage
+    from dkmeans.data import outputs, storage
 
     target = "s3://dkmeans/keep/labels.zarr"
     reference.predict_to_zarr(s3_data, target, storage_options=s3)
@@ -178,7 +178,7 @@ def test_a_failed_write_leaves_the_previous_output_whole(client, s3, s3_data, X,
             raise OSError("killed")
         real_put(loc, data, mode)
 
-    monkeypatch.setattr("dkmeans.modelfile.put_atomic", fail_on_meta)
+    monkeypatch.setattr("dkmeans.estimators.modelfile.put_atomic", fail_on_meta)
     with pytest.raises(OSError, match="killed"):
         other.save("s3://dkmeans/keep/model", storage_options=s3, overwrite=True)
     monkeypatch.undo()
@@ -329,7 +329,7 @@ def test_no_client_secret_on_the_workers_during_or_after_a_job(s3, dask_processe
     object of the scheduler and the workers, while a command-line job runs and
     after it ended: by default the secret never leaves the job's process; with
     --pass-credentials it travels with the tasks but is forgotten at the end."""
-    from conftest import _without_cloud_credentials
+    from conftest import without_cloud_credentials
 
     secret = "job-secret-" + os.urandom(8).hex()
     halves = (secret[:10], secret[10:])  # the whole never travels in the probe
@@ -354,7 +354,7 @@ def test_no_client_secret_on_the_workers_during_or_after_a_job(s3, dask_processe
     z = zarr.create_array("s3://dkmeans/secret/X.zarr", shape=X.shape, chunks=(5000, 8),
                           dtype="f4", storage_options=s3, overwrite=True)
     z[:] = X.astype(np.float32)
-    workers_env = {**_without_cloud_credentials(os.environ),
+    workers_env = {**without_cloud_credentials(os.environ),
                    "AWS_ACCESS_KEY_ID": "workers-own-key",
                    "AWS_SECRET_ACCESS_KEY": "workers-own-secret"}
     job_env = {**os.environ, "AWS_ACCESS_KEY_ID": "job-key", "AWS_SECRET_ACCESS_KEY": secret}

@@ -7,8 +7,8 @@ import sklearn.preprocessing
 
 import dkmeans
 from dkmeans import KMeans
+from dkmeans.data.preprocessing import StandardScaler
 from dkmeans.errors import InvalidInputError, InvalidParameterError
-from dkmeans.preprocessing import StandardScaler
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 import dkmeans
 from dkmeans import InvalidInputError, KMeans, sweep
+from dkmeans.data.storage import locate
 from dkmeans.errors import InvalidParameterError, OutputExistsError, WriteConflictError
-from dkmeans.storage import locate
 
 
 def _cli(*args, env=None, timeout=300):
@@ -242,7 +242,7 @@ def test_processes_writing_one_target_leave_one_whole_result(X, tmp_path):
 
 
 def test_a_writer_that_loses_its_lease_says_so(km, X, tmp_path, monkeypatch):
-    from dkmeans import leases
+    from dkmeans.data import leases
 
     target = locate(tmp_path / "labels.zarr")
     with leases.lease(target) as held:
@@ -257,7 +257,7 @@ def test_a_writer_that_loses_its_lease_says_so(km, X, tmp_path, monkeypatch):
 
 
 def test_a_live_writer_holding_the_lease_makes_the_next_one_fail_clearly(km, X, tmp_path):
-    from dkmeans import leases
+    from dkmeans.data import leases
 
     target = locate(tmp_path / "m")
     with leases.lease(target), pytest.raises(WriteConflictError,
@@ -446,7 +446,7 @@ def test_npy_header_claiming_more_rows_than_the_file_holds(tmp_path):
 
 
 def test_the_embedded_clusters_dashboard_listens_on_loopback(tmp_path):
-    from dkmeans.cluster import connect
+    from dkmeans.cli.cluster import connect
 
     with connect(None, n_workers=1) as client:
         info = client.run_on_scheduler(
@@ -457,7 +457,7 @@ def test_the_embedded_clusters_dashboard_listens_on_loopback(tmp_path):
 
 
 def test_security_temporary_for_a_local_cluster(tmp_path):
-    from dkmeans.cluster import connect
+    from dkmeans.cli.cluster import connect
 
     config = tmp_path / "c.yaml"
     config.write_text("type: local\nn_workers: 1\nsecurity: temporary\n")
@@ -470,7 +470,7 @@ def test_security_temporary_for_a_local_cluster(tmp_path):
 
 
 def test_a_tls_key_readable_by_others_is_warned_about(tmp_path):
-    from dkmeans.cluster import _security
+    from dkmeans.cli.cluster import security
 
     for name in ("ca", "cert", "key"):
         (tmp_path / name).write_text("x")
@@ -478,11 +478,11 @@ def test_a_tls_key_readable_by_others_is_warned_about(tmp_path):
     tls = {"ca_file": str(tmp_path / "ca"), "cert": str(tmp_path / "cert"),
            "key": str(tmp_path / "key")}
     with pytest.warns(UserWarning, match="readable by other users"):
-        _security(tls)
+        security(tls)
     (tmp_path / "key").chmod(0o600)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _security(tls)
+        security(tls)
 
 
 # ------------------------------------------------------------- 14. secrets
@@ -575,7 +575,7 @@ def test_every_writer_refuses_or_replaces_only_dkmeans_output(X, km, tmp_path_fa
 def test_secrets_over_plain_tcp_off_this_machine_are_warned_about():
     from types import SimpleNamespace
 
-    from dkmeans.storage import warn_if_secrets_in_clear
+    from dkmeans.data.storage import warn_if_secrets_in_clear
 
     def client(address):  # what the rule reads of a distributed.Client
         return SimpleNamespace(scheduler=SimpleNamespace(address=address))

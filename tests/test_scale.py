@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from distributed import Client
 
-from dkmeans.data import _row_blocks, as_dataset
+from dkmeans.algorithms.lloyd import lloyd
+from dkmeans.data.dataset import as_dataset, row_blocks
 from dkmeans.kernels import exact
-from dkmeans.lloyd import lloyd
 from dkmeans.passes import LLOYD
 from dkmeans.runner import notes, run_pass
 from dkmeans.runner.fold import RUNS_PER_THREAD
@@ -46,7 +46,7 @@ def _prefixes(dask_scheduler) -> list:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from conftest import _dask_processes
+    from conftest import start_dask_processes
 
     folder = tmp_path_factory.mktemp("scale-cluster")
     # direct_to_workers: the client scatters and gathers without the
@@ -55,7 +55,7 @@ def cluster(tmp_path_factory):
     # idle workers to balance load, which is dask's choice, not what a pass
     # ships (benchmarks/bench_scale.py measures with it on)
     env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING": "False"}
-    with _dask_processes(folder, N_WORKERS, env=env) as address, \
+    with start_dask_processes(folder, N_WORKERS, env=env) as address, \
             Client(address, direct_to_workers=True) as client:
         client.wait_for_workers(N_WORKERS)
         yield client
@@ -69,7 +69,7 @@ def structureless():
 
 def test_lloyd_iteration_moves_one_partial_per_worker(cluster, structureless):
     X = structureless
-    blocks = as_dataset(_row_blocks(X, ROWS, scatter=True)).blocks()  # 64 chunks on the workers
+    blocks = as_dataset(row_blocks(X, ROWS, scatter=True)).blocks()  # 64 chunks on the workers
     assert len(blocks) == N_CHUNKS
     centers = X[:: len(X) // K][:K].copy()
     quanta = exact.grid(len(X), 1.0, np.abs(X).max(axis=0))
@@ -105,8 +105,8 @@ def test_bytes_a_pass_moves_do_not_grow_with_the_chunks(cluster, structureless):
     X = structureless
     centers = X[:: len(X) // K][:K].copy()
     quanta = exact.grid(len(X), 1.0, np.abs(X).max(axis=0))
-    few = as_dataset(_row_blocks(X, ROWS, scatter=True)).blocks()
-    many = as_dataset(_row_blocks(X, ROWS // 10, scatter=True)).blocks()
+    few = as_dataset(row_blocks(X, ROWS, scatter=True)).blocks()
+    many = as_dataset(row_blocks(X, ROWS // 10, scatter=True)).blocks()
     assert (len(few), len(many)) == (N_CHUNKS, 10 * N_CHUNKS)
     for blocks in (few, many):  # functions reach the workers, the blocks are named
         run_pass(LLOYD, blocks, centers, quanta)
@@ -144,7 +144,7 @@ def test_a_pass_whose_blocks_moved_names_them_again(dask_processes, tmp_path, st
                             centers, quanta)
     with dask_processes(tmp_path, 3) as address, Client(address) as client:
         client.wait_for_workers(3)
-        held = as_dataset(_row_blocks(X, ROWS, scatter=True)).blocks()
+        held = as_dataset(row_blocks(X, ROWS, scatter=True)).blocks()
         streamed = _zarr_blocks(X, tmp_path, ROWS)
         passes = [run_pass(LLOYD, blocks, centers, quanta)  # named, then noted
                   for blocks in (held, held, streamed)]
@@ -165,7 +165,7 @@ def test_a_pass_whose_blocks_moved_names_them_again(dask_processes, tmp_path, st
 
 def test_farthest_rows_travel_only_for_an_empty_cluster(cluster, structureless):
     X = structureless
-    data = as_dataset(_row_blocks(X, ROWS, scatter=True))
+    data = as_dataset(row_blocks(X, ROWS, scatter=True))
     far_prefix = "dkmeans-far-rows"
     # centers from the data: no cluster empties
     lloyd(data.blocks(), X[:8].copy(), max_iter=2, tol=-1.0)

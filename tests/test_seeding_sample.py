@@ -11,8 +11,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from dkmeans import InvalidParameterError, KMeans
+from dkmeans.algorithms.fit import seeding_sample_size
 from dkmeans.data import as_dataset
-from dkmeans.fit import seeding_sample_size
 from dkmeans.runner import report_progress
 
 

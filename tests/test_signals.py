@@ -104,7 +104,7 @@ def test_ctrl_c_in_a_terminal_stops_cleanly_without_worker_tracebacks(uniform, t
 
 _TWICE = """
 import os, signal, time
-from dkmeans.cli_signals import Stopped, handle_signals
+from dkmeans.cli.signals import Stopped, handle_signals
 with handle_signals():
     try:
         os.kill(os.getpid(), signal.SIGTERM)

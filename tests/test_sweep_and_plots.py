@@ -1,4 +1,4 @@
-"""Choosing k (dkmeans.sweep, in dkmeans.choosing) and the plot helpers."""
+"""Choosing k (dkmeans.sweep, in dkmeans.evaluate.choosing) and the plot helpers."""
 
 import dask.array as da
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import sklearn.metrics as skm
 
 from dkmeans import KMeans
-from dkmeans.choosing import knee, sweep
+from dkmeans.evaluate.choosing import knee, sweep
 
 
 def test_knee_of_a_hand_made_elbow():
@@ -78,7 +78,7 @@ def test_sweep_matches_separate_fits(blobs):
 
 def test_plots_draw_every_panel(blobs, tmp_path):
     pytest.importorskip("matplotlib")
-    from dkmeans.plots import plot_fit, plot_sweep, principal_axes
+    from dkmeans.evaluate.plots import plot_fit, plot_sweep, principal_axes
 
     X, _ = blobs
     km = KMeans(6, random_state=0).fit(X)

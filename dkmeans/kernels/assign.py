@@ -59,17 +59,17 @@ def block_rows(d: int, itemsize: int) -> int:
     return int(min(MAX_BLOCK_ROWS, max(MIN_BLOCK_ROWS, BLOCK_BYTES // max(d * itemsize, 1))))
 
 
-_JIT = {"nogil": True, "cache": True}
+JIT = {"nogil": True, "cache": True}
 # Reassociation lets LLVM vectorise the per-row reductions (the exact squared
 # distance and the sums): the Lloyd kernel on 125,000 rows of D1 went from 4.6
 # to 3.4 ms on one core. No "nnan"/"ninf": the
 # results stay IEEE-correct for any finite input, and deterministic for a
 # given build whatever the chunking or thread.
-_FAST = {**_JIT, "fastmath": {"reassoc", "contract", "nsz"}}
+FAST = {**JIT, "fastmath": {"reassoc", "contract", "nsz"}}
 
 
-@numba.njit(**_FAST)
-def _row_sqdist(X, row, centers, c):  # pragma: no cover - compiled
+@numba.njit(**FAST)
+def row_sqdist(X, row, centers, c):  # pragma: no cover - compiled
     """Exact squared distance from ``X[row]`` to ``centers[c]``, in float64."""
     dist = 0.0
     for f in range(X.shape[1]):
@@ -78,8 +78,8 @@ def _row_sqdist(X, row, centers, c):  # pragma: no cover - compiled
     return dist
 
 
-@numba.njit(**_FAST)
-def _bound_holds(dist, half_sep_a, lower, c_norm_a, err_scale, cmax2):  # pragma: no cover
+@numba.njit(**FAST)
+def bound_holds(dist, half_sep_a, lower, c_norm_a, err_scale, cmax2):  # pragma: no cover
     """Whether a row at squared distance ``dist`` from its center ``a`` provably
     keeps it: every other center is at least ``max(2 half_sep_a - u, lower)``
     away, by more than the GEMM's rounding could hide (|x| <= u + |c_a|)."""
@@ -88,7 +88,7 @@ def _bound_holds(dist, half_sep_a, lower, c_norm_a, err_scale, cmax2):  # pragma
     return bound > 0.0 and bound * bound - dist > err_scale * ((u + c_norm_a) ** 2 + cmax2)
 
 
-def _gemm_buffer(X: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
+def gemm_buffer(X: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
     """Scratch space for one block's products, made once per call, and
     whether they are computed rows-first: (rows, k) or else (k, rows)."""
     rows = block_rows(X.shape[1], X.dtype.itemsize)
@@ -96,14 +96,14 @@ def _gemm_buffer(X: np.ndarray, k: int) -> tuple[np.ndarray, bool]:
     return np.empty((rows, k) if first else (k, rows), dtype=X.dtype), first
 
 
-@numba.njit(**_FAST)
-def _block_step(buf, rows_first):  # pragma: no cover - compiled
-    """Rows per block of a kernel using ``buf`` (see :func:`_gemm_buffer`)."""
+@numba.njit(**FAST)
+def block_step(buf, rows_first):  # pragma: no cover - compiled
+    """Rows per block of a kernel using ``buf`` (see :func:`gemm_buffer`)."""
     return buf.shape[0] if rows_first else buf.shape[1]
 
 
-@numba.njit(**_FAST)
-def _gemm_block(rows, centers, centers_t, buf, rows_first):  # pragma: no cover - compiled
+@numba.njit(**FAST)
+def gemm_block(rows, centers, centers_t, buf, rows_first):  # pragma: no cover - compiled
     """``rows @ centers_t`` or ``centers @ rows.T``, into ``buf`` (or, rows-first,
     its first rows). Two GEMM calls, not four: numba compiles each one, and
     the first fit in a fresh environment waits for it (the assignment kernel
@@ -126,8 +126,8 @@ def _gemm_block(rows, centers, centers_t, buf, rows_first):  # pragma: no cover 
     return out
 
 
-@numba.njit(**_FAST)
-def _assign_block(X, centers, centers_t, c_sqnorm, start, stop, labels, buf,
+@numba.njit(**FAST)
+def assign_block(X, centers, centers_t, c_sqnorm, start, stop, labels, buf,
                   rows_first):  # pragma: no cover - compiled
     """Nearest center (GEMM + argmin of the products) of rows ``start:stop``,
     into ``labels[:stop - start]``; ties keep the lowest index."""
@@ -135,7 +135,7 @@ def _assign_block(X, centers, centers_t, c_sqnorm, start, stop, labels, buf,
     b = stop - start
     # (_search_rows has the same loops plus the second-best center; kept
     # apart so this hot loop of every Lloyd pass does not pay for it.)
-    g = _gemm_block(X[start:stop], centers, centers_t, buf, rows_first)
+    g = gemm_block(X[start:stop], centers, centers_t, buf, rows_first)
     if rows_first:
         # each row's k products are contiguous
         for i in range(b):
@@ -161,20 +161,20 @@ def _assign_block(X, centers, centers_t, c_sqnorm, start, stop, labels, buf,
                 labels[i] = j
 
 
-@numba.njit(**_FAST)
-def _nearest_impl(X, centers, centers_t, c_sqnorm, labels, d2, buf,
+@numba.njit(**FAST)
+def nearest_impl(X, centers, centers_t, c_sqnorm, labels, d2, buf,
                   rows_first):  # pragma: no cover - compiled
-    step = _block_step(buf, rows_first)
+    step = block_step(buf, rows_first)
     for start in range(0, X.shape[0], step):
         stop = min(start + step, X.shape[0])
-        _assign_block(X, centers, centers_t, c_sqnorm, start, stop, labels[start:stop], buf,
+        assign_block(X, centers, centers_t, c_sqnorm, start, stop, labels[start:stop], buf,
                       rows_first)
         for row in range(start, stop):
-            d2[row] = _row_sqdist(X, row, centers, labels[row])
+            d2[row] = row_sqdist(X, row, centers, labels[row])
 
 
-@numba.njit(**_FAST)
-def _accumulate_block(X, w, centers, labels, d2, start, stop, sums,
+@numba.njit(**FAST)
+def accumulate_block(X, w, centers, labels, d2, start, stop, sums,
                       wsums):  # pragma: no cover - compiled
     """Add rows ``start:stop`` (labelled ``labels[:stop - start]``) to the
     sums and weights; return their inertia.
@@ -206,12 +206,12 @@ def _accumulate_block(X, w, centers, labels, d2, start, stop, sums,
     return inertia
 
 
-@numba.njit(**_FAST)
-def _lloyd_impl(X, w, centers, centers_t, c_sqnorm, sums, wsums, buf,
+@numba.njit(**FAST)
+def lloyd_impl(X, w, centers, centers_t, c_sqnorm, sums, wsums, buf,
                 rows_first):  # pragma: no cover - compiled
     n = X.shape[0]
     inertia = 0.0
-    step = _block_step(buf, rows_first)
+    step = block_step(buf, rows_first)
     # One block's labels and distances, not the chunk's: a chunk-sized array
     # per call is mapped and faulted in afresh each time once glibc returns
     # freed memory to the OS (distributed's workers make it), which cost 10
@@ -220,14 +220,14 @@ def _lloyd_impl(X, w, centers, centers_t, c_sqnorm, sums, wsums, buf,
     no_d2 = np.empty(0, dtype=np.float64)
     for start in range(0, n, step):
         stop = min(start + step, n)
-        _assign_block(X, centers, centers_t, c_sqnorm, start, stop, labels, buf, rows_first)
+        assign_block(X, centers, centers_t, c_sqnorm, start, stop, labels, buf, rows_first)
         # accumulate while the block is still in cache
-        inertia += _accumulate_block(X, w, centers, labels, no_d2, start, stop, sums, wsums)
+        inertia += accumulate_block(X, w, centers, labels, no_d2, start, stop, sums, wsums)
     return inertia
 
 
-@numba.njit(**_FAST)
-def _sqnorms(centers):  # pragma: no cover - compiled
+@numba.njit(**FAST)
+def sqnorms(centers):  # pragma: no cover - compiled
     """Squared norms of the rows, summed in float64, in the rows' dtype (one
     definition for the per-pass kernels and the compiled local loops)."""
     out = np.empty(centers.shape[0], dtype=centers.dtype)
@@ -240,11 +240,11 @@ def _sqnorms(centers):  # pragma: no cover - compiled
     return out
 
 
-def _prepare_centers(centers: np.ndarray, dtype: np.dtype):
+def prepare_centers(centers: np.ndarray, dtype: np.dtype):
     """Centers in X's dtype, also transposed (d, k) for the GEMM, and their
     squared norms."""
     c = np.ascontiguousarray(centers, dtype=dtype)
-    return c, np.ascontiguousarray(c.T), _sqnorms(c)
+    return c, np.ascontiguousarray(c.T), sqnorms(c)
 
 
 def nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -263,11 +263,11 @@ def nearest(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]
         Squared Euclidean distance to that center.
     """
     X = np.ascontiguousarray(X)
-    c, c_t, c_sqnorm = _prepare_centers(centers, X.dtype)
+    c, c_t, c_sqnorm = prepare_centers(centers, X.dtype)
     n = X.shape[0]
     labels = np.empty(n, dtype=np.int32)
     d2 = np.empty(n, dtype=np.float64)
-    _nearest_impl(X, c, c_t, c_sqnorm, labels, d2, *_gemm_buffer(X, len(c)))
+    nearest_impl(X, c, c_t, c_sqnorm, labels, d2, *gemm_buffer(X, len(c)))
     return labels, d2
 
 
@@ -320,10 +320,10 @@ def lloyd_partials(X: np.ndarray, w: np.ndarray, centers: np.ndarray):
         Weighted sum of squared distances to the nearest center.
     """
     X = np.ascontiguousarray(X)
-    c, c_t, c_sqnorm = _prepare_centers(centers, X.dtype)
+    c, c_t, c_sqnorm = prepare_centers(centers, X.dtype)
     k, d = c.shape[0], X.shape[1]
     sums, wsums = np.zeros((k, d)), np.zeros(k)
-    inertia = _lloyd_impl(X, w, c, c_t, c_sqnorm, sums, wsums, *_gemm_buffer(X, k))
+    inertia = lloyd_impl(X, w, c, c_t, c_sqnorm, sums, wsums, *gemm_buffer(X, k))
     return sums, wsums, float(inertia)
 
 

@@ -7,18 +7,18 @@ import numba
 import numpy as np
 
 from dkmeans.kernels.assign import (
-    _FAST,
-    _accumulate_block,
-    _block_step,
-    _bound_holds,
-    _gemm_block,
-    _gemm_buffer,
-    _prepare_centers,
-    _row_sqdist,
+    FAST,
+    accumulate_block,
+    block_step,
+    bound_holds,
+    gemm_block,
+    gemm_buffer,
+    prepare_centers,
+    row_sqdist,
 )
 
 
-@numba.njit(**_FAST)
+@numba.njit(**FAST)
 def _search_rows(src, rows, centers, centers_t, c_sqnorm, err_scale, cmax2, labels, lower,
                  d2, first, buf, rows_first):  # pragma: no cover - compiled
     """Nearest center of each row of ``src`` (row ``rows[i]`` of the chunk) by
@@ -27,7 +27,7 @@ def _search_rows(src, rows, centers, centers_t, c_sqnorm, err_scale, cmax2, labe
     less rounding error)."""
     m, d = src.shape
     k = centers.shape[0]
-    g = _gemm_block(src, centers, centers_t, buf, rows_first)
+    g = gemm_block(src, centers, centers_t, buf, rows_first)
     # Branch-free second best: min(second, max(v, best)) is the new second
     # whether or not v beats the best (the branches mispredicted on rows
     # near two centers: 2.8x the plain assignment's time on D1).
@@ -66,7 +66,7 @@ def _search_rows(src, rows, centers, centers_t, c_sqnorm, err_scale, cmax2, labe
         lower[row] = np.sqrt(sec) if sec > 0.0 else 0.0
 
 
-@numba.njit(**_FAST)
+@numba.njit(**FAST)
 def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, drift, search_all,
                         err_scale, old_labels, old_lower, labels, lower, sums, wsums, counts,
                         gt_buf, rows_first):  # pragma: no cover - compiled
@@ -75,7 +75,7 @@ def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, dr
 
     ``lower[r]`` bounds the distance from row r to every center but its own;
     it shrinks by ``drift[a]`` (the largest move of any other center). A row
-    keeps its label without the GEMM when :func:`_bound_holds`, so the label
+    keeps its label without the GEMM when :func:`bound_holds`, so the label
     is the one the full argmin would give. The new ``labels`` and ``lower``
     start as copies of the old ones (or zeros when ``old_labels`` is empty),
     made block by block.
@@ -87,7 +87,7 @@ def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, dr
     for j in range(k):
         cmax2 = max(cmax2, np.float64(c_sqnorm[j]))
     inertia = 0.0
-    step = _block_step(gt_buf, rows_first)
+    step = block_step(gt_buf, rows_first)
     buf = np.empty((step, d), dtype=X.dtype)
     idx = np.empty(step, dtype=np.int64)
     d2 = np.empty(step)  # one block's exact distances
@@ -109,7 +109,7 @@ def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, dr
                          err_scale, cmax2, labels, lower, d2, start, gt_buf, rows_first)
             for i in range(b):
                 a = old_lab[i]
-                spared = has_bounds and labels[start + i] == a and _bound_holds(
+                spared = has_bounds and labels[start + i] == a and bound_holds(
                     d2[i], half_sep[a], old_low[i], c_norm[a], err_scale, cmax2)
                 if not spared:
                     counts[0] += 1
@@ -117,10 +117,10 @@ def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, dr
             m = 0
             for row in range(start, stop):
                 a = labels[row]
-                dist = _row_sqdist(X, row, centers, a)
+                dist = row_sqdist(X, row, centers, a)
                 d2[row - start] = dist
                 lower[row] -= drift[a]
-                if _bound_holds(dist, half_sep[a], lower[row], c_norm[a], err_scale, cmax2):
+                if bound_holds(dist, half_sep[a], lower[row], c_norm[a], err_scale, cmax2):
                     continue
                 idx[m] = row
                 for f in range(d):
@@ -130,7 +130,7 @@ def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, dr
             if m > 0:
                 _search_rows(buf[:m], idx[:m], centers, centers_t, c_sqnorm, err_scale, cmax2,
                              labels, lower, d2, start, gt_buf, rows_first)
-        inertia += _accumulate_block(X, w, centers, labels[start:stop], d2[: stop - start],
+        inertia += accumulate_block(X, w, centers, labels[start:stop], d2[: stop - start],
                                      start, stop, sums, wsums)
     return inertia
 
@@ -171,7 +171,7 @@ def lloyd_partials_bounded(X: np.ndarray, w: np.ndarray, centers: np.ndarray,
         with ``search_all``, those the bounds would not have spared.
     """
     X = np.ascontiguousarray(X)
-    c, c_t, c_sqnorm = _prepare_centers(centers, X.dtype)
+    c, c_t, c_sqnorm = prepare_centers(centers, X.dtype)
     n, d = X.shape
     k = c.shape[0]
     fresh = state is None
@@ -188,7 +188,7 @@ def lloyd_partials_bounded(X: np.ndarray, w: np.ndarray, centers: np.ndarray,
     inertia = _lloyd_bounded_impl(X, w, c, c_t, c_sqnorm, c_norm, np.asarray(half_sep, np.float64),
                                   np.asarray(drift, np.float64), fresh or search_all,
                                   err_scale, old_labels, old_lower, labels, lower, sums,
-                                  wsums, counts, *_gemm_buffer(X, k))
+                                  wsums, counts, *gemm_buffer(X, k))
     return sums, wsums, float(inertia), (labels, lower), int(counts[0])
 
 

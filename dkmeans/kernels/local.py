@@ -17,30 +17,30 @@ import numpy as np
 
 from dkmeans.kernels import exact
 from dkmeans.kernels.assign import (
-    _FAST,
-    _gemm_buffer,
-    _lloyd_impl,
-    _nearest_impl,
-    _row_sqdist,
-    _sqnorms,
+    FAST,
+    gemm_buffer,
+    lloyd_impl,
+    nearest_impl,
+    row_sqdist,
+    sqnorms,
 )
 
 
-@numba.njit(**_FAST)
+@numba.njit(**FAST)
 def _draw(cum, u):  # pragma: no cover - compiled
     """Row drawn with probability proportional to its increment of ``cum``
     (side='right': a row of zero probability is never drawn)."""
     return min(np.searchsorted(cum, u * cum[-1], side="right"), cum.shape[0] - 1)
 
 
-@numba.njit(**_FAST)
+@numba.njit(**FAST)
 def _plusplus(X, w, k, n_trials, u):  # pragma: no cover - compiled
     n = X.shape[0]
     chosen = np.empty(k, dtype=np.int64)
     chosen[0] = _draw(np.cumsum(w), u[0])
     mind = np.empty(n)
     for i in range(n):
-        mind[i] = _row_sqdist(X, i, X, chosen[0])
+        mind[i] = row_sqdist(X, i, X, chosen[0])
     cand = np.empty((n_trials, n))
     cum = np.empty(n)
     count = 1
@@ -58,7 +58,7 @@ def _plusplus(X, w, k, n_trials, u):  # pragma: no cover - compiled
             trials[t] = r
             pot = 0.0
             for i in range(n):
-                dd = min(mind[i], _row_sqdist(X, i, X, r))
+                dd = min(mind[i], row_sqdist(X, i, X, r))
                 cand[t, i] = dd
                 pot += w[i] * dd
             if pot < best_pot:
@@ -69,7 +69,7 @@ def _plusplus(X, w, k, n_trials, u):  # pragma: no cover - compiled
     return chosen[:count]
 
 
-@numba.njit(**_FAST)
+@numba.njit(**FAST)
 def _relocate(sums, wsums, X, w, far_d2, far_row, far_lab):  # pragma: no cover - compiled
     """Move each empty cluster onto the farthest remaining row (ties to the
     earlier row), taking it out of its old cluster, as the distributed
@@ -98,14 +98,14 @@ def _relocate(sums, wsums, X, w, far_d2, far_row, far_lab):  # pragma: no cover 
     return moved
 
 
-@numba.njit(**_FAST)
+@numba.njit(**FAST)
 def _on_grid(values, quantum):  # pragma: no cover - compiled
     """``values`` rounded to multiples of ``quantum`` (a power of two), as the
     distributed pass carries them (:func:`dkmeans.kernels.exact.to_grid`)."""
     return np.rint(values / quantum) * quantum
 
 
-@numba.njit(**_FAST)
+@numba.njit(**FAST)
 def _lloyd(X, w, centers, buf, rows_first, max_iter, tol, quanta, history):  # pragma: no cover
     """Lloyd from ``centers`` (X's dtype) until the squared center shift is at
     most ``tol``; ``history[i]`` gets the inertia of iteration i's assignment.
@@ -115,14 +115,14 @@ def _lloyd(X, w, centers, buf, rows_first, max_iter, tol, quanta, history):  # p
     n_relocated = 0
     for it in range(max_iter):
         sums, wsums = np.zeros((k, d)), np.zeros(k)
-        history[it] = _lloyd_impl(X, w, centers, np.ascontiguousarray(centers.T),
-                                  _sqnorms(centers), sums, wsums, buf, rows_first)
+        history[it] = lloyd_impl(X, w, centers, np.ascontiguousarray(centers.T),
+                                  sqnorms(centers), sums, wsums, buf, rows_first)
         for c in range(k):
             sums[c] = _on_grid(sums[c], quanta[:d])
         wsums = _on_grid(wsums, quanta[d])
         if np.any(wsums == 0.0):  # the rows farthest from their centers, as FAR_ROWS finds
             labels, d2 = np.empty(n, dtype=np.int32), np.empty(n)
-            _nearest_impl(X, centers, np.ascontiguousarray(centers.T), _sqnorms(centers),
+            nearest_impl(X, centers, np.ascontiguousarray(centers.T), sqnorms(centers),
                           labels, d2, buf, rows_first)
             if w.shape[0]:
                 d2 = np.where(w > 0, d2, 0.0)
@@ -143,7 +143,7 @@ def _lloyd(X, w, centers, buf, rows_first, max_iter, tol, quanta, history):  # p
     return centers, max_iter, n_relocated
 
 
-@numba.njit(**_FAST)
+@numba.njit(**FAST)
 def _best_start(X, w, k, n_trials, u, buf, rows_first, max_iter, quanta):  # pragma: no cover
     """Of the k-means++ starts drawn from the rows of ``u``, each run through
     Lloyd, the one of lowest inertia (ties to the earlier start)."""
@@ -190,7 +190,7 @@ def recluster_starts(X: np.ndarray, w: np.ndarray, k: int, u: np.ndarray,
     X64 = np.ascontiguousarray(X, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
     quanta = exact.grid(len(X64), w.max(), np.abs(X64).max(axis=0))
-    centers, inertia = _best_start(X64, w, k, plusplus_trials(k), u, *_gemm_buffer(X64, k),
+    centers, inertia = _best_start(X64, w, k, plusplus_trials(k), u, *gemm_buffer(X64, k),
                                    max_iter, quanta)
     return centers, float(inertia)
 
@@ -226,7 +226,7 @@ def lloyd_local(X: np.ndarray, w: np.ndarray, centers: np.ndarray, max_iter: int
                 tol: float, quanta: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Lloyd's iterations on one in-memory block, as one compiled call.
 
-    The same iterations as :func:`dkmeans.lloyd.lloyd` (without its final
+    The same iterations as :func:`dkmeans.algorithms.lloyd.lloyd` (without its final
     assignment): the fused kernel of its pass, its update and relocation.
 
     Parameters
@@ -251,6 +251,6 @@ def lloyd_local(X: np.ndarray, w: np.ndarray, centers: np.ndarray, max_iter: int
     X = np.ascontiguousarray(X)
     history = np.empty(max_iter)
     centers, n_iter, n_relocated = _lloyd(X, w, np.ascontiguousarray(centers, dtype=X.dtype),
-                                          *_gemm_buffer(X, len(centers)), max_iter,
+                                          *gemm_buffer(X, len(centers)), max_iter,
                                           float(tol), np.asarray(quanta, np.float64), history)
     return centers, history[:n_iter], int(n_relocated)

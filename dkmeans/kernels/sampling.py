@@ -16,13 +16,13 @@ import numba
 import numpy as np
 
 from dkmeans.kernels.assign import (
-    _FAST,
-    _JIT,
-    _assign_block,
-    _block_step,
-    _gemm_buffer,
-    _prepare_centers,
-    _row_sqdist,
+    FAST,
+    JIT,
+    assign_block,
+    block_step,
+    gemm_buffer,
+    prepare_centers,
+    row_sqdist,
 )
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
@@ -38,7 +38,7 @@ _U53 = 1.0 / (1 << 53)
 _SKIP_MARGIN = 1.0 - 1e-9
 
 
-@numba.njit(**_JIT)
+@numba.njit(**JIT)
 def _mix(z):  # pragma: no cover - compiled
     """SplitMix64's output function (Steele, Lea & Flood 2014)."""
     z = (z ^ (z >> np.uint64(30))) * _MIX1
@@ -46,7 +46,7 @@ def _mix(z):  # pragma: no cover - compiled
     return z ^ (z >> np.uint64(31))
 
 
-@numba.njit(**_JIT)
+@numba.njit(**JIT)
 def _uniform(seed, row):  # pragma: no cover - compiled
     """Uniform in [0, 1) for global row ``row``: SplitMix64's row-th output."""
     z = _mix(seed + (np.uint64(row) + np.uint64(1)) * _GAMMA)
@@ -59,7 +59,7 @@ def stream_seed(key: np.ndarray) -> np.uint64:
     return np.uint64(_mix(k0 ^ _mix(k1)))
 
 
-@numba.njit(**_JIT)
+@numba.njit(**JIT)
 def _uniforms_impl(seed, start, out):  # pragma: no cover - compiled
     for i in range(out.shape[0]):
         out[i] = _uniform(seed, start + i)
@@ -84,7 +84,7 @@ def row_uniforms(key: np.ndarray, start: int, n: int) -> np.ndarray:
     return out
 
 
-@numba.njit(**_FAST)
+@numba.njit(**FAST)
 def _race_offer(top_key, top_pos, slot, weight, u, pos):  # pragma: no cover - compiled
     """Enter row ``pos`` of positive ``weight`` into the race's top m if its
     key ``weight / E`` (E = -log(1 - u) ~ Exp(1)) beats the smallest kept.
@@ -102,7 +102,7 @@ def _race_offer(top_key, top_pos, slot, weight, u, pos):  # pragma: no cover - c
     return 0
 
 
-@numba.njit(**_FAST)
+@numba.njit(**FAST)
 def _heap_replace_min(keys, pos, key, p):  # pragma: no cover - compiled
     """Replace the smallest entry of a min-heap by (key, p) and restore the
     heap. Order: by key, ties to the larger position first (so ties keep
@@ -127,7 +127,7 @@ def _heap_replace_min(keys, pos, key, p):  # pragma: no cover - compiled
     pos[i] = p
 
 
-@numba.njit(**_FAST)
+@numba.njit(**FAST)
 def _race_impl(seed, start, weights, top_key, top_pos):  # pragma: no cover - compiled
     slot, bar = 0, 0.0
     for i in range(weights.shape[0]):
@@ -182,14 +182,14 @@ def race_top_m(key: np.ndarray, start: int, weights: np.ndarray,
     return _ranked(top_key, top_pos)
 
 
-@numba.njit(**_FAST)
+@numba.njit(**FAST)
 def _seed_round_impl(X, w, old_mind, old_arg, mind, arg, centers, centers_t, c_sqnorm,
                      center_offset, seed, start_row, top_key, top_pos, buf,
                      rows_first):  # pragma: no cover - compiled
     n = X.shape[0]
     fresh = old_mind.shape[0] == 0
     k = centers.shape[0]
-    step = _block_step(buf, rows_first)
+    step = block_step(buf, rows_first)
     labels = np.empty(step, dtype=np.int32)
     unweighted = w.shape[0] == 0
     draw = top_key.shape[0] > 0
@@ -198,7 +198,7 @@ def _seed_round_impl(X, w, old_mind, old_arg, mind, arg, centers, centers_t, c_s
     for start in range(0, n, step):
         stop = min(start + step, n)
         if k > 0:
-            _assign_block(X, centers, centers_t, c_sqnorm, start, stop, labels, buf,
+            assign_block(X, centers, centers_t, c_sqnorm, start, stop, labels, buf,
                           rows_first)
         for row in range(start, stop):
             if fresh:
@@ -207,7 +207,7 @@ def _seed_round_impl(X, w, old_mind, old_arg, mind, arg, centers, centers_t, c_s
                 mind[row], arg[row] = old_mind[row], old_arg[row]
             if k > 0:
                 a = labels[row - start]
-                dist = _row_sqdist(X, row, centers, a)
+                dist = row_sqdist(X, row, centers, a)
                 if dist < mind[row]:
                     mind[row] = dist
                     arg[row] = a + center_offset
@@ -267,9 +267,9 @@ def seed_round_partials(X: np.ndarray, w: np.ndarray, state: tuple | None,
     # not 12 (D1's seeding: 24 MB less allocated and written per round).
     mind, arg = np.empty(n, dtype=X.dtype), np.empty(n, dtype=np.int32)
     old_mind, old_arg = (mind[:0], arg[:0]) if state is None else state
-    c, c_t, c_sqnorm = _prepare_centers(centers, X.dtype)
+    c, c_t, c_sqnorm = prepare_centers(centers, X.dtype)
     top_key, top_pos = _empty_top(m)
     cost = _seed_round_impl(X, w, old_mind, old_arg, mind, arg, c, c_t, c_sqnorm, center_offset,
                             stream_seed(key), start, top_key, top_pos,
-                            *_gemm_buffer(X, len(c)))
+                            *gemm_buffer(X, len(c)))
     return (mind, arg), float(cost), *_ranked(top_key, top_pos)

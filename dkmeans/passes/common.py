@@ -198,11 +198,11 @@ class Assignment:
     counts: np.ndarray
 
 
-def _weights_or_ones(w: np.ndarray | None, n: int) -> np.ndarray:
+def weights_or_ones(w: np.ndarray | None, n: int) -> np.ndarray:
     return np.ones(n) if w is None else w.astype(np.float64, copy=False)
 
 
-def _no_weights(w):
+def no_weights(w):
     """The kernels' spelling of "every weight is 1"."""
     return np.empty(0) if w is None else w
 

@@ -12,9 +12,9 @@ from dkmeans.passes.common import (
     Assignment,
     LloydStats,
     TopRows,
-    _no_weights,
-    _weights_or_ones,
+    no_weights,
     streaming,
+    weights_or_ones,
 )
 from dkmeans.runner import Pass
 
@@ -27,7 +27,7 @@ def _lloyd_stats(sums, wsums, inertia, quanta, n_searched) -> LloydStats:
 def lloyd_chunk(x, w, offset: int, centers: np.ndarray, quanta: np.ndarray) -> LloydStats:
     """One Lloyd step's sums, weights and inertia on a block, on the grid of
     ``quanta`` (:func:`dkmeans.kernels.exact.grid`)."""
-    sums, wsums, inertia = kernels.lloyd_partials(x, _no_weights(w), centers)
+    sums, wsums, inertia = kernels.lloyd_partials(x, no_weights(w), centers)
     return _lloyd_stats(sums, wsums, inertia, quanta, x.shape[0])
 
 
@@ -50,7 +50,7 @@ def lloyd_bounded_chunk(x, w, offset: int, state, centers: np.ndarray, quanta: n
     """:func:`lloyd_chunk` keeping per-row bounds between iterations as state,
     so rows whose nearest center cannot have changed skip the distance GEMM."""
     sums, wsums, inertia, new_state, n_searched = kernels.lloyd_partials_bounded(
-        x, _no_weights(w), centers, state, half_sep, drift, search_all)
+        x, no_weights(w), centers, state, half_sep, drift, search_all)
     return new_state, _lloyd_stats(sums, wsums, inertia, quanta, n_searched)
 
 
@@ -128,7 +128,7 @@ def draw_in_cluster_chunk(x, w, offset: int, centers: np.ndarray, cluster: int,
     """One row of ``cluster`` (rows nearest its center) drawn with
     probability ~ weight: the block's exponential-race winner."""
     labels, _ = kernels.nearest(x, centers)
-    weights = np.where(labels == cluster, _weights_or_ones(w, len(x)), 0.0)
+    weights = np.where(labels == cluster, weights_or_ones(w, len(x)), 0.0)
     return TopRows.at(1, *sampling.race_top_m(key, offset, weights, 1), x, w, offset)
 
 
@@ -174,7 +174,7 @@ def assign_chunk(x, w, offset: int, state, centers: np.ndarray):
     labels, d2 = kernels.nearest(x, centers)
     # one summation order with and without weights: unit weights give the
     # very same inertia as no weights
-    inertia = float(_weights_or_ones(w, x.shape[0]) @ d2)
+    inertia = float(weights_or_ones(w, x.shape[0]) @ d2)
     counts = np.bincount(labels, weights=w, minlength=centers.shape[0]).astype(np.float64)
     return labels, Assignment(inertia, counts)
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from dkmeans import kernels
 from dkmeans.kernels import mixture
-from dkmeans.passes.common import _weights_or_ones
+from dkmeans.passes.common import weights_or_ones
 from dkmeans.runner import Pass
 
 
@@ -60,7 +60,7 @@ def em_chunk(x, w, offset: int, log_weights: np.ndarray, means: np.ndarray,
                                                  covariance_type)
         weight = float(len(x) if w is None else w.sum())
         return EMStats(-1, weight, loglik, *sums)
-    weights = _weights_or_ones(w, len(x))
+    weights = weights_or_ones(w, len(x))
     if prec_chol is None:
         resp = np.zeros((len(x), k))
         resp[np.arange(len(x)), kernels.nearest(x, means.astype(x.dtype))[0]] = 1.0

@@ -9,7 +9,7 @@ import numpy as np
 
 from dkmeans import kernels
 from dkmeans.kernels import sampling
-from dkmeans.passes.common import ScanStats, TopRows, _weights_or_ones
+from dkmeans.passes.common import ScanStats, TopRows, weights_or_ones
 from dkmeans.runner import Pass
 
 
@@ -33,7 +33,7 @@ def scan_chunk(x, w, offset: int, key: np.ndarray, m: int, rate: float = 0.0) ->
                         np.empty(0), np.empty(0, np.int32))
         return ScanStats(bad_row + offset if bad_row >= 0 else -1, bad_weight, 0,
                          np.zeros(d), np.zeros(d), 0.0, empty, np.zeros(d), 0.0)
-    weights = _weights_or_ones(w, n)
+    weights = weights_or_ones(w, n)
     if rate > 0:  # members get a positive key, the others 0 (never selected)
         u = sampling.row_uniforms(key, offset, n)
         keys = np.where(u < np.minimum(1.0, rate * weights), 2.0 - u, 0.0)
@@ -90,7 +90,7 @@ SCAN = Pass("dkmeans-scan", scan_chunk, scan_combine)
 
 
 def draw_chunk(x, w, offset: int, key: np.ndarray, m: int) -> TopRows:
-    weights = _weights_or_ones(w, x.shape[0])
+    weights = weights_or_ones(w, x.shape[0])
     return TopRows.at(m, *sampling.race_top_m(key, offset, weights, m), x, w, offset)
 
 

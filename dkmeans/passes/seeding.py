@@ -13,9 +13,9 @@ from dkmeans.passes.common import (
     SeedRound,
     TopRows,
     Totals,
-    _no_weights,
-    _weights_or_ones,
+    no_weights,
     streaming,
+    weights_or_ones,
 )
 from dkmeans.runner import Pass
 
@@ -24,7 +24,7 @@ _NO_KEY = np.zeros(2, dtype=np.uint64)  # for a round that draws nothing
 
 def _update_nearest(x, w, state, new_centers: np.ndarray, center_offset: int):
     """Fold new centers into a block's running (min distance, nearest index)."""
-    return sampling.seed_round_partials(x, _no_weights(w), state, new_centers, center_offset,
+    return sampling.seed_round_partials(x, no_weights(w), state, new_centers, center_offset,
                                         _NO_KEY, 0, 0)[0]
 
 
@@ -32,7 +32,7 @@ def seed_round_chunk(x, w, offset: int, state, new_centers: np.ndarray, center_o
                      key: np.ndarray, m: int):
     """Compare rows only to the newest centers, then draw m rows ~ w x D^2."""
     state, cost, pos, keys = sampling.seed_round_partials(
-        x, _no_weights(w), state, new_centers, center_offset, key, offset, m)
+        x, no_weights(w), state, new_centers, center_offset, key, offset, m)
     return state, SeedRound(cost, TopRows.at(m, pos, keys, x, w, offset))
 
 
@@ -68,7 +68,7 @@ CANDIDATE_MASS = Pass("dkmeans-candidate-mass", candidate_mass_chunk, totals_com
 def potential_chunk(x, w, offset: int, state, trials: np.ndarray) -> Totals:
     """Cost if each trial center were added: sum of w x min(D^2, d(x, trial)^2)."""
     d2 = np.minimum(state[0][:, None], kernels.sqdist(x, trials))
-    return state, Totals(_weights_or_ones(w, x.shape[0]) @ d2)
+    return state, Totals(weights_or_ones(w, x.shape[0]) @ d2)
 
 
 POTENTIAL = Pass("dkmeans-potential", potential_chunk, totals_combine, stateful=True)

@@ -31,9 +31,9 @@ from dask.core import flatten
 from dask.delayed import Delayed
 
 from dkmeans.runner.base import Block, Pass, report_progress
-from dkmeans.runner.cluster import _run_on_cluster, pair_state
+from dkmeans.runner.cluster import pair_state, run_on_cluster
 from dkmeans.runner.fold import fold_pass
-from dkmeans.runner.local import _blas_pinned, _run_in_memory, _run_local, blas_pinned
+from dkmeans.runner.local import blas_pinned, blas_pinned_for, run_in_memory, run_local
 
 __all__ = ["Block", "Pass", "blas_pinned", "compute", "compute_all", "pair_state",
            "report_progress", "run_pass"]
@@ -71,14 +71,14 @@ def run_pass(spec: Pass, blocks: Sequence[Block], *shared: Any,
     if states is None:
         states = [None] * len(blocks)
     if all(isinstance(b.x, np.ndarray) for b in blocks):
-        return _run_in_memory(spec, blocks, shared, states, split_every)
+        return run_in_memory(spec, blocks, shared, states, split_every)
     name = f"{spec.name}-{uuid.uuid4().hex}"
     get = _scheduler([b.x for b in blocks])
     if get in _LOCAL:
-        return _run_local(get, spec, blocks, shared, states, name, split_every)
+        return run_local(get, spec, blocks, shared, states, name, split_every)
     if spec.exact and not spec.stateful:
         return fold_pass(spec, blocks, shared, name, split_every)
-    return _run_on_cluster(spec, blocks, shared, states, name, split_every)
+    return run_on_cluster(spec, blocks, shared, states, name, split_every)
 
 
 def _scheduler(args: Sequence[Any]) -> Any:
@@ -97,7 +97,7 @@ def _on_cluster(collections: Sequence[Any]) -> bool:
 
 def compute(*args: Any) -> tuple:
     """``dask.compute`` on the active scheduler, with BLAS pinned where needed."""
-    with _blas_pinned(_scheduler(args)):
+    with blas_pinned_for(_scheduler(args)):
         return dask.compute(*args)
 
 

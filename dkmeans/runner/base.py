@@ -44,7 +44,7 @@ class Block:
     keep: tuple = field(default=(), repr=False, compare=False)
 
 
-def _blocks_graph(blocks: Sequence[Block]) -> dict:
+def blocks_graph(blocks: Sequence[Block]) -> dict:
     """The tasks that make the blocks' rows and weights, as one plain graph."""
     graphs, keys = {}, []
     for b in blocks:
@@ -63,7 +63,7 @@ def _blocks_graph(blocks: Sequence[Block]) -> dict:
 # Progress reports
 
 
-_reporter: contextvars.ContextVar[Callable[[str, int, int], None] | None] = \
+progress_reporter: contextvars.ContextVar[Callable[[str, int, int], None] | None] = \
     contextvars.ContextVar("dkmeans_progress", default=None)
 
 
@@ -71,15 +71,15 @@ _reporter: contextvars.ContextVar[Callable[[str, int, int], None] | None] = \
 def report_progress(callback: Callable[[str, int, int], None]):
     """Call ``callback(pass_name, blocks_done, blocks)`` as each block of every
     pass run in this context finishes (the command line's progress bar)."""
-    token = _reporter.set(callback)
+    token = progress_reporter.set(callback)
     try:
         yield
     finally:
-        _reporter.reset(token)
+        progress_reporter.reset(token)
 
 
 @contextlib.contextmanager
-def _count_chunks(reporter, pass_name: str, prefix: str, n: int):
+def count_chunks(reporter, pass_name: str, prefix: str, n: int):
     """Count finished chunk tasks on a local scheduler, through dask's callbacks."""
     if reporter is None:
         yield
@@ -97,6 +97,6 @@ def _count_chunks(reporter, pass_name: str, prefix: str, n: int):
         yield
 
 
-def _combine_results(combine: Callable, pairs: Sequence[tuple]) -> Any:
+def combine_results(combine: Callable, pairs: Sequence[tuple]) -> Any:
     """Combine the results of a stateful pass's (state, result) pairs."""
     return combine([p[1] for p in pairs])

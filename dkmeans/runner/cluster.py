@@ -11,7 +11,7 @@ import numpy as np
 from dask.delayed import delayed
 from dask.task_spec import Task, TaskRef
 
-from dkmeans.runner.base import Block, Pass, _blocks_graph, _combine_results, _reporter
+from dkmeans.runner.base import Block, Pass, blocks_graph, combine_results, progress_reporter
 
 #: Arrays every chunk call of a cluster pass needs are embedded in each task
 #: while each copy takes at most SHARED_COPY_BYTES and all together at most
@@ -24,7 +24,7 @@ SHARED_NODE_BYTES = 1 << 20
 SHARED_COPY_BYTES = 1 << 14
 
 
-def _shared(client: Any, value: Any, n_tasks: int) -> Any:
+def shared_argument(client: Any, value: Any, n_tasks: int) -> Any:
     """An argument every block needs (centers, keys), as it goes in a cluster
     pass's graph: a large array is sent to the cluster once, and each worker
     fetches it once, instead of riding in every chunk's task."""
@@ -44,7 +44,7 @@ def _chunk_call(chunk: Callable, stateful: bool, x: Any, w: Any, offset: int, pa
 
 
 def _combine_chunks(combine: Callable, stateful: bool, results: Sequence[Any]) -> Any:
-    return _combine_results(combine, results) if stateful else combine(results)
+    return combine_results(combine, results) if stateful else combine(results)
 
 
 def pair_state(pair: Any) -> Any:
@@ -52,7 +52,7 @@ def pair_state(pair: Any) -> Any:
     return pair[0]
 
 
-def _run_on_cluster(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
+def run_on_cluster(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
                     states: Sequence[Any], name: str, split_every: int):
     """A pass on a ``distributed`` cluster, over futures.
 
@@ -61,7 +61,7 @@ def _run_on_cluster(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
     lives (a persisted block's task is loosely restricted to its
     holders); the results stay there as futures (a stateful pass's (state,
     result) pairs are its next states). An exact pass then combines each
-    worker's results on that worker (:func:`_by_worker`), so one partial per
+    worker's results on that worker (:func:`by_worker`), so one partial per
     worker crosses the network whatever the number of chunks; any other pass
     combines in a tree ordered by chunk index, so its floating-point sums do
     not depend on where chunks ran. The partials are combined on the workers
@@ -70,13 +70,13 @@ def _run_on_cluster(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
     from distributed import default_client
 
     client = default_client()
-    shared_args = [_shared(client, s, len(blocks)) for s in shared]
+    shared_args = [shared_argument(client, s, len(blocks)) for s in shared]
     # a dataset's blocks are all held or all read from their source: one
     # look (each is a walk of the whole collection's graph, so a look per
     # block made a streamed pass quadratic in its chunks)
     placed = None  # the worker each chunk's result will be on, where known
-    if blocks and _held(blocks[0]):
-        holders = _holders(client, blocks)
+    if blocks and is_held(blocks[0]):
+        holders = block_holders(client, blocks)
         futures = _submit_persisted(client, spec, blocks, states, shared_args, name, holders)
         if all(holders):
             placed = [h[0] for h in holders]
@@ -92,14 +92,14 @@ def _reduce(client: Any, spec: Pass, futures: list, placed: list[str] | None, na
     combine here."""
     from distributed import as_completed, wait
 
-    reporter = _reporter.get()
+    reporter = progress_reporter.get()
     if reporter is not None:
         for n_done, _ in enumerate(as_completed(futures), 1):
             reporter(spec.name, n_done, len(futures))
     if spec.exact and placed is None:
         wait(futures)  # where each result is, known once it is computed
-        placed = _result_holders(client, futures)
-    groups = _by_worker(placed) if spec.exact else [
+        placed = result_holders(client, futures)
+    groups = by_worker(placed) if spec.exact else [
         (None, list(range(i, min(i + split_every, len(futures)))))
         for i in range(0, len(futures), split_every)]
     outs = [client.submit(_combine_chunks, spec.combine, spec.stateful,
@@ -107,11 +107,11 @@ def _reduce(client: Any, spec: Pass, futures: list, placed: list[str] | None, na
                           **({} if where is None else
                              {"workers": [where], "allow_other_workers": True}))
             for j, (where, chunks) in enumerate(groups)]
-    total = _across_workers(client, spec.combine, outs, name, split_every)
+    total = across_workers(client, spec.combine, outs, name, split_every)
     return (futures, total) if spec.stateful else total
 
 
-def _across_workers(client: Any, combine: Callable, outs: list, name: str,
+def across_workers(client: Any, combine: Callable, outs: list, name: str,
                     split_every: int) -> Any:
     """The workers' partials combined: on the workers, peer to peer, until
     at most two are left for the client (one more task, but the client's
@@ -183,18 +183,18 @@ def _submit_streamed(client: Any, spec: Pass, blocks: Sequence[Block], states: S
     """A chunk task per block read from its source, fused with the tasks
     that make only that block (read, decode, preprocess): one task per chunk
     through the scheduler, not one per step."""
-    dsk = _blocks_graph(blocks)
+    dsk = blocks_graph(blocks)
     chunks = {}
     for i, (b, state) in enumerate(zip(blocks, states, strict=True)):
         key = (f"{name}-chunk", i)
         chunks[key] = Task(key, _chunk_call, spec.chunk, spec.stateful, TaskRef(b.x.key),
                            None if b.w is None else TaskRef(b.w.key), b.offset, state,
                            *shared_args)
-    graph = _fuse_into(chunks, dsk)
+    graph = fuse_into(chunks, dsk)
     return client.get(graph, list(chunks), sync=False)
 
 
-def _fuse_into(tasks: dict, dsk: dict) -> dict:
+def fuse_into(tasks: dict, dsk: dict) -> dict:
     """``tasks`` each fused with the chain of ``dsk``'s tasks that only it
     depends on; nodes several depend on (a Zarr array's handle) stay apart."""
     users = Counter(dep for node in (*dsk.values(), *tasks.values())
@@ -212,7 +212,7 @@ def _fuse_into(tasks: dict, dsk: dict) -> dict:
     return graph
 
 
-def _held(block: Block) -> bool:
+def is_held(block: Block) -> bool:
     """Whether a block's rows are held by the cluster (persisted or scattered,
     perhaps still computing): its key is a future, or not in its own graph."""
     from distributed import futures_of
@@ -221,7 +221,7 @@ def _held(block: Block) -> bool:
     return block.x.key not in graph or bool(futures_of(block.x))
 
 
-def _holders(client: Any, blocks: Sequence[Block]) -> list[list[str]]:
+def block_holders(client: Any, blocks: Sequence[Block]) -> list[list[str]]:
     """The workers holding each block's rows (none for a block read from its
     source by its own tasks)."""
     # the scheduler's own call: Client.who_has takes futures, and would read
@@ -230,14 +230,14 @@ def _holders(client: Any, blocks: Sequence[Block]) -> list[list[str]]:
     return [sorted(who.get(b.x.key, ())) for b in blocks]
 
 
-def _result_holders(client: Any, futures: Sequence[Any]) -> list[str]:
+def result_holders(client: Any, futures: Sequence[Any]) -> list[str]:
     """The worker holding each finished result (the first in address order,
     when several do)."""
     holders = client.who_has(futures)
     return [min(holders[f.key]) for f in futures]
 
 
-def _by_worker(placed: Sequence[str]) -> list[tuple[str, list[int]]]:
+def by_worker(placed: Sequence[str]) -> list[tuple[str, list[int]]]:
     """Chunk indices grouped by the worker their results are on, each group
     in chunk order, the groups in the order of their first chunk.
 

@@ -31,17 +31,17 @@ import numpy as np
 from dask.base import tokenize
 from dask.task_spec import DataNode, List, Task, TaskRef
 
-from dkmeans.runner.base import Block, Pass, _blocks_graph, _reporter
+from dkmeans.runner.base import Block, Pass, blocks_graph, progress_reporter
 from dkmeans.runner.cluster import (
-    _across_workers,
-    _by_worker,
-    _fuse_into,
-    _held,
-    _holders,
-    _result_holders,
-    _run_on_cluster,
-    _shared,
+    across_workers,
     block_futures,
+    block_holders,
+    by_worker,
+    fuse_into,
+    is_held,
+    result_holders,
+    run_on_cluster,
+    shared_argument,
 )
 from dkmeans.runner.notes import (
     MAX_MISSES,
@@ -77,7 +77,7 @@ def fold_pass(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any], name: 
 
     client = default_client()
     ensure_forgetting(client)
-    held = bool(blocks) and _held(blocks[0])
+    held = bool(blocks) and is_held(blocks[0])
     # streamed, the runs follow the threads in the cluster
     threads = 0 if held else sum(client.nthreads().values()) or 1
     token = tokenize(client.id, threads, [(b.x.key, None if b.w is None else b.w.key,
@@ -100,10 +100,10 @@ def fold_pass(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any], name: 
     if not held:
         return _named_streamed(client, spec, blocks, shared, name, split_every, threads,
                                token if misses < MAX_MISSES else None, misses)
-    holders, refs = _holders(client, blocks), block_futures(blocks)
+    holders, refs = block_holders(client, blocks), block_futures(blocks)
     if not all(holders) or refs is None:  # still computing, lost, or not
         # a future's: a task per chunk
-        return _run_on_cluster(spec, blocks, shared, [None] * len(blocks), name, split_every)
+        return run_on_cluster(spec, blocks, shared, [None] * len(blocks), name, split_every)
     groups = _thread_groups(client, [h[0] for h in holders])
     owners = owners_of(keep)
     register = (tokenize(token, groups, uuid.uuid4().hex)
@@ -131,14 +131,14 @@ def _combine_folds(client: Any, combine: Callable, outs: list, placed: list[str]
     outs = [outs[idx[0]] if len(idx) == 1 else
             client.submit(combine, [outs[i] for i in idx], key=f"{name}-worker-{j}",
                           workers=[where], allow_other_workers=True)
-            for j, (where, idx) in enumerate(_by_worker(placed))]
-    return _across_workers(client, combine, outs, name, split_every)
+            for j, (where, idx) in enumerate(by_worker(placed))]
+    return across_workers(client, combine, outs, name, split_every)
 
 
 def _await(client: Any, spec: Pass, outs: list, placed: list[str] | None) -> list[str]:
     """Progress reported as the folds finish; where each fold's partial is
     (``placed``, if known before they run)."""
-    reporter = _reporter.get()
+    reporter = progress_reporter.get()
     if reporter is not None:
         from distributed import as_completed
 
@@ -148,7 +148,7 @@ def _await(client: Any, spec: Pass, outs: list, placed: list[str] | None) -> lis
         from distributed import wait
 
         wait(outs)
-        placed = _result_holders(client, outs)
+        placed = result_holders(client, outs)
     return placed
 
 
@@ -159,7 +159,7 @@ def _fold_held(client: Any, spec: Pass, blocks: Sequence[Block], refs: list[tupl
     go in as the futures holding them (``refs``), not as graph nodes (see
     :func:`~dkmeans.runner.cluster._submit_persisted`). With a ``register``
     token, each fold also notes its blocks on its worker for later passes."""
-    shared_args = [_shared(client, s, len(groups)) for s in shared]
+    shared_args = [shared_argument(client, s, len(groups)) for s in shared]
     return [client.submit(_fold_blocks, spec.chunk, spec.combine,
                           [refs[i][0] for i in idx], [refs[i][1] for i in idx],
                           [blocks[i].offset for i in idx],
@@ -172,7 +172,7 @@ def _noted_held(client: Any, spec: Pass, plan: Plan, shared: Sequence[Any],
                 name: str) -> list:
     """One task per noted fold of held blocks, on its worker, naming only
     the note."""
-    shared_args = [_shared(client, s, len(plan.groups)) for s in shared]
+    shared_args = [shared_argument(client, s, len(plan.groups)) for s in shared]
     return [client.submit(_fold_noted_blocks, spec.chunk, spec.combine, (plan.key, j),
                           *shared_args,
                           key=f"{name}-fold-{j}", workers=[where], allow_other_workers=True)
@@ -202,7 +202,7 @@ def _thread_groups(client: Any, placed: Sequence[str]) -> list[tuple[str, list[i
     if any(where not in _NTHREADS for where in placed):
         _NTHREADS.update(client.nthreads())
     groups = []
-    for where, idx in _by_worker(placed):
+    for where, idx in by_worker(placed):
         parts = min(_NTHREADS.get(where, 1), len(idx))
         groups += [(where, [int(i) for i in run]) for run in np.array_split(idx, parts)]
     return groups
@@ -220,11 +220,11 @@ def _named_streamed(client: Any, spec: Pass, blocks: Sequence[Block], shared: Se
     owners = owners_of(blocks[0].keep)
     register = None if token is None or not owners else \
         tokenize(token, len(runs), uuid.uuid4().hex)
-    shared_args = [_shared(client, s, len(runs)) for s in shared]
+    shared_args = [shared_argument(client, s, len(runs)) for s in shared]
     loads = {(f"{name}-load", i): Task((f"{name}-load", i), _pair, TaskRef(b.x.key),
                                        None if b.w is None else TaskRef(b.w.key))
              for i, b in enumerate(blocks)}
-    graph = _fuse_into(loads, _blocks_graph(blocks))
+    graph = fuse_into(loads, blocks_graph(blocks))
     fused = [graph.pop(key) for key in loads]
     sources = dict(graph)  # what the runs share
     run_deps = [sorted({d for i in run for d in fused[i].dependencies}, key=str)
@@ -255,7 +255,7 @@ def _noted_streamed(client: Any, spec: Pass, plan: Plan, shared: Sequence[Any],
                     name: str) -> list:
     """One task per noted run of blocks read from their source, where it ran
     before, given the nodes the runs share."""
-    shared_args = [_shared(client, s, len(plan.groups)) for s in shared]
+    shared_args = [shared_argument(client, s, len(plan.groups)) for s in shared]
     sources = dict(zip(plan.sources, client.get(plan.sources, list(plan.sources),
                                                 sync=False), strict=True)) \
         if plan.sources else {}

@@ -6,7 +6,7 @@ leave fsspec filesystems in the workers' instance caches: both may hold
 storage credentials. :class:`ForgetOnClientExit`, a scheduler plugin, has
 every worker drop them (:func:`~dkmeans.runner.notes.forget_worker_state`)
 when a client leaves the scheduler. The ``dkmeans`` command also asks for
-it at the end of each job (:func:`dkmeans.cluster.connect`), which needs
+it at the end of each job (:func:`dkmeans.cli.cluster.connect`), which needs
 nothing on the scheduler.
 """
 

@@ -15,10 +15,10 @@ from dask.task_spec import List, Task, TaskRef
 from dkmeans.runner.base import (
     Block,
     Pass,
-    _blocks_graph,
-    _combine_results,
-    _count_chunks,
-    _reporter,
+    blocks_graph,
+    combine_results,
+    count_chunks,
+    progress_reporter,
 )
 
 
@@ -78,7 +78,7 @@ def blas_pinned(pin: bool = True):
     return _BLAS_PIN if pin else contextlib.nullcontext()
 
 
-def _blas_pinned(get: Callable):
+def blas_pinned_for(get: Callable):
     """Pin BLAS to one thread while dask's own threads use every core.
 
     Two dask threads each running a multi-threaded GEMM oversubscribe the
@@ -89,7 +89,7 @@ def _blas_pinned(get: Callable):
     return _BLAS_PIN if get is dask.threaded.get else contextlib.nullcontext()
 
 
-def _run_local(get: Callable, spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
+def run_local(get: Callable, spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
                states: Sequence[Any], name: str, split_every: int):
     """A pass on a local scheduler: one plain task graph, one call, plain values.
 
@@ -100,7 +100,7 @@ def _run_local(get: Callable, spec: Pass, blocks: Sequence[Block], shared: Seque
     the chunks' (state, result) pairs whole, and the pairs come back with the
     total.
     """
-    dsk = _blocks_graph(blocks)
+    dsk = blocks_graph(blocks)
     chunk_keys = []
     for i, (b, state) in enumerate(zip(blocks, states, strict=True)):
         key = (f"{name}-chunk", i)
@@ -108,10 +108,10 @@ def _run_local(get: Callable, spec: Pass, blocks: Sequence[Block], shared: Seque
                 *((state,) if spec.stateful else ()), *shared)
         dsk[key] = Task(key, spec.chunk, *args)
         chunk_keys.append(key)
-    first = functools.partial(_combine_results, spec.combine) if spec.stateful else None
+    first = functools.partial(combine_results, spec.combine) if spec.stateful else None
     total = _tree_tasks(dsk, chunk_keys, spec.combine, name, split_every, first)
-    reporter = _reporter.get()
-    with _blas_pinned(get), _count_chunks(reporter, spec.name, f"{name}-chunk",
+    reporter = progress_reporter.get()
+    with blas_pinned_for(get), count_chunks(reporter, spec.name, f"{name}-chunk",
                                           len(chunk_keys)):
         if not spec.stateful:
             return get(dsk, total)
@@ -119,12 +119,12 @@ def _run_local(get: Callable, spec: Pass, blocks: Sequence[Block], shared: Seque
     return [p[0] for p in pairs], total
 
 
-def _run_in_memory(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
+def run_in_memory(spec: Pass, blocks: Sequence[Block], shared: Sequence[Any],
                    states: Sequence[Any], split_every: int):
     """A pass over in-memory blocks, called here: the same chunk calls and
     the same reduction tree as the task graph (so the same bits), without
     a scheduler, whose cost per pass dominates a fit of small data."""
-    reporter = _reporter.get()
+    reporter = progress_reporter.get()
     results = []
     # the same one-thread GEMM as under the threaded scheduler: even on small
     # blocks OpenBLAS starts threads, which then wait on busy cores (fits
