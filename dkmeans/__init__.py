@@ -54,8 +54,12 @@ _LAZY = {
     "sweep": "dkmeans.evaluate.choosing",
     "stability": "dkmeans.evaluate.resampling",
 }
+#: The layers, reachable as attributes (``dkmeans.evaluate.metrics``) once
+#: ``dkmeans`` is imported, as SciPy's submodules are.
+_FOLDERS = ("algorithms", "cli", "data", "estimators", "evaluate", "kernels", "passes",
+            "runner")
 #: Public names that are modules.
-_MODULES = {
+_MODULES = {**{name: f"dkmeans.{name}" for name in _FOLDERS},
     "lloyd": "dkmeans.algorithms.lloyd",
     "minibatch": "dkmeans.algorithms.minibatch",
     "metrics": "dkmeans.evaluate.metrics",
@@ -96,7 +100,7 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY, *_MODULES])
+    return sorted({*globals(), *_LAZY, *_MODULES})
 
 
 __version__ = "0.1.0"

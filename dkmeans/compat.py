@@ -17,6 +17,7 @@ import importlib.machinery
 import sys
 import types
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 #: Old module path -> its home since 0.2. Removed in 0.3.
@@ -93,3 +94,20 @@ def install_moved_paths() -> None:
     """Put one :class:`MovedFinder` at the end of :data:`sys.meta_path`."""
     if not any(isinstance(f, MovedFinder) for f in sys.meta_path):
         sys.meta_path.append(MovedFinder())
+
+
+def submodules_on_demand(package: str) -> Callable[[str], types.ModuleType]:
+    """A package's module ``__getattr__`` (PEP 562) importing its submodules
+    when first read, as SciPy's are: ``dkmeans.evaluate.metrics`` works after
+    ``import dkmeans`` alone, and nothing loads before it is used."""
+
+    def __getattr__(name: str) -> types.ModuleType:
+        if not name.startswith("_"):
+            try:
+                return importlib.import_module(f"{package}.{name}")
+            except ModuleNotFoundError as err:
+                if err.name != f"{package}.{name}":
+                    raise  # the submodule exists and failed to import
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

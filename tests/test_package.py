@@ -187,3 +187,17 @@ def test_no_private_name_is_imported_from_another_module():
     files = [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "tests").glob("*.py")]
     crossing = [x for p in files for x in _private_imports(p)]
     assert not crossing, crossing
+
+
+def test_folders_and_their_modules_are_attributes_after_import_dkmeans():
+    code = ("import dkmeans\n"
+            "assert dkmeans.evaluate.metrics.inertia is dkmeans.metrics.inertia\n"
+            "assert dkmeans.data.storage.locate and dkmeans.data.as_dataset\n"
+            "assert dkmeans.cli.cluster.connect and dkmeans.estimators.io.load is dkmeans.load\n"
+            "try:\n"
+            "    dkmeans.evaluate.no_such_module\n"
+            "except AttributeError as err:\n"
+            "    assert 'no_such_module' in str(err)\n"
+            "else:\n"
+            "    raise AssertionError('an unknown name must raise AttributeError')\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -70,13 +70,14 @@ def above(graph: dict[str, set[str]]) -> dict[str, set[str]]:
     return reach
 
 
-def trace_fit(rows: int) -> set[tuple[str, str]]:
+def trace_fit(rows: int) -> tuple[set[tuple[str, str]], dict[tuple[str, str], str]]:
     from dkmeans import KMeans
 
     X = np.random.default_rng(0).normal(size=(rows, 8))
     KMeans(n_clusters=4, random_state=0, n_init=1).fit(X)
     edges: set[tuple[str, str]] = set()
     files: set[str] = set()
+    calls: dict[tuple[str, str], str] = {}
     root = str(ROOT)
 
     def profile(frame, event, arg):
@@ -89,6 +90,8 @@ def trace_fit(rows: int) -> set[tuple[str, str]]:
         back = frame.f_back
         if back is not None and back.f_code.co_filename.startswith(root):
             edges.add((back.f_code.co_filename, callee))
+            calls.setdefault((back.f_code.co_filename, callee),
+                             f"{back.f_code.co_name} -> {frame.f_code.co_name}")
 
     threading.setprofile(profile)
     sys.setprofile(profile)
@@ -98,7 +101,7 @@ def trace_fit(rows: int) -> set[tuple[str, str]]:
         sys.setprofile(None)
         threading.setprofile(None)
     edges.update((f, f) for f in files)
-    return edges
+    return edges, calls
 
 
 def main() -> None:
@@ -106,16 +109,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--list", action="store_true", help="print each file and climb")
     args = parser.parse_args()
-    edges = trace_fit(args.rows)
+    edges, calls = trace_fit(args.rows)
     name = {str(p): module_of(p) for p in ROOT.rglob("*.py")}
     importers = above(static_imports())
     files = sorted({name[a] for a, _ in edges} | {name[b] for _, b in edges})
-    climbs = sorted((name[a], name[b]) for a, b in edges
+    climbs = sorted((name[a], name[b], calls[a, b]) for a, b in edges
                     if a != b and name[b] in importers.get(name[a], ()))
     if args.list:
         print("files entered:", *files, sep="\n  ")
         print("climbs (caller -> callee that imports it):",
-              *(f"{a} -> {b}" for a, b in climbs), sep="\n  ")
+              *(f"{a} -> {b} ({how})" for a, b, how in climbs), sep="\n  ")
     print(f"files entered: {len(files)}, climbs back up: {len(climbs)}")
 
 

@@ -14,3 +14,7 @@ is one or more passes (:mod:`dkmeans.passes`) whose small results come back.
   whole fits (seeding, restarts, iterations, the final assignment);
 - :mod:`~dkmeans.algorithms.apply`: labels and distances for new data.
 """
+
+from dkmeans.compat import submodules_on_demand
+
+__getattr__ = submodules_on_demand(__name__)

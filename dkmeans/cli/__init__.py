@@ -12,3 +12,7 @@ May import every layer; nothing imports it.
   scheduler address, SLURM through :mod:`~dkmeans.cli.cluster_slurm`,
   Kubernetes through :mod:`~dkmeans.cli.cluster_kubernetes`).
 """
+
+from dkmeans.compat import submodules_on_demand
+
+__getattr__ = submodules_on_demand(__name__)

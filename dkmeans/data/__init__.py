@@ -25,15 +25,20 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from dkmeans.compat import submodules_on_demand
+
 __all__ = ["Dataset", "as_chunked", "as_dataset", "open_array"]
 
 if TYPE_CHECKING:
     from dkmeans.data.dataset import Dataset, as_chunked, as_dataset, open_array
 
 
+_submodule = submodules_on_demand(__name__)
+
+
 def __getattr__(name: str) -> Any:
     # Lazily, so that importing dkmeans.data.storage (the command line's
     # first step) does not load dask.array.
-    if name not in __all__:
-        raise AttributeError(f"module 'dkmeans.data' has no attribute {name!r}")
-    return getattr(importlib.import_module("dkmeans.data.dataset"), name)
+    if name in __all__:
+        return getattr(importlib.import_module("dkmeans.data.dataset"), name)
+    return _submodule(name)

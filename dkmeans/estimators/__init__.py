@@ -12,3 +12,7 @@ May import :mod:`dkmeans.algorithms` and everything below it; never
   :mod:`~dkmeans.estimators.mixture_file`: model folders without pickle,
   checkpoints and :func:`load`.
 """
+
+from dkmeans.compat import submodules_on_demand
+
+__getattr__ = submodules_on_demand(__name__)

@@ -12,3 +12,7 @@ the algorithms' functions and scores with its own passes.
 - :mod:`~dkmeans.evaluate.resampling`: :func:`stability`;
 - :mod:`~dkmeans.evaluate.plots`: figures, on the caller's matplotlib backend.
 """
+
+from dkmeans.compat import submodules_on_demand
+
+__getattr__ = submodules_on_demand(__name__)
