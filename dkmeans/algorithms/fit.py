@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dask.array as da
@@ -188,7 +188,8 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
                on_iteration: Callable[[LloydProgress], None] | None = None,
                unit_centers: bool = False,
                min_cluster_size: float | None = None,
-               manhattan: bool = False, init_size: int | str | None = None) -> KMeansResult:
+               manhattan: bool = False, init_size: int | str | None = None,
+               train_size: int | None = None) -> KMeansResult:
     """Fit k-means on a dataset: seeding, then Lloyd, best of ``n_init`` runs.
 
     Parameters
@@ -227,6 +228,11 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
         Seed ``"k-means||"`` and ``"k-means++"`` on about this many rows
         drawn ~ weight in the scan pass, in memory, instead of over all rows
         (see :func:`seeding_sample_size`); None: over all rows.
+    train_size : int, optional
+        Seed *and iterate* on about this many rows drawn ~ weight in the scan
+        pass, in memory, then assign every row to the centers found in one
+        more pass: two passes over the data in all, an approximation (the
+        iterations see a sample). Ignored when the data is not larger.
 
     Returns
     -------
@@ -244,6 +250,10 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
     draw_m = n_clusters if isinstance(init, str) and init == "random" else 1
     sample = (seeding_sample_size(init_size, data, n_clusters)
               if start is None and isinstance(init, str) and init != "random" else None)
+    train = bool(train_size and start is None and not manhattan
+                 and train_size < data.n_samples)
+    if train:
+        sample = train_size
     # in-memory data: BLAS pinned once for the fit, not once per pass
     with blas_pinned(data.local is not None):
         stats, seed_blocks = first_pass(data, blocks, seed, sample, draw_m, split_every)
@@ -276,7 +286,11 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
             if unit_centers:
                 centers = kernels.unit_length(centers)
             t2 = time.perf_counter()
-            if manhattan:
+            if train:  # the iterations on the sample: no pass over the data
+                result = lloyd(seed_blocks, centers, max_iter=max_iter, tol=tol_abs,
+                               verbose=verbose, keep_labels=False, unit_centers=unit_centers,
+                               min_size=min_size)
+            elif manhattan:
                 result = kmedians(blocks, centers, max_iter=max_iter, tol=tol_abs,
                                   split_every=split_every, start=start,
                                   on_iteration=on_iteration)
@@ -295,6 +309,14 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
             if best is None or result.inertia < best.inertia:
                 best = result
     assert best is not None
+    if train:  # every row assigned to the sample's centers: the one pass that reads them
+        t3 = time.perf_counter()
+        full = lloyd(blocks, best.centers, max_iter=0, keep_labels=not stream,
+                     split_every=split_every, quanta=stats.quanta)
+        best = replace(full, n_iter=best.n_iter, inertia_history=best.inertia_history,
+                       n_relocated=best.n_relocated)
+        n_passes += 1
+        timings["lloyd"] += time.perf_counter() - t3
 
     if min_size and (best.counts < min_size).any():
         warnings.warn(f"{int((best.counts < min_size).sum())} clusters weigh less than "

@@ -221,8 +221,8 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
         quanta = exact.grid(n, max_weight, max_abs)
     first, last = done + 1, max_iter
     splits_left = SPLITS_PER_CENTER * len(centers) if min_size else 0
-    if not min_size and _compiled_loop_applies(blocks, keep_bounds, unit_centers, verbose,
-                                               on_iteration, start):
+    if not min_size and last >= first and _compiled_loop_applies(
+            blocks, keep_bounds, unit_centers, verbose, on_iteration, start):
         b = blocks[0]
         centers, run, n_relocated = kernels.lloyd_local(
             b.x, np.empty(0) if b.w is None else b.w, centers, max_iter, tol, quanta)

@@ -7,6 +7,7 @@ against :data:`~dkmeans.estimators.params.KMEANS_PARAMETERS` and calls
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,7 @@ from dkmeans.estimators.base import BaseKMeans, table_reading
 from dkmeans.estimators.params import (
     KMEANS_PARAMETERS,
     check_centers,
+    is_int,
     wrap_init_callable,
 )
 from dkmeans.progress import chain, show_progress
@@ -120,6 +122,18 @@ or callable, default="k-means||"
         does (one small extra pass; see :func:`dkmeans.algorithms.lloyd.lloyd`). Clusters
         still lighter at the end (the data cannot allow it) are warned about.
         Off by default: plain k-means.
+    train_size : int, float or None, default=None
+        Approximate: seed and iterate on a sample of about this many rows (a
+        float: that fraction of them), drawn ~ weight in the first pass and
+        held in memory, then assign every row to the centers found in one
+        more pass. Two passes over the data in all; the centers see only
+        the sample, so the inertia is higher (measured in
+        ``benchmarks/bench_large_k.py``). For many clusters on many rows,
+        as training a vector index's coarse quantizer: faiss's
+        ``max_points_per_centroid=256`` is ``train_size=256 * n_clusters``.
+        ``labels_`` and ``inertia_`` are over all rows;
+        ``inertia_history_`` is the sample's. None: every row, every
+        iteration.
 
     Attributes
     ----------
@@ -173,7 +187,8 @@ or callable, default="k-means||"
                  scale: bool = False, missing: str = "error",
                  metric: str = "euclidean", copy_x: bool = True,
                  progress: bool = False, min_cluster_size: float | None = None,
-                 init_max_iter: int | None = None) -> None:
+                 init_max_iter: int | None = None, train_size: int | float | None = None,
+                 ) -> None:
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -193,6 +208,7 @@ or callable, default="k-means||"
         self.progress = progress
         self.min_cluster_size = min_cluster_size
         self.init_max_iter = init_max_iter
+        self.train_size = train_size
 
     _parameters = KMEANS_PARAMETERS
 
@@ -203,6 +219,14 @@ or callable, default="k-means||"
             if used:
                 warnings.warn(f"{old} is dask-ml's name: use {new}.", FutureWarning, stacklevel=4)
         return self.init_rounds if self.init_max_iter is None else self.init_max_iter
+
+    def _train_rows(self, n_samples: int) -> int | None:
+        """``train_size`` as a number of rows (at least ``n_clusters``)."""
+        v = self.train_size
+        if v is None:
+            return None
+        rows = int(v) if is_int(v) else math.ceil(v * n_samples)
+        return max(rows, self.n_clusters)
 
     def _resolve_n_init(self) -> int:
         if self.n_init != "auto":
@@ -284,7 +308,7 @@ Parquet / CSV), of shape (n_samples, n_features)
                 bounds=self.algorithm in ("hamerly", "elkan"), start=start,
                 on_iteration=chain(on_iteration, shown), unit_centers=self.metric == "cosine",
                 min_cluster_size=self.min_cluster_size, manhattan=self.metric == "manhattan",
-                init_size=self.init_size)
+                init_size=self.init_size, train_size=self._train_rows(data.n_samples))
         self._preprocessing = prep
         self.cluster_centers_ = prep.to_original(result.centers)
         self.labels_ = (result.labels if isinstance(result.labels, np.ndarray)

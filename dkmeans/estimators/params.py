@@ -130,6 +130,9 @@ KMEANS_PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
     **PREPROCESSING,
     "metric": (lambda v: v in ("euclidean", "cosine", "manhattan"),
                "'euclidean', 'cosine' or 'manhattan'"),
+    "train_size": (lambda v: v is None or (is_int(v) and v >= 1)
+                   or (is_real(v) and not is_int(v) and 0 < v <= 1),
+                   "None, a number of rows >= 1 or a fraction in (0, 1]"),
     "min_cluster_size": (lambda v: v is None or (is_real(v) and 0 < v < np.inf),
                          "None or a number > 0 (below 1: a fraction of the total weight)"),
 }

@@ -1,0 +1,61 @@
+"""Large k: ``train_size`` (seed and iterate on a sample, then assign every
+row), against numpy brute force and the full fit."""
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from dkmeans import InvalidParameterError, KMeans
+from dkmeans.data.datasets import make_blobs
+
+
+def brute_force(X, centers):
+    d2 = ((X[:, None, :].astype(np.float64) - centers[None].astype(np.float64)) ** 2).sum(-1)
+    return d2.argmin(1), d2.min(1).sum()
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, _ = make_blobs(12_000, 6, 40, std=0.5, seed=3, chunk_rows=12_000)
+    return np.asarray(X.compute(), dtype=np.float64)
+
+
+@pytest.mark.parametrize("train_size", [0.25, 3_000])
+def test_trained_on_a_sample_labels_and_inertia_are_over_every_row(blobs, train_size):
+    km = KMeans(40, random_state=0, train_size=train_size).fit(blobs)
+    labels, inertia = brute_force(blobs, km.cluster_centers_)
+    np.testing.assert_array_equal(km.labels_, labels)
+    assert km.inertia_ == pytest.approx(inertia, rel=1e-9)
+    assert km.n_iter_ >= 1 and len(km.inertia_history_) == km.n_iter_
+    np.testing.assert_array_equal(km.predict(blobs), km.labels_)
+
+
+def test_a_sample_of_well_separated_blobs_finds_the_full_fits_inertia(blobs):
+    full = KMeans(40, random_state=0).fit(blobs)
+    sampled = KMeans(40, random_state=0, train_size=0.25).fit(blobs)
+    assert full.inertia_ <= sampled.inertia_ <= 1.02 * full.inertia_
+
+
+def test_train_size_not_smaller_than_the_data_is_the_full_fit(blobs):
+    full = KMeans(40, random_state=0).fit(blobs)
+    same = KMeans(40, random_state=0, train_size=len(blobs)).fit(blobs)
+    np.testing.assert_array_equal(full.cluster_centers_, same.cluster_centers_)
+    assert full.n_iter_ == same.n_iter_
+
+
+def test_the_sample_does_not_depend_on_chunking(blobs):
+    one = KMeans(40, random_state=1, train_size=0.3).fit(blobs)
+    chunked = KMeans(40, random_state=1, train_size=0.3).fit(da.from_array(blobs, chunks=1_700))
+    np.testing.assert_allclose(chunked.cluster_centers_, one.cluster_centers_, rtol=1e-12)
+    np.testing.assert_array_equal(np.asarray(chunked.labels_), one.labels_)
+
+
+def test_cosine_on_a_sample_gives_unit_centers(blobs):
+    km = KMeans(10, metric="cosine", random_state=0, train_size=0.3).fit(blobs)
+    np.testing.assert_allclose(np.linalg.norm(km.cluster_centers_, axis=1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 0.0, 1.5, True, "half"])
+def test_a_bad_train_size_is_named(blobs, bad):
+    with pytest.raises(InvalidParameterError, match="train_size"):
+        KMeans(4, train_size=bad).fit(blobs[:100])
