@@ -406,7 +406,7 @@ def test_every_estimator_parameter_round_trips_through_the_command_line(data, tm
                  "random_state": 4, "batch_size": 4096, "init_size": 5000,
                  "max_no_improvement": None, "reassignment_ratio": 0.02,
                  "compute_labels": False, "scale": True, "missing": "impute"}
-    cosine = {"metric": "cosine", "persist": True, "init_size": 1000}
+    cosine = {"metric": "cosine", "persist": True, "init_size": 1000, "train_size": 0.5}
     gmm = {"covariance_type": "spherical", "reg_covar": 1e-5, "max_iter": 7, "tol": 0.01,
            "random_state": 3, "n_init": 2, "init_params": "k-means||", "persist": False,
            "missing": "impute"}

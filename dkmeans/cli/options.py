@@ -51,6 +51,16 @@ def _init_size(text: str) -> int | str:
     return text.lower() if text.lower() in ("auto", "none") else positive_int(text)
 
 
+def _train_size(text: str) -> int | float:
+    """Rows (an integer) or a fraction of them (a number with a point)."""
+    if "." not in text and "e" not in text.lower():
+        return positive_int(text)
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"a fraction must be in (0, 1], got {text}")
+    return value
+
+
 #: parameter -> (argparse keywords, modes, command-line default or None)
 OPTIONS: dict[str, tuple[dict, tuple[str, ...], Any]] = {
     "init": (dict(metavar="NAME|CENTERS.npy",
@@ -103,6 +113,10 @@ OPTIONS: dict[str, tuple[dict, tuple[str, ...], Any]] = {
                             "128 x k, at least 131,072, on data of 8 x as many rows or "
                             "more; 3 x batch size with --mode minibatch); none: all rows"),
                   (LLOYD, MINIBATCH), None),
+    "train_size": (dict(type=_train_size, metavar="N|FRACTION",
+                        help="approximate, for large k: seed and iterate on a sample of N "
+                             "rows (or a fraction, e.g. 0.3), then assign every row in one "
+                             "pass (default: every row, every iteration)"), (LLOYD,), None),
     "max_no_improvement": (dict(type=_optional_int, metavar="N|none",
                                 help="stop after N batches without a lower smoothed "
                                      "inertia; none: never (default 10)"), (MINIBATCH,), None),
