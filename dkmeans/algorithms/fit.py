@@ -8,6 +8,7 @@ small intermediates of each pass reach the client.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -26,6 +27,8 @@ from dkmeans.algorithms.kmedians import labels as kmedians_labels
 from dkmeans.algorithms.lloyd import LloydProgress, LloydResult, lloyd
 from dkmeans.algorithms.seeding import INIT_METHODS, INIT_ROUNDS, draw_key
 from dkmeans.data import Dataset
+from dkmeans.data.dataset import row_blocks
+from dkmeans.data.storage import active_client
 from dkmeans.data.workers import memory_budget
 from dkmeans.errors import InvalidInputError, InvalidParameterError, not_finite
 from dkmeans.passes import SCAN, ScanStats
@@ -164,8 +167,27 @@ def first_pass(data: Dataset, blocks: Sequence[Block], seed: int, sample: int | 
     if not sample:
         return scan(blocks, draw_key(seed, 0), draw_m, split_every), list(blocks)
     stats = sample_scan(data, blocks, draw_key(seed, 0), sample)
-    rows = stats.draw.rows
-    return stats, [Block(rows, None, 0, len(rows))]
+    return stats, sample_blocks(stats.draw.rows)
+
+
+#: A sample of at least this many values is split into blocks that the
+#: threaded scheduler runs on every core; a smaller one is one block, run in
+#: this thread (where a pass costs no scheduling). At k = 1,024, 10 Lloyd
+#: iterations on a 30,000 x 128 sample took 1.14 s as one block, 0.6 s split.
+SAMPLE_THREADED_VALUES = 1 << 20
+
+
+def sample_blocks(rows: np.ndarray) -> list[Block]:
+    """The in-memory sample as the blocks seeding and iterations run on: on
+    a local scheduler and when large, two blocks per core (the passes'
+    results do not depend on the blocks: counter-based draws by row, exact
+    sums); else one block. On a distributed cluster it stays here, in one
+    block, rather than travel to the workers every pass."""
+    threads = os.cpu_count() or 1
+    if rows.size < SAMPLE_THREADED_VALUES or threads == 1 or active_client() is not None:
+        return [Block(rows, None, 0, len(rows))]
+    arr = row_blocks(rows, -(-len(rows) // (2 * threads)))
+    return Dataset(arr, None, "numpy", persisted=True).blocks()
 
 
 def _min_size(min_cluster_size: float | None, total: float, k: int) -> float | None:

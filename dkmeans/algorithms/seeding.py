@@ -45,7 +45,8 @@ INIT_ROUNDS = 5
 #: start ended 12% above the median over 7 seeds, 3 starts none.
 RECLUSTER_TRIES = 10
 #: Above this many candidate x feature x center products per start, fewer
-#: starts (:func:`recluster_tries`); above ``PARALLEL_WORK`` they run on threads.
+#: starts (:func:`recluster_tries`), one above it; above ``PARALLEL_WORK``
+#: they run on threads.
 RECLUSTER_WORK = 1_250_000_000
 PARALLEL_WORK = 10_000_000
 
@@ -204,11 +205,14 @@ def recluster(C: np.ndarray, mass: np.ndarray, k: int, seed: int, run: int,
 
 def recluster_tries(n_candidates: int, d: int, k: int) -> int:
     """k-means++ starts for reclustering: :data:`RECLUSTER_TRIES` while a
-    start is cheap, down to 2 when ``n x d x k`` is large, where the starts
+    start is cheap, down to 1 when ``n x d x k`` is large, where the starts
     differ little (at 10,001 x 128 candidates and k = 1,000, four starts'
-    inertias were within 0.2% of each other; on load_digits, 8%)."""
+    inertias were within 0.2% of each other; on load_digits, 8%). At k =
+    1,024 on 100,000 x 128 embeddings (benchmarks/bench_large_k.py) a second
+    start cost 1.5 s of a 4.4 s seeding under load and left the final
+    inertia unchanged."""
     work = n_candidates * d * k
-    return int(min(RECLUSTER_TRIES, max(2, RECLUSTER_WORK // max(work, 1))))
+    return int(min(RECLUSTER_TRIES, max(1, RECLUSTER_WORK // max(work, 1))))
 
 
 def init_kmeans_plusplus(blocks: Sequence[Block], k: int, seed: int, run: int,

@@ -177,8 +177,9 @@ def recluster_starts(X: np.ndarray, w: np.ndarray, k: int, u: np.ndarray,
     X : ndarray of shape (n, d)
     w : ndarray of shape (n,), non-negative, positive sum
     k : int, at most the number of rows of positive weight
-    u : ndarray of shape (starts, 1 + (k - 1) x plusplus_trials(k))
-        Uniform [0, 1) draws, a row per start.
+    u : ndarray of shape (starts, 1 + (k - 1) x n_trials)
+        Uniform [0, 1) draws, a row per start; ``n_trials`` k-means++ trials
+        per center (:func:`plusplus_trials` is scikit-learn's choice).
     max_iter : int
 
     Returns
@@ -190,7 +191,8 @@ def recluster_starts(X: np.ndarray, w: np.ndarray, k: int, u: np.ndarray,
     X64 = np.ascontiguousarray(X, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
     quanta = exact.grid(len(X64), w.max(), np.abs(X64).max(axis=0))
-    centers, inertia = _best_start(X64, w, k, plusplus_trials(k), u, *gemm_buffer(X64, k),
+    n_trials = max(1, (u.shape[1] - 1) // max(k - 1, 1))
+    centers, inertia = _best_start(X64, w, k, n_trials, u, *gemm_buffer(X64, k),
                                    max_iter, quanta)
     return centers, float(inertia)
 
