@@ -59,3 +59,18 @@ def test_cosine_on_a_sample_gives_unit_centers(blobs):
 def test_a_bad_train_size_is_named(blobs, bad):
     with pytest.raises(InvalidParameterError, match="train_size"):
         KMeans(4, train_size=bad).fit(blobs[:100])
+
+
+def test_a_sample_split_over_the_cores_gives_the_same_fit(blobs, monkeypatch):
+    """Above SAMPLE_THREADED_VALUES the sample runs as blocks on threads;
+    the passes' results do not depend on the blocks."""
+    from dkmeans.algorithms import fit
+
+    one = KMeans(40, random_state=2, train_size=0.3).fit(blobs)
+    monkeypatch.setattr(fit, "SAMPLE_THREADED_VALUES", 1_000)
+    monkeypatch.setattr(fit.os, "cpu_count", lambda: 3)
+    assert len(fit.sample_blocks(blobs[:3_600])) == 6
+    split = KMeans(40, random_state=2, train_size=0.3).fit(blobs)
+    np.testing.assert_array_equal(split.cluster_centers_, one.cluster_centers_)
+    np.testing.assert_array_equal(split.labels_, one.labels_)
+    assert split.n_iter_ == one.n_iter_
