@@ -22,7 +22,7 @@ pytestmark = pytest.mark.cluster
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("jobs")
-    X, _ = make_blobs(300_000, centers=30, n_features=8, cluster_std=6.0, random_state=1)
+    X, _ = make_blobs(150_000, centers=30, n_features=8, cluster_std=6.0, random_state=1)
     np.save(d / "X.npy", X.astype(np.float32))
     return d
 
@@ -34,7 +34,7 @@ def test_fit_info_predict_evaluate(data, tmp_path):
     assert out["random_state"] == 0  # the command line's default, said in its summary
     model = dkmeans.load(tmp_path / "m")
     info = json.loads(run("info", tmp_path / "m", "--json").stdout)
-    assert info["input_fingerprint"]["shape"] == [300_000, 8]
+    assert info["input_fingerprint"]["shape"] == [150_000, 8]
     run("predict", tmp_path / "m", data / "X.npy", "-o", tmp_path / "labels.zarr",
         "-q")
     X = np.load(data / "X.npy")

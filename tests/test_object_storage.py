@@ -228,14 +228,14 @@ def cluster_file(isolated_cluster, tmp_path):
 def test_command_line_on_s3_killed_and_resumed(s3, s3_data, cluster_file, tmp_path,
                                                monkeypatch):
     monkeypatch.chdir(tmp_path)
-    # large enough to kill mid-run: 60 iterations of an ill-separated problem
+    # large enough to kill mid-run: 36 iterations of an ill-separated problem
     X, _ = make_blobs(60_000, centers=40, n_features=8, cluster_std=8.0, random_state=1)
     z = zarr.create_array("s3://dkmeans/jobs/X.zarr", shape=X.shape, chunks=(7500, 8),
                           dtype="f4", storage_options=s3, overwrite=True)
     z[:] = X.astype(np.float32)
     opts = ["--cluster", cluster_file, "--storage-options", json.dumps(s3)]
     job = ["fit", "s3://dkmeans/jobs/X.zarr", "-k", 40, "--random-state", 2, "--tol", 0,
-           "--max-iter", 60, "--checkpoint-every", 2, *opts]
+           "--max-iter", 36, "--checkpoint-every", 2, *opts]
     whole = json.loads(_cli(*job, "-o", "s3://dkmeans/jobs/whole", "--json", "-q").stdout)
     assert whole["state"] == "complete" and whole["model"] == "s3://dkmeans/jobs/whole"
 
