@@ -74,10 +74,15 @@ def test_lloyd_iteration_moves_one_partial_per_worker(cluster, structureless):
     centers = X[:: len(X) // K][:K].copy()
     quanta = exact.grid(len(X), 1.0, np.abs(X).max(axis=0))
     run_pass(LLOYD, blocks, centers, quanta)  # warm-up: functions reach the workers
-    tasks0, bytes0 = cluster.run_on_scheduler(_tasks_done), _loopback_bytes()
-    stats = run_pass(LLOYD, blocks, centers, quanta)
-    moved = _loopback_bytes() - bytes0
-    tasks = cluster.run_on_scheduler(_tasks_done) - tasks0
+    # the least of three passes: loopback also carries whatever else runs on
+    # the machine (heartbeats, other tests' servers), which only adds bytes
+    measured = []
+    for _ in range(3):
+        tasks0, bytes0 = cluster.run_on_scheduler(_tasks_done), _loopback_bytes()
+        stats = run_pass(LLOYD, blocks, centers, quanta)
+        measured.append((_loopback_bytes() - bytes0,
+                         cluster.run_on_scheduler(_tasks_done) - tasks0))
+    moved, tasks = min(measured)
     payload = 2 * N_WORKERS * (K * D * 8 + K * 8)
     # beside the payload: each task's message to its worker and report back
     # (one task per worker thread folds the chunks that worker holds, and
