@@ -74,3 +74,24 @@ def test_a_sample_split_over_the_cores_gives_the_same_fit(blobs, monkeypatch):
     np.testing.assert_array_equal(split.cluster_centers_, one.cluster_centers_)
     np.testing.assert_array_equal(split.labels_, one.labels_)
     assert split.n_iter_ == one.n_iter_
+
+
+def test_what_a_sampled_fit_cannot_do_is_refused_by_name(blobs, tmp_path):
+    with pytest.raises(InvalidParameterError, match="train_size applies to"):
+        KMeans(4, train_size=0.5, metric="manhattan").fit(blobs)
+    from dkmeans.algorithms.fit import fit_kmeans
+    from dkmeans.algorithms.lloyd import LloydProgress
+    from dkmeans.data import as_dataset
+
+    start = LloydProgress(2, blobs[:4].copy(), (1.0, 0.5), 0.5, 0.1, 0.0, False)
+    with pytest.raises(InvalidParameterError, match="no checkpoints"):
+        fit_kmeans(as_dataset(blobs), 4, init="k-means||", start=start, train_size=100)
+    from _cli import run
+
+    np.save(tmp_path / "X.npy", blobs)
+    proc = run("fit", tmp_path / "X.npy", "-k", 4, "--train-size", "0.5", "--checkpoint-every",
+               2, "-o", tmp_path / "m", check=False)
+    assert proc.returncode == 2 and "--train-size fit keeps no checkpoints" in proc.stderr
+    proc = run("fit", tmp_path / "X.npy", "-k", 4, "--train-size", "1.5", "-o", tmp_path / "m",
+               check=False)
+    assert proc.returncode == 2 and "(0, 1]" in proc.stderr

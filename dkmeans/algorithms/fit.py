@@ -260,6 +260,9 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
     -------
     KMeansResult
     """
+    if start is not None and train_size:
+        raise InvalidParameterError("A train_size fit keeps no checkpoints to resume from: it "
+                                    "reads the data twice; fit it again.")
     if start is not None and n_init != 1:
         raise InvalidParameterError("Resuming needs n_init=1: a checkpoint holds one run, "
                                     f"and n_init={n_init}.")

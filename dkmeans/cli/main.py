@@ -83,12 +83,16 @@ class _Progress(IterationCheckpoints):
 
 def _fit(args: argparse.Namespace) -> int:
     from dkmeans import KMeans
+    from dkmeans.errors import InvalidInputError
     from dkmeans.estimators.io import read_checkpoint, read_meta
 
     if args.mode == "minibatch":
         return _fit_minibatch(args)
     if args.mode == "gmm":
         return fit_mixture_job(args)
+    if args.checkpoint_every and args.train_size:
+        raise InvalidInputError("--checkpoint-every: a --train-size fit keeps no "
+                                "checkpoints; it reads the data twice.")
     model = KMeans(**estimator_params(args))
     params = model._params_for_file()[0]
     start, resumed_from = None, None
