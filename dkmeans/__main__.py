@@ -1,5 +1,5 @@
 import sys
 
-from dkmeans.cli.main import main
+from dkmeans.cli import main
 
 sys.exit(main())

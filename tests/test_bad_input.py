@@ -205,7 +205,7 @@ def test_fewer_distinct_points_than_clusters_warns_and_fits():
 
 
 def test_corrupt_zarr_chunk_is_named_and_nothing_is_written(tmp_path):
-    from dkmeans.cli.main import main
+    from dkmeans.cli import main
 
     z = zarr.create_array(str(tmp_path / "X.zarr"), shape=(40, 2), dtype="f8",
                           chunks=(10, 2))

@@ -172,6 +172,8 @@ def test_the_old_paths_users_wrote_keep_their_objects():
     assert KMeans is dkmeans.KMeans and load is dkmeans.load
     assert silhouette_score is dkmeans.metrics.silhouette_score
     assert connect is new_connect and watch_worker_memory is new_watch
+    from dkmeans.cli import main  # 0.1's entry point: the function, as then
+    assert callable(main) and main.__module__ == "dkmeans.cli.command"
 
 
 def _private_imports(path: pathlib.Path) -> list[str]:
