@@ -95,3 +95,21 @@ def test_what_a_sampled_fit_cannot_do_is_refused_by_name(blobs, tmp_path):
     proc = run("fit", tmp_path / "X.npy", "-k", 4, "--train-size", "1.5", "-o", tmp_path / "m",
                check=False)
     assert proc.returncode == 2 and "(0, 1]" in proc.stderr
+
+
+def test_a_minimum_cluster_size_holds_over_every_row_when_trained_on_a_sample():
+    """min_cluster_size is a share of the data's weight: on the sample it is
+    the same share of the sample's rows. In the data's units no cluster of
+    the sample ever reached twice it, so small clusters were never split."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (5_000, 2)), rng.normal(12, 1, (5_000, 2)),
+                        rng.normal((0, 12), 1, (1_900, 2)), rng.uniform(200, 300, (100, 2))])
+    plain = KMeans(6, random_state=0, train_size=0.2).fit(X)
+    assert (np.bincount(plain.labels_, minlength=6) < 0.05 * len(X)).sum() == 3
+    # only the 100 far rows stay a cluster below 600 rows: they cannot be merged
+    with pytest.warns(ConvergenceWarning, match="1 clusters weigh less"):
+        km = KMeans(6, random_state=0, train_size=0.2, min_cluster_size=0.05).fit(X)
+    counts = np.bincount(km.labels_, minlength=6)
+    assert (counts < 0.05 * len(X)).sum() == 1 and counts.min() == 100, counts

@@ -275,8 +275,10 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
     draw_m = n_clusters if isinstance(init, str) and init == "random" else 1
     sample = (seeding_sample_size(init_size, data, n_clusters)
               if start is None and isinstance(init, str) and init != "random" else None)
-    train = bool(train_size and start is None and not manhattan
-                 and train_size < data.n_samples)
+    if train_size and manhattan:
+        raise InvalidParameterError("train_size applies to metric='euclidean' or 'cosine': "
+                                    "k-medians iterates over every row.")
+    train = bool(train_size and train_size < data.n_samples)
     if train:
         sample = train_size
     # in-memory data: BLAS pinned once for the fit, not once per pass
@@ -312,9 +314,12 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
                 centers = kernels.unit_length(centers)
             t2 = time.perf_counter()
             if train:  # the iterations on the sample: no pass over the data
+                # (the minimum cluster weight in the sample's units: its
+                # rows are unweighted, drawn ~ weight)
+                rows = sum(b.n for b in seed_blocks)
                 result = lloyd(seed_blocks, centers, max_iter=max_iter, tol=tol_abs,
                                verbose=verbose, keep_labels=False, unit_centers=unit_centers,
-                               min_size=min_size)
+                               min_size=min_size and min_size * rows / stats.weight_sum)
             elif manhattan:
                 result = kmedians(blocks, centers, max_iter=max_iter, tol=tol_abs,
                                   split_every=split_every, start=start,

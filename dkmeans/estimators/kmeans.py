@@ -270,9 +270,6 @@ Parquet / CSV), of shape (n_samples, n_features)
         """:meth:`fit`, optionally resuming from a checkpoint and reporting
         every iteration (the command line's scheduled jobs use these)."""
         self._check_params()
-        if self.train_size is not None and self.metric == "manhattan":
-            raise InvalidParameterError("train_size applies to metric='euclidean' or 'cosine': "
-                                        "k-medians iterates over every row.")
         if self.min_cluster_size is not None and self.metric == "manhattan":
             raise InvalidParameterError("min_cluster_size applies to metric='euclidean' or "
                                         "'cosine': k-medians does not split clusters.")
