@@ -89,7 +89,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs, the eager imports
 
 
 def __getattr__(name: str) -> object:
-    if name in _MODULES:
+    if name == "__version__":
+        value = _installed_version()
+    elif name in _MODULES:
         value = importlib.import_module(_MODULES[name])
     elif name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
@@ -100,10 +102,18 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY, *_MODULES})
+    return sorted({*globals(), *_LAZY, *_MODULES, "__version__"})
 
 
-__version__ = "0.1.0"
+def _installed_version() -> str:
+    # The installed metadata's, set from the git tag at install time by
+    # setuptools-scm; read on first use (importlib.metadata costs ms).
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dkmeans")
+    except PackageNotFoundError:  # a source tree on sys.path, never installed
+        return "0+unknown"
 
 __all__ = [
     "INIT_METHODS",
