@@ -86,6 +86,19 @@ def fit_minibatch_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarr
     groups); with ``compute_labels`` one last pass gives the inertia over all
     rows.
 
+    Parameters
+    ----------
+    data : Dataset
+        The rows and weights (:func:`dkmeans.data.as_dataset`).
+    n_clusters, init, n_init, max_iter, batch_size, tol, max_no_improvement, \
+reassignment_ratio, init_size, compute_labels, verbose : as MiniBatchKMeans
+        Resolved values (``init_size`` an int, ``init`` a name, an array or
+        a callable).
+    seed : int
+        The seed every random stream is keyed by.
+    on_window : callable, optional
+        Called as ``on_window(state, epoch)`` after each window of groups.
+
     Returns
     -------
     MiniBatchFit

@@ -214,6 +214,18 @@ def _import(module: str, package: str, kind: str) -> Any:
 def connect(path: str | os.PathLike | None = None, **overrides: Any) -> Iterator[Any]:
     """A :class:`distributed.Client` for the configured cluster, closed on exit.
 
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        A cluster file (``cluster_configs/*.yaml``); by default an embedded
+        local cluster (``cluster_configs/local.yaml``).
+    **overrides
+        Keys that replace the file's (after ``DKMEANS_CLUSTER__*``).
+
+    Yields
+    ------
+    distributed.Client
+
     Raises
     ------
     InvalidParameterError

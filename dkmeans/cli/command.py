@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from dkmeans.cli.demo import run as _demo
+from dkmeans.cli.demo import add_parser as add_demo_parser
 from dkmeans.cli.evaluate import add_options as add_evaluate_options
 from dkmeans.cli.evaluate import extras as evaluate_extras
 from dkmeans.cli.evaluate import lines as evaluate_lines
@@ -264,30 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dkmeans {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser(
-        "demo", help="generate a Zarr dataset, cluster it on an embedded local Dask cluster")
-    demo.add_argument("--rows", type=positive_int, default=4_000_000,
-                      help="rows to generate (default 4,000,000)")
-    demo.add_argument("--features", type=positive_int, default=16,
-                      help="features (columns) per row (default 16)")
-    demo.add_argument("--clusters", type=positive_int, default=12,
-                      help="Gaussian blobs to generate, and k (default 12)")
-    demo.add_argument("--workers", type=positive_int, default=None,
-                      help="worker processes of the local cluster (default 2, or the "
-                           "cluster file's)")
-    demo.add_argument("--cluster", default=None,
-                      help="cluster YAML (cluster_configs/; default: a local cluster)")
-    demo.add_argument("--path", default=None,
-                      help="folder to keep the Zarr data in (default: a temporary folder, "
-                           "removed at the end)")
-    demo.add_argument("--seed", type=int, default=0,
-                      help="seed of the data and the fit (default 0)")
-    demo.add_argument("--plot", default=None, metavar="FILE.png",
-                      help="where to write the plot (default: dkmeans-demo.png in --path, "
-                           "or here; -2, -3, ... added when the name is taken)")
-    demo.add_argument("--verbose", "-v", action="count", default=0,
-                      help="print the fit's progress (-vv: more)")
-    demo.set_defaults(run=_demo, quiet=False, log_level="INFO")
+    add_demo_parser(sub)
 
     fit = sub.add_parser("fit", help="fit k-means (or a Gaussian mixture) on a Zarr array, "
                                      ".npy file or table")
@@ -347,7 +324,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the ``dkmeans`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``dkmeans``; by default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status (:doc:`/user-guide/scheduled-jobs` has the table).
+    """
     args = build_parser().parse_args(argv)  # bad usage: argparse exits with 2
     # our own logger only: the cluster's chatter stays out of the job's log
     handler = logging.StreamHandler(sys.stderr)

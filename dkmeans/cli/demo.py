@@ -16,6 +16,36 @@ from typing import Any
 
 import numpy as np
 
+from dkmeans.cli.options import positive_int
+
+
+def add_parser(sub: Any) -> None:
+    """The ``demo`` subcommand and its options, on the command's subparsers."""
+    demo = sub.add_parser(
+        "demo", help="generate a Zarr dataset, cluster it on an embedded local Dask cluster")
+    demo.add_argument("--rows", type=positive_int, default=4_000_000,
+                      help="rows to generate (default 4,000,000)")
+    demo.add_argument("--features", type=positive_int, default=16,
+                      help="features (columns) per row (default 16)")
+    demo.add_argument("--clusters", type=positive_int, default=12,
+                      help="Gaussian blobs to generate, and k (default 12)")
+    demo.add_argument("--workers", type=positive_int, default=None,
+                      help="worker processes of the local cluster (default 2, or the "
+                           "cluster file's)")
+    demo.add_argument("--cluster", default=None,
+                      help="cluster YAML (cluster_configs/; default: a local cluster)")
+    demo.add_argument("--path", default=None,
+                      help="folder to keep the Zarr data in (default: a temporary folder, "
+                           "removed at the end)")
+    demo.add_argument("--seed", type=int, default=0,
+                      help="seed of the data and the fit (default 0)")
+    demo.add_argument("--plot", default=None, metavar="FILE.png",
+                      help="where to write the plot (default: dkmeans-demo.png in --path, "
+                           "or here; -2, -3, ... added when the name is taken)")
+    demo.add_argument("--verbose", "-v", action="count", default=0,
+                      help="print the fit's progress (-vv: more)")
+    demo.set_defaults(run=run, quiet=False, log_level="INFO")
+
 
 def run(args: argparse.Namespace) -> int:
     """The demo; its generated data goes to a temporary folder removed at the

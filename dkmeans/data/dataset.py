@@ -253,6 +253,17 @@ def open_array(path: Any, storage_options: dict | None = None, columns: list | N
     Returns
     -------
     dask.array.Array of shape (n_samples, n_features), float32 or float64
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import dkmeans
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     np.save(f"{folder}/X.npy", np.arange(12.0).reshape(6, 2))
+    ...     X = dkmeans.open_array(f"{folder}/X.npy")
+    ...     (X.shape, X.dtype.name, float(X.sum().compute()))
+    ((6, 2), 'float64', 66.0)
     """
     return as_chunked(path, "X", columns, storage_options, sep, header, non_numeric)[0]
 

@@ -168,7 +168,8 @@ Parquet / CSV), of shape (n_samples, n_features)
 
         Returns
         -------
-        labels : ndarray (for in-memory X) or lazy dask array, shape (n_samples,), int32
+        ndarray or dask array of shape (n_samples,), int32
+            Numpy for in-memory X, else lazy, one chunk per chunk of X.
         """
         arr, in_memory = self._chunked(X, storage_options, columns=columns, sep=sep,
                                        header=header)
@@ -190,6 +191,10 @@ Parquet / CSV), of shape (n_samples, n_features)
         """Distance from each row to its nearest center (L1 for
         ``metric="manhattan"``): large means unusual.
 
+        Parameters
+        ----------
+        X : array-like, dask array, zarr.Array, or a path or URL, of shape (n_samples, n_features)
+
         Returns
         -------
         ndarray (for in-memory X) or lazy dask array of shape (n_samples,), float64
@@ -206,6 +211,11 @@ Parquet / CSV), of shape (n_samples, n_features)
         Each block keeps only its own ``n`` farthest rows (a partial
         selection), merged across blocks: the data is never sorted, and only
         ``n`` rows per block reach the client.
+
+        Parameters
+        ----------
+        X : array-like, dask array, zarr.Array, or a path or URL, of shape (n_samples, n_features)
+        n : int, default 10
 
         Returns
         -------
@@ -232,6 +242,10 @@ Parquet / CSV), of shape (n_samples, n_features)
         """Euclidean distance from each row to each center (L1 for
         ``metric="manhattan"``).
 
+        Parameters
+        ----------
+        X : array-like, dask array, zarr.Array, or a path or URL, of shape (n_samples, n_features)
+
         Returns
         -------
         ndarray or lazy dask array of shape (n_samples, n_clusters), X's dtype
@@ -243,6 +257,12 @@ Parquet / CSV), of shape (n_samples, n_features)
     def score(self, X: Any, y: None = None, sample_weight: Any = None) -> float:
         """Opposite of the (weighted) inertia of X under the fitted centers
         (of the sum of L1 distances for ``metric="manhattan"``).
+
+        Parameters
+        ----------
+        X : array-like, dask array, zarr.Array, or a path or URL, of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
 
         Returns
         -------

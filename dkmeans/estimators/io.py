@@ -71,6 +71,17 @@ def load(path: Any, storage_options: dict | None = None,
     InvalidInputError
         Not a dkmeans model, a newer format version, a checkpoint, or arrays
         that do not match the metadata.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import dkmeans
+    >>> km = dkmeans.KMeans(2, random_state=0).fit(np.array([[0.0], [0.1], [5.0], [5.1]]))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     where = km.save(f"{folder}/model")
+    ...     dkmeans.load(f"{folder}/model").predict(np.array([[0.05], [4.9]])).tolist()
+    [0, 1]
     """
     loc = locate(path, storage_options)
     if loc.name == META and loc.fs.isfile(loc.path):  # the model's file: its folder

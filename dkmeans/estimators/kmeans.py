@@ -146,7 +146,7 @@ or callable, default="k-means||"
         Weighted sum of squared distances of the rows to their center.
     n_iter_ : int
         Lloyd iterations run.
-    inertia_history_ : ndarray of shape (n_iter_,)
+    inertia_history_ : ndarray of shape (n_iter,)
         The inertia of each Lloyd iteration: that of the centers it assigned
         the rows to, before its update. The first is the seeding's inertia;
         ``inertia_`` (after the last update) is at most the last. ``verbose``
@@ -259,7 +259,8 @@ Parquet / CSV), of shape (n_samples, n_features)
 
         Returns
         -------
-        self : KMeans
+        KMeans
+            The fitted estimator.
         """
         return self._fit(X, sample_weight, storage_options=storage_options,
                          table={"columns": columns, "sep": sep, "header": header})

@@ -132,6 +132,17 @@ or callable, default="k-means++"
     --------
     sklearn.cluster.MiniBatchKMeans : the in-memory estimator this one mirrors.
     KMeans : full-batch Lloyd; more passes, exact centers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(c, 0.2, size=(200, 2)) for c in (0, 4)])
+    >>> from dkmeans import MiniBatchKMeans
+    >>> mb = MiniBatchKMeans(2, batch_size=100, random_state=0).fit(X)
+    >>> sorted(np.round(mb.cluster_centers_[:, 0]).astype(int).tolist())
+    [0, 4]
+    >>> mb = mb.partial_fit(X[:100])  # one more step, on new rows
     """
 
     _parameters = _MB_PARAMETERS
@@ -225,7 +236,8 @@ Parquet / CSV), of shape (n_samples, n_features)
 
         Returns
         -------
-        self : MiniBatchKMeans
+        MiniBatchKMeans
+            The fitted estimator.
         """
         return self._fit(X, sample_weight, storage_options=storage_options,
                          table={"columns": columns, "sep": sep, "header": header})
@@ -294,7 +306,8 @@ Parquet / CSV), of shape (n_samples, n_features)
 
         Returns
         -------
-        self : MiniBatchKMeans
+        MiniBatchKMeans
+            The fitted estimator.
         """
         self._check_feature_names(X, reset=not hasattr(self, "_state"))
         x = as_block(X)

@@ -7,14 +7,11 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from dkmeans.algorithms.apply import log_density, mixture_rows_block, most_probable, posterior
 from dkmeans.algorithms.fit import fit_kmeans, should_persist
 from dkmeans.algorithms.mixture import (
     MixtureParameters,
@@ -25,18 +22,18 @@ from dkmeans.algorithms.mixture import (
     fit_mixture,
     spherical_scaling_error,
 )
-from dkmeans.data import as_chunked, as_dataset
-from dkmeans.data.preprocessing import Preprocessing, impute, prepare
+from dkmeans.data import as_dataset
+from dkmeans.data.preprocessing import Preprocessing, prepare
 from dkmeans.data.storage import Location
 from dkmeans.errors import InvalidInputError, InvalidParameterError
 from dkmeans.estimators import mixture_file
 from dkmeans.estimators.base import table_reading
+from dkmeans.estimators.mixture_outputs import MixtureOutputs
 from dkmeans.estimators.modelfile import write_model_dir
 from dkmeans.estimators.outputs import LabelOutputs
 from dkmeans.estimators.params import PREPROCESSING, check_parameters, fit_seed, is_int, is_real
 from dkmeans.kernels import mixture as kernels
 from dkmeans.progress import chain
-from dkmeans.runner import compute
 
 #: Largest k x d x d a full-covariance fit accepts, in float64 values: every
 #: block's partial result holds one d x d matrix per component.
@@ -69,10 +66,7 @@ _PARAMETERS = {
 _ARRAY_PARAMETERS = ("weights_init", "means_init", "precisions_init")
 
 
-class GaussianMixture(LabelOutputs, DensityMixin, BaseEstimator):
-    #: What NaN becomes per feature (``missing="impute"``), once fitted
-    _fill: np.ndarray | None = None
-
+class GaussianMixture(MixtureOutputs, LabelOutputs, DensityMixin, BaseEstimator):
     """A Gaussian mixture fitted by EM over chunked data.
 
     Each EM iteration is one pass over the data: every block computes its
@@ -135,7 +129,22 @@ class GaussianMixture(LabelOutputs, DensityMixin, BaseEstimator):
         last iteration.
     lower_bounds_ : list of float
     n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(c, 0.2, size=(200, 2)) for c in (0, 4)])
+    >>> from dkmeans import GaussianMixture
+    >>> gm = GaussianMixture(2, covariance_type="diag", random_state=0).fit(X)
+    >>> sorted(np.round(gm.means_[:, 0]).astype(int).tolist())
+    [0, 4]
+    >>> gm.predict_proba(X).shape
+    (400, 2)
     """
+
+    #: What NaN becomes per feature (``missing="impute"``), once fitted
+    _fill: np.ndarray | None = None
 
     def __init__(self, n_components: int = 1, *, covariance_type: str = "full",
                  tol: float = 1e-3, reg_covar: float = 1e-6, max_iter: int = 100,
@@ -236,7 +245,19 @@ class GaussianMixture(LabelOutputs, DensityMixin, BaseEstimator):
         return self
 
     def fit_predict(self, X: Any, y: None = None, sample_weight: Any = None):
-        """:meth:`fit`, then :meth:`predict` on the same X."""
+        """:meth:`fit`, then :meth:`predict` on the same X.
+
+        Parameters
+        ----------
+        X : array-like, dask array, zarr.Array, or a path or URL, of shape \
+(n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        ndarray or dask array of shape (n_samples,), int64
+        """
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
     def _kmeans(self, data, seed: int):
@@ -270,104 +291,31 @@ class GaussianMixture(LabelOutputs, DensityMixin, BaseEstimator):
         self.precisions_ = kernels.precisions_from_cholesky(params.prec_chol,
                                                             self.covariance_type)
 
-    # ---------------------------------------------------------- outputs
-
-    def _per_row(self, X: Any, block_fn, columns: int | None, dtype=np.float64):
-        """``block_fn(x)`` on every block: numpy for in-memory X, else lazy."""
-        check_is_fitted(self)
-        arr, source = as_chunked(X, **table_reading(self, X))
-        if arr.shape[1] != self.n_features_in_:
-            raise InvalidInputError(
-                f"X has {arr.shape[1]} features, but GaussianMixture is expecting "
-                f"{self.n_features_in_} features as input.")
-        if self._fill is not None:
-            arr = impute(arr, self._fill)
-        args = (np.log(self.weights_), self.means_, self.precisions_cholesky_,
-                self.covariance_type)
-        if columns is None:
-            out = arr.map_blocks(mixture_rows_block, block_fn, *args, dtype=dtype, drop_axis=1)
-        else:
-            out = arr.map_blocks(mixture_rows_block, block_fn, *args, dtype=dtype,
-                                 chunks=(arr.chunks[0], (columns,)))
-        return compute(out)[0] if source == "numpy" else out
-
-    def score_samples(self, X: Any) -> np.ndarray | da.Array:
-        """Log density of each row under the mixture, shape (n_samples,)."""
-        return self._per_row(X, log_density, None)
-
-    def predict_proba(self, X: Any) -> np.ndarray | da.Array:
-        """Posterior probability of each component, shape (n_samples, n_components)."""
-        return self._per_row(X, posterior, self.n_components)
-
-    def predict(self, X: Any) -> np.ndarray | da.Array:
-        """Most probable component of each row, shape (n_samples,), int64."""
-        return self._per_row(X, most_probable, None, np.int64)
-
-    def _rows_out(self, X: Any, storage_options: dict | None, with_distance: bool,
-                  table: dict) -> tuple[da.Array, None]:
-        """Lazy most probable components of X (:class:`LabelOutputs`)."""
-        if with_distance:
-            raise InvalidParameterError("A mixture's rows have probabilities, not distances: "
-                                        "write its labels without with_distance.")
-        arr, _ = as_chunked(X, storage_options=storage_options,
-                            **table_reading(self, X, storage_options, **table))
-        return da.asarray(self.predict(arr)).astype(np.int32), None
-
-    def score(self, X: Any, y: None = None) -> float:
-        """Mean log density of the rows."""
-        return float(compute(da.asarray(self.score_samples(X)).mean())[0])
-
-    def _n_parameters(self) -> int:
-        k, d = self.means_.shape
-        cov = {"full": k * d * (d + 1) / 2, "diag": k * d, "spherical": k}[self.covariance_type]
-        return int(cov + k * d + k - 1)
-
-    def bic(self, X: Any) -> float:
-        """Bayesian information criterion on X (lower is better)."""
-        n = as_chunked(X)[0].shape[0]
-        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
-
-    def aic(self, X: Any) -> float:
-        """Akaike information criterion on X (lower is better)."""
-        n = as_chunked(X)[0].shape[0]
-        return -2 * self.score(X) * n + 2 * self._n_parameters()
-
-    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Draw rows from the fitted mixture (the same draws as scikit-learn's
-        for the same parameters and ``random_state``).
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        y : ndarray of shape (n_samples,)
-            The component each row was drawn from.
-        """
-        check_is_fitted(self)
-        if not _positive_int(n_samples):
-            raise InvalidParameterError(f"Invalid value for 'n_samples': {n_samples!r}; "
-                                        "expected an int >= 1.")
-        rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_)
-        if self.covariance_type == "full":
-            rows = [rng.multivariate_normal(m, c, int(s))
-                    for m, c, s in zip(self.means_, self.covariances_, counts, strict=True)]
-        else:
-            scale = np.sqrt(self.covariances_)
-            if self.covariance_type == "spherical":
-                scale = scale[:, None] * np.ones(self.means_.shape[1])
-            rows = [m + rng.standard_normal(size=(s, len(m))) * sd
-                    for m, sd, s in zip(self.means_, scale, counts, strict=True)]
-        labels = np.concatenate([np.full(s, j, dtype=int) for j, s in enumerate(counts)])
-        return np.vstack(rows), labels
-
     # ----------------------------------------------------- model files
 
     def save(self, path: Any, storage_options: dict | None = None,
              fingerprint: dict | None = None, state: str = "complete",
              overwrite: bool = False) -> Location:
-        """Write the fitted mixture to the directory ``path`` (as
-        :meth:`dkmeans.KMeans.save`); ``state="checkpoint"`` marks an
-        unfinished fit, which only ``dkmeans fit --resume`` reads."""
+        """Write the fitted mixture to the model directory ``path``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A local path or an fsspec URL; written as :meth:`dkmeans.KMeans.save` writes.
+        storage_options : dict, optional
+            Passed to fsspec for a URL.
+        fingerprint : dict, optional
+            The input's fingerprint, which ``dkmeans fit --resume`` compares.
+        state : {"complete", "checkpoint"}
+            ``"checkpoint"`` marks an unfinished fit, which only ``--resume`` reads.
+        overwrite : bool, default False
+            Replace an existing dkmeans model there (never anything else).
+
+        Returns
+        -------
+        Location
+            Where the model was written.
+        """
         check_is_fitted(self)
         meta, arrays = mixture_file.meta_and_arrays(self, fingerprint, state,
                                                     _ARRAY_PARAMETERS, self._fill)

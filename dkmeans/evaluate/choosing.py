@@ -170,12 +170,12 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
     silhouette_sample : int
         About this many rows (a Poisson sample ~ weight, drawn in the first
         pass and shared by every k) for the silhouette.
-    gap : bool
+    gap, n_refs, gap_reference : bool, int, {"pca", "box"}
         Also compute the gap statistic against ``n_refs`` uniform reference
         data sets (over the principal axes' box, ``gap_reference="pca"``, or
         the bounding box, ``"box"``), made block by block on the workers and
         clustered with the same settings (:mod:`dkmeans.evaluate.gap`).
-    stability : bool
+    stability, stability_runs, subsample : bool, int, float
         Also the mean pairwise adjusted Rand index of ``stability_runs`` fits
         on ``subsample`` row subsamples, per k (:func:`dkmeans.stability`).
     plot : bool
@@ -191,6 +191,16 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
     Returns
     -------
     SweepResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dkmeans import sweep
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(c, 0.1, size=(100, 2)) for c in (0, 5, 10)])
+    >>> result = sweep(X, range(1, 7))
+    >>> result.knee
+    3
     """
     ks = sorted({int(k) for k in ks})
     data = as_dataset(X, sample_weight)

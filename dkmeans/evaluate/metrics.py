@@ -94,6 +94,13 @@ def inertia(X: Any, centers: np.ndarray, sample_weight: Any = None) -> float:
     Returns
     -------
     float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dkmeans import metrics
+    >>> metrics.inertia(np.array([[0.0], [2.0], [10.0]]), np.array([[1.0], [10.0]]))
+    2.0
     """
     arr, _ = as_chunked(X)
     centers = np.asarray(centers, dtype=arr.dtype)
@@ -106,6 +113,12 @@ def inertia(X: Any, centers: np.ndarray, sample_weight: Any = None) -> float:
 
 def calinski_harabasz_score(X: Any, labels: Any) -> float:
     """Calinski-Harabasz index (between- over within-cluster dispersion), one pass.
+
+    Parameters
+    ----------
+    X : array-like, dask array, zarr.Array or path, of shape (n_samples, n_features)
+    labels : array-like or dask array of shape (n_samples,)
+        Integer labels (any values), chunked as X's rows or not.
 
     Returns
     -------
@@ -128,6 +141,12 @@ def calinski_harabasz_from(m: ClusterMoments) -> float:
 def davies_bouldin_score(X: Any, labels: Any) -> float:
     """Davies-Bouldin index: a pass for the cluster means, one for each
     cluster's mean distance to its mean.
+
+    Parameters
+    ----------
+    X : array-like, dask array, zarr.Array or path, of shape (n_samples, n_features)
+    labels : array-like or dask array of shape (n_samples,)
+        Integer labels (any values), chunked as X's rows or not.
 
     Returns
     -------
@@ -201,6 +220,14 @@ def silhouette_estimate(X: Any, labels: Any, sample_size: int = 10_000,
                         random_state: Any = None) -> SilhouetteEstimate:
     """:func:`silhouette_score` with its standard error and sample size.
 
+    Parameters
+    ----------
+    X : array-like, dask array, zarr.Array or path, of shape (n_samples, n_features)
+    labels : array-like or dask array of shape (n_samples,)
+        Integer labels (any values), chunked as X's rows or not.
+    sample_size : int, default 10,000
+    random_state : int, RandomState or None
+
     Returns
     -------
     SilhouetteEstimate
@@ -241,6 +268,11 @@ def contingency_matrix(labels_true: Any, labels_pred: Any,
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The contingency table of two labelings, reduced across chunks.
 
+    Parameters
+    ----------
+    labels_true, labels_pred : array-like or dask array of shape (n_samples,)
+        Two labelings of the same rows (integers, any values).
+
     Returns
     -------
     classes : ndarray of shape (t,)
@@ -272,7 +304,24 @@ def _pairs(counts: np.ndarray) -> np.ndarray:
 
 
 def adjusted_rand_score(labels_true: Any, labels_pred: Any) -> float:
-    """Adjusted Rand index, as :func:`sklearn.metrics.adjusted_rand_score`."""
+    """Adjusted Rand index, as :func:`sklearn.metrics.adjusted_rand_score`.
+
+    Parameters
+    ----------
+    labels_true, labels_pred : array-like or dask array of shape (n_samples,)
+        Two labelings of the same rows (integers, any values).
+
+    Returns
+    -------
+    float
+        1.0 for identical partitions (up to renaming), about 0 for random ones.
+
+    Examples
+    --------
+    >>> from dkmeans import metrics
+    >>> metrics.adjusted_rand_score([0, 0, 1, 1], [1, 1, 0, 0])
+    1.0
+    """
     return ari_from_table(contingency_matrix(labels_true, labels_pred)[2])
 
 
@@ -296,7 +345,18 @@ def _entropies(labels_true: Any, labels_pred: Any) -> tuple[float, float, float]
 
 
 def normalized_mutual_info_score(labels_true: Any, labels_pred: Any) -> float:
-    """NMI with the arithmetic mean of the entropies (scikit-learn's default)."""
+    """Normalized mutual information, with the arithmetic mean of the
+    entropies (scikit-learn's default), from the contingency table.
+
+    Parameters
+    ----------
+    labels_true, labels_pred : array-like or dask array of shape (n_samples,)
+        Two labelings of the same rows (integers, any values).
+
+    Returns
+    -------
+    float
+    """
     mi, h_true, h_pred = _entropies(labels_true, labels_pred)
     if h_true == 0 and h_pred == 0:
         return 1.0
@@ -304,7 +364,19 @@ def normalized_mutual_info_score(labels_true: Any, labels_pred: Any) -> float:
 
 
 def v_measure_score(labels_true: Any, labels_pred: Any, beta: float = 1.0) -> float:
-    """Harmonic mean of homogeneity and completeness, as scikit-learn's."""
+    """Harmonic mean of homogeneity and completeness, as scikit-learn's.
+
+    Parameters
+    ----------
+    labels_true, labels_pred : array-like or dask array of shape (n_samples,)
+        Two labelings of the same rows (integers, any values).
+    beta : float, default 1.0
+        Weight of homogeneity against completeness.
+
+    Returns
+    -------
+    float
+    """
     mi, h_true, h_pred = _entropies(labels_true, labels_pred)
     homogeneity = 1.0 if h_true == 0 else mi / h_true
     completeness = 1.0 if h_pred == 0 else mi / h_pred

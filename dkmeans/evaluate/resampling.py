@@ -89,7 +89,17 @@ class StabilityResult:
         return as_frame(self.records())
 
     def plot(self, ax: Any = None) -> Any:
-        """The pairwise ARIs and each cluster's Jaccard, as a matplotlib Figure."""
+        """The pairwise ARIs and each cluster's Jaccard, as a matplotlib Figure.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Draw there; by default on a new figure (the backend is yours).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
         from dkmeans.evaluate.plots import plot_stability
 
         return plot_stability(self, ax)
@@ -191,6 +201,16 @@ def stability(X: Any, k: int, *, n_runs: int = 10, subsample: float = 0.8,
     Returns
     -------
     StabilityResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(c, 0.2, size=(200, 2)) for c in (0, 4)])
+    >>> from dkmeans import stability
+    >>> st = stability(X, 2, n_runs=4, random_state=0)
+    >>> round(st.ari_mean, 3), st.jaccard.round(2).tolist()
+    (1.0, [1.0, 1.0])
     """
     data, prep = prepare(as_dataset(X, sample_weight), scale=scale, missing=missing,
                          metric=metric, metrics=("euclidean", "cosine"))
