@@ -1,5 +1,6 @@
-"""The README's first-hour path, end to end: the commands of its "Your first
-hour" block, read from the README itself (so the two cannot drift apart) and
+"""The first-hour path of the docs' getting-started page, end to end: the
+commands of its "Your first hour" block, read from the page itself (so the
+two cannot drift apart) and
 run in a scratch copy of the notebooks' data, the notebook through a real
 Jupyter kernel. The install line is the environment this test runs in."""
 
@@ -20,8 +21,8 @@ ROOT = Path(__file__).parent.parent
 
 
 def first_hour_commands() -> list[list[str]]:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Your first hour", 1)[1].split("\n## ", 1)[0]
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    section = page.split("## Your first hour", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
     return [shlex.split(line) for line in block.strip().splitlines()]
 
