@@ -6,7 +6,10 @@ Build it as CI does (warnings are errors)::
     python3 -m sphinx -W --keep-going -b html docs docs/_build/html
 """
 
+import base64
+import json
 from importlib.metadata import version as _version
+from pathlib import Path
 
 project = "dkmeans"
 author = "the dkmeans developers"
@@ -55,3 +58,24 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_static_path = ["_static"]
+html_css_files = ["gallery.css"]
+
+NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
+
+
+def _write_thumbnails(app, exception) -> None:
+    """The gallery's pictures: each notebook's last figure, as stored, written
+    into the built site (never into the source tree)."""
+    if exception is not None or app.builder.format != "html":
+        return
+    out = Path(app.outdir) / "_static" / "gallery"
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(NOTEBOOKS.glob("0*.ipynb")):
+        images = [o["data"]["image/png"] for c in json.loads(path.read_text())["cells"]
+                  for o in c.get("outputs", ()) if "image/png" in o.get("data", {})]
+        if images:
+            (out / f"{path.stem}.png").write_bytes(base64.b64decode(images[-1]))
+
+
+def setup(app) -> None:
+    app.connect("build-finished", _write_thumbnails)

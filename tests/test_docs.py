@@ -154,7 +154,7 @@ def _browse(tmp_path, url: str, *args: str) -> subprocess.CompletedProcess:
         capture_output=True, text=True, timeout=120, cwd=tmp_path)
 
 
-@pytest.mark.parametrize("page", ["index.html", "api/estimators.html"])
+@pytest.mark.parametrize("page", ["index.html", "api/estimators.html", "examples/index.html"])
 def test_pages_render_in_chromium(served, tmp_path, page):
     from matplotlib.image import imread
 
@@ -171,6 +171,8 @@ def test_pages_render_in_chromium(served, tmp_path, page):
     assert any(p.endswith(".css") for p in requested)
     assert any(p.endswith(".js") for p in requested)
     assert any("pydata-sphinx-theme" in p for p in requested), requested
+    if page == "examples/index.html":  # the gallery's pictures, from the notebooks
+        assert len([p for p in requested if p.startswith("/_static/gallery/")]) == 5
 
 
 def test_the_search_finds_kmeans_methods(served, tmp_path):
