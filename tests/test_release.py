@@ -87,10 +87,12 @@ def test_the_wheel_works_outside_the_clone(dist, tmp_path):
     printed = _run([str(command), "--version"], tmp_path, cwd=work).stdout.strip()
     assert printed == f"dkmeans {version}"
     fit = _run([str(python), "-c", """
-import dkmeans, numpy as np
+import dask.array as da, dkmeans, numpy as np
 from dkmeans import KMeans
 X = np.vstack([np.random.default_rng(0).normal(c, 0.1, (500, 2)) for c in (0, 5)])
-km = KMeans(2, random_state=0).fit(X)
+# chunked: the passes' kernels compile here, into the venv's cache, which
+# the demo's workers then load
+km = KMeans(2, random_state=0).fit(da.from_array(X, chunks=250))
 x = sorted((np.round(km.cluster_centers_[:, 0]) + 0.0).tolist())
 print(dkmeans.__file__, dkmeans.__version__, x)
 """], tmp_path, cwd=work).stdout.split()
