@@ -43,7 +43,8 @@ DATASETS = {
     "tiny": (200_000, 16, 8),
 }
 FLOOR_GFLOPS = 130.0  # float32 GEMM over both cores at k-means shapes
-PEERS = ["dkmeans", "dkmeans-dist", "sklearn", "sklearnex", "minibatch", "daskml", "faiss"]
+PEERS = ["floor", "dkmeans", "dkmeans-dist", "sklearn", "sklearnex", "minibatch", "daskml",
+         "faiss"]
 
 
 def floor_seconds(n: int, d: int, k: int) -> float:
@@ -239,8 +240,44 @@ ADAPTERS = {"dkmeans": Dkmeans, "dkmeans-dist": lambda: Dkmeans(True), "sklearn"
             "faiss": Faiss}
 
 
+def measured_floor(spec: dict, repeat: int) -> dict:
+    """This machine's floors for one Lloyd iteration on the data, measured in
+    the same run as the peers: the distance GEMM (``X @ C.T`` in 65,536-row
+    blocks, BLAS on both cores) and a read of every value (two threads each
+    summing half the rows). Least of ``repeat``; an iteration needs at least
+    the larger of the two."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    X = np.load(spec["npy"])
+    ct = np.ascontiguousarray(np.load(spec["init"]).astype(X.dtype).T)
+    out = np.empty((65_536, ct.shape[1]), dtype=X.dtype)
+
+    def gemm():
+        for s in range(0, len(X), 65_536):
+            x = X[s : s + 65_536]
+            np.dot(x, ct, out[: len(x)])
+
+    half = len(X) // 2
+    best = {"gemm_s": float("inf"), "read_s": float("inf")}
+    with threadpool_limits(2, user_api="blas"), ThreadPoolExecutor(2) as pool:
+        for _ in range(repeat + 1):  # the first warms BLAS's threads and the pages
+            t = time.perf_counter()
+            gemm()
+            best["gemm_s"] = min(best["gemm_s"], time.perf_counter() - t)
+            t = time.perf_counter()
+            list(pool.map(lambda part: part.sum(axis=0, dtype=np.float64),
+                          (X[:half], X[half:])))
+            best["read_s"] = min(best["read_s"], time.perf_counter() - t)
+    return {"peer": "floor", "storage": "numpy", **best,
+            "iter_s": max(best["gemm_s"], best["read_s"])}
+
+
 def run_cell(peer: str, spec: dict, storage: str, iters: int, repeat: int) -> dict:
     """Measure one peer on one dataset (runs inside its own subprocess)."""
+    if peer == "floor":
+        return measured_floor(spec, repeat)
     adapter = ADAPTERS[peer]()
     out: dict = {"peer": peer, "storage": storage}
     t0 = time.perf_counter()
@@ -288,13 +325,21 @@ def fmt(v, unit=""):
 
 
 def report(name: str, spec: dict, rows: list[dict]) -> str:
-    floor = floor_seconds(spec["n"], spec["d"], spec["k"])
+    measured = next((r for r in rows if r["peer"] == "floor"), None)
+    if measured:
+        floor = measured["iter_s"]
+        what = (f"measured floor {floor * 1e3:.0f} ms: GEMM {measured['gemm_s'] * 1e3:.0f} "
+                f"ms, read {measured['read_s'] * 1e3:.0f} ms")
+    else:
+        floor = floor_seconds(spec["n"], spec["d"], spec["k"])
+        what = f"iteration floor {floor * 1e3:.0f} ms at {FLOOR_GFLOPS:.0f} GFLOP/s"
+    rows = [r for r in rows if r["peer"] != "floor"]
     ref = {r["storage"]: r for r in rows if r["peer"] == "sklearn"}
-    lines = [f"### {name}: {spec['n']:,} x {spec['d']} float32, k={spec['k']} "
-             f"(iteration floor {floor * 1e3:.0f} ms)", "",
-             "| peer | data | s/iter | x floor | iter / sklearn | seeding s | seed / sklearn "
-             "| fit s | fit / sklearn | inertia / sklearn | peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"### {name}: {spec['n']:,} x {spec['d']} float32, k={spec['k']} ({what})", "",
+             "| peer | data | s/iter | x floor | iter / sklearn | iter / sklearnex | seeding s "
+             "| seed / sklearn | fit s | fit / sklearn | inertia / sklearn | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    intelex = next((r for r in rows if r["peer"] == "sklearnex"), {})
     for r in rows:
         s = ref.get("numpy", {})
 
@@ -304,7 +349,8 @@ def report(name: str, spec: dict, rows: list[dict]) -> str:
         lines.append(
             f"| {r['peer']} | {r['storage']} | {fmt(r.get('iter_s'))} | "
             f"{fmt(r['iter_s'] / floor if r.get('iter_s') else None)} | "
-            f"{fmt(ratio('iter_s'))} | {fmt(r.get('seed_s'))} | {fmt(ratio('seed_s'))} | "
+            f"{fmt(ratio('iter_s'))} | {fmt(ratio('iter_s', r, intelex))} | "
+            f"{fmt(r.get('seed_s'))} | {fmt(ratio('seed_s'))} | "
             f"{fmt(r['fit_s'])} | {fmt(ratio('fit_s'))} | {fmt(ratio('inertia'))} | "
             f"{r['peak_rss_mb']:,.0f} |")
     return "\n".join(lines)
@@ -339,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"({peer} not installed: skipped)", file=sys.stderr)
                 continue
             # scikit-learn and faiss take numpy only
-            storages = (["numpy"] if peer in ("sklearn", "sklearnex", "minibatch", "faiss")
+            storages = (["numpy"] if peer in ("floor", "sklearn", "sklearnex", "minibatch",
+                                              "faiss")
                         else args.storage)
             for storage in storages:
                 cmd = [sys.executable, __file__, "--cell", f"{peer}:{name}:{storage}",

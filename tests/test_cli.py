@@ -1,6 +1,6 @@
-"""The README's main job and the cluster configuration."""
+"""The cluster configuration (the demo, the README's main job, runs from the
+wheel in tests/test_release.py)."""
 
-import os
 import subprocess
 import sys
 
@@ -8,43 +8,6 @@ import pytest
 
 from dkmeans.cli.cluster import load_config
 from dkmeans.errors import InvalidParameterError
-
-
-@pytest.mark.cluster
-def test_demo_runs_and_recovers_the_blobs(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-m", "dkmeans", "demo", "--rows", "60000", "--features", "4",
-         "--clusters", "5", "--workers", "1", "--path", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, check=True).stdout
-    assert "fitted KMeans(n_clusters=5" in out
-    gap = float(out.split("farthest true blob center from a found center:")[1].split()[0])
-    assert gap < 0.1  # every true center was found
-    assert (tmp_path / "X.zarr").is_dir()  # --path: the data is kept there
-    if "plot: " in out:  # matplotlib installed (the 'plot' extra)
-        assert (tmp_path / "dkmeans-demo.png").stat().st_size > 10_000
-
-
-@pytest.mark.cluster
-def test_demo_leaves_nothing_in_the_temp_folder(tmp_path):
-    tmp, here = tmp_path / "tmp", tmp_path / "here"
-    tmp.mkdir()
-    here.mkdir()
-    out = subprocess.run(
-        [sys.executable, "-m", "dkmeans", "demo", "--rows", "40000", "--features", "4",
-         "--clusters", "3", "--workers", "1"], cwd=here, env={**os.environ, "TMPDIR": str(tmp)},
-        capture_output=True, text=True, timeout=300, check=True).stdout
-    assert "the generated data was removed" in out and "demo wall time" in out
-    assert not list(tmp.iterdir())  # neither our data nor dask's scratch space
-    if "plot: " in out:  # the plot is where the demo says, in the working directory
-        assert (here / "dkmeans-demo.png").stat().st_size > 10_000
-    (here / "dkmeans-demo.png").write_bytes(b"the user's picture")
-    again = subprocess.run(
-        [sys.executable, "-m", "dkmeans", "demo", "--rows", "20000", "--features", "2",
-         "--clusters", "2", "--workers", "1"], cwd=here, env={**os.environ, "TMPDIR": str(tmp)},
-        capture_output=True, text=True, timeout=300, check=True).stdout
-    assert (here / "dkmeans-demo.png").read_bytes() == b"the user's picture"  # never replaced
-    if "plot: " in again:
-        assert "plot: dkmeans-demo-2.png" in again and (here / "dkmeans-demo-2.png").is_file()
 
 
 def test_config_defaults_file_env_and_flags(tmp_path, monkeypatch):
@@ -169,8 +132,6 @@ def test_connect_keeps_no_message_log_and_restores_the_config():
 
 
 def test_version_and_demo_help_say_what_they_are():
-    import subprocess
-    import sys
 
     from dkmeans import __version__
 

@@ -243,14 +243,29 @@ def test_resume_refuses_another_input(data, tmp_path):
     (["predict", "nowhere", "X.npy", "-o", "l.zarr"], "No model directory"),
     (["bogus"], "invalid choice"),
 ])
-def test_bad_usage_exits_2_with_one_line(data, tmp_path, args, message):
+def test_bad_usage_exits_2_with_one_line(data, tmp_path, monkeypatch, capsys, args, message):
+    # in this process: each case fails before any work, and a process per
+    # case cost 2 s of imports (the exit status of a real process: below)
+    from dkmeans.cli import main
+
     (tmp_path / "bad.yaml").write_text("wrkers: 2\n")
     os.symlink(data / "X.npy", tmp_path / "X.npy")
-    proc = subprocess.run([sys.executable, "-m", "dkmeans", *args], capture_output=True,
-                          text=True, timeout=120, cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    assert message in proc.stderr
-    assert "Traceback" not in proc.stderr
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(args)
+    except SystemExit as usage:  # argparse's own errors
+        code = usage.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert message in err
+    assert "Traceback" not in err and message in err.strip().splitlines()[-1]
+
+
+def test_bad_input_is_exit_status_2_of_the_process(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "dkmeans", "info", "nowhere"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"dkmeans: error: No model directory at '{tmp_path}/nowhere'."
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """The first-hour path of the docs' getting-started page, end to end: the
 commands of its "Your first hour" block, read from the page itself (so the
 two cannot drift apart) and
-run in a scratch copy of the notebooks' data, the notebook through a real
-Jupyter kernel. The install line is the environment this test runs in."""
+run in a scratch copy of the notebooks' data (the notebook it opens runs in
+tests/test_notebooks.py). The install line is the environment this test runs in."""
 
 import re
 import shlex
@@ -39,7 +39,7 @@ def test_the_readme_first_hour_runs_as_written(tmp_path):
     for command in commands[1:5]:
         args = command[1:]
         if args[0] == "demo":  # the same job, smaller
-            args += ["--rows", "100000", "--features", "4", "--clusters", "4"]
+            args += ["--rows", "30000", "--features", "4", "--clusters", "4"]
         proc = subprocess.run([sys.executable, "-m", "dkmeans", *args], cwd=tmp_path,
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, (command, proc.stderr[-2000:])
@@ -58,15 +58,8 @@ def test_the_readme_first_hour_runs_as_written(tmp_path):
     assert list(segments.columns) == ["row", "CustomerID", "label", "distance"]
     assert list(segments["CustomerID"]) == list(customers["CustomerID"])
     np.testing.assert_array_equal(segments["label"], ref.predict(customers[features]))
-    # the notebook the last line opens runs top to bottom in a kernel
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    # the notebook the last line opens: tests/test_notebooks.py runs every
+    # notebook of notebooks/ top to bottom in a real kernel
     notebook = ROOT / commands[5][2]
-    nb = nbformat.read(notebook, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={
-        "metadata": {"path": str(tmp_path / "notebooks")}}).execute()
-    assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-                if o.output_type == "error"]
+    assert notebook.parent == ROOT / "notebooks" and notebook.suffix == ".ipynb"
+    assert notebook.is_file()

@@ -99,7 +99,21 @@ print(dkmeans.__file__, dkmeans.__version__, x)
     assert Path(fit[0]).is_relative_to(venv)  # the wheel's, not the clone's
     assert fit[1] == version
     assert " ".join(fit[2:]) == "[0.0, 5.0]"
-    demo = _run([str(command), "demo", "--rows", "20000", "--features", "4", "--clusters", "3",
-                 "--plot", "demo.png"], tmp_path, cwd=work)
-    assert "fitted KMeans(n_clusters=3" in demo.stdout
-    assert (work / "demo.png").stat().st_size > 10_000
+    # the main job, as a newcomer runs it (smaller): its data in the temporary
+    # folder, removed at the end with dask's scratch space; the plot here
+    demo = _run([str(command), "demo", "--rows", "40000", "--features", "4", "--clusters", "4",
+                 "--workers", "1"], tmp_path, cwd=work).stdout
+    assert "fitted KMeans(n_clusters=4" in demo and "the generated data was removed" in demo
+    gap = float(demo.split("farthest true blob center from a found center:")[1].split()[0])
+    assert gap < 0.1  # every true center was found
+    assert not list((tmp_path / "tmp").iterdir())  # neither our data nor dask's scratch
+    assert (work / "dkmeans-demo.png").stat().st_size > 10_000
+    # --path keeps the data there; a picture of the user's is never replaced
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "dkmeans-demo.png").write_bytes(b"the user's picture")
+    again = _run([str(command), "demo", "--rows", "20000", "--features", "2", "--clusters", "2",
+                  "--workers", "1", "--path", str(keep)], tmp_path, cwd=work).stdout
+    assert (keep / "X.zarr").is_dir()
+    assert (keep / "dkmeans-demo.png").read_bytes() == b"the user's picture"
+    assert "plot: " in again and (keep / "dkmeans-demo-2.png").stat().st_size > 10_000

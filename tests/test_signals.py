@@ -4,8 +4,6 @@ scratch folder gone, one line, exit 143 or 130, quickly; a second signal
 exits at once; workers print no tracebacks."""
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _tmux import terminal
 
 import dkmeans
 
@@ -74,29 +73,16 @@ def test_sigterm_checkpoints_the_last_iteration_and_exits_143(uniform, tmp_path)
 
 
 def test_ctrl_c_in_a_terminal_stops_cleanly_without_worker_tracebacks(uniform, tmp_path):
-    if shutil.which("tmux") is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the terminal tests: tmux is missing (.ci/run installs it)")
-        pytest.skip("tmux is not installed")
-    session = f"dkmeans-sigint-{os.getpid()}"
     command = " ".join(_job(uniform, tmp_path / "m", every=5)) + "; echo EXIT=$?; sleep 60"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50",
-                    command], check=True)
-    try:
-        def screen():
-            return subprocess.run(["tmux", "capture-pane", "-p", "-J", "-S", "-200", "-t",
-                                   session], capture_output=True, text=True).stdout
-
+    with terminal(tmp_path, command, width=200, height=50) as pane:
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and "iteration 6 " not in screen():
+        while time.monotonic() < deadline and "iteration 6 " not in pane.screen(200):
             time.sleep(0.1)
-        subprocess.run(["tmux", "send-keys", "-t", session, "C-c"], check=True)
+        pane.send_keys("C-c")
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and "EXIT=" not in screen():
+        while time.monotonic() < deadline and "EXIT=" not in pane.screen(200):
             time.sleep(0.1)
-        shown = screen()
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        shown = pane.screen(200)
     assert "EXIT=130" in shown, shown[-3000:]
     assert "dkmeans: stopped by SIGINT after iteration" in shown
     assert "Traceback" not in shown and "KeyboardInterrupt" not in shown

@@ -1,42 +1,26 @@
 """What a person sees in a terminal: a real pseudo-terminal (a tmux pane)."""
 
-import os
-import shutil
-import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
+from _tmux import terminal
 
 pytestmark = [pytest.mark.cluster]
 
 
-def _tmux_or_skip():
-    if shutil.which("tmux") is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the terminal tests: tmux is missing (.ci/run installs it)")
-        pytest.skip("tmux is not installed")
-
-
 def test_iteration_lines_never_share_a_line_with_a_bar(tmp_path):
-    _tmux_or_skip()
     np.save(tmp_path / "X.npy", np.random.default_rng(0).random((200_000, 8),
                                                                  dtype=np.float32))
-    session = f"dkmeans-bars-{os.getpid()}"
     command = (f"{sys.executable} -m dkmeans fit {tmp_path / 'X.npy'} -k 16 --tol 0 "
                f"--max-iter 8 --workers 2 -o {tmp_path / 'm'}; echo EXIT=$?; sleep 60")
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "60",
-                    command], check=True)
-    try:
+    with terminal(tmp_path, command) as pane:
         deadline = time.monotonic() + 180
         shown = ""
         while time.monotonic() < deadline and "EXIT=" not in shown:
             time.sleep(0.2)
-            shown = subprocess.run(["tmux", "capture-pane", "-p", "-J", "-S", "-500", "-t",
-                                    session], capture_output=True, text=True).stdout
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+            shown = pane.screen()
     assert "EXIT=0" in shown, shown[-3000:]
     lines = [line.rstrip() for line in shown.splitlines()]
     iterations = [line for line in lines if "iteration " in line and "inertia" in line]

@@ -375,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("traceback", exc_info=True)
         print(f"dkmeans: error: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
+    finally:  # called again in one process (a test, a notebook): one handler
+        log.removeHandler(handler)
 
 
 if __name__ == "__main__":
