@@ -15,7 +15,7 @@ from distributed import Client
 from dkmeans.algorithms.lloyd import lloyd
 from dkmeans.data.dataset import as_dataset, row_blocks
 from dkmeans.kernels import exact
-from dkmeans.passes import LLOYD
+from dkmeans.passes import FAR_CANDIDATES, LLOYD
 from dkmeans.runner import notes, run_pass
 from dkmeans.runner.fold import RUNS_PER_THREAD
 
@@ -168,23 +168,31 @@ def test_a_pass_whose_blocks_moved_names_them_again(dask_processes, tmp_path, st
         assert stats.inertia == threaded.inertia
 
 
-def test_farthest_rows_travel_only_for_an_empty_cluster(cluster, structureless):
+def test_empty_clusters_move_without_another_pass_up_to_the_rows_kept(cluster, structureless):
     X = structureless
     data = as_dataset(row_blocks(X, ROWS, scatter=True))
     far_prefix = "dkmeans-far-rows"
-    # centers from the data: no cluster empties
-    lloyd(data.blocks(), X[:8].copy(), max_iter=2, tol=-1.0)
-    assert far_prefix not in cluster.run_on_scheduler(_prefixes)
-    # a center far from every row empties its cluster: one small pass finds
-    # the row to move it onto
+
+    def oracle(centers, n):  # numpy: the rows farthest from their nearest center
+        d2 = ((X[:, None, :] - centers[None]) ** 2).sum(-1).min(1)
+        return X[np.argsort(-d2, kind="stable")[:n]]
+
+    # a center far from every row empties its cluster: the Lloyd pass kept
+    # the farthest rows (FAR_CANDIDATES of them), so no other pass runs
     centers = X[:8].copy()
     centers[3] += 1e6
     result = lloyd(data.blocks(), centers, max_iter=1, tol=-1.0)
-    assert far_prefix in cluster.run_on_scheduler(_prefixes)
+    assert far_prefix not in cluster.run_on_scheduler(_prefixes)
     assert (result.n_relocated, result.n_iter) == (1, 1)
-    d2 = ((X[:, None, :] - centers[None]) ** 2).sum(-1)
-    farthest = int(np.argmax(d2.min(1)))  # numpy oracle: the row farthest from its center
-    np.testing.assert_array_equal(result.centers[3], X[farthest])
+    np.testing.assert_array_equal(result.centers[3], oracle(centers, 1)[0])
+    # more clusters empty than rows kept: one more pass finds as many rows
+    centers = X[:8].copy()
+    centers[:FAR_CANDIDATES + 1] += 1e6
+    result = lloyd(data.blocks(), centers, max_iter=1, tol=-1.0)
+    assert far_prefix in cluster.run_on_scheduler(_prefixes)
+    assert result.n_relocated == FAR_CANDIDATES + 1
+    np.testing.assert_array_equal(result.centers[:FAR_CANDIDATES + 1],
+                                  oracle(centers, FAR_CANDIDATES + 1))
 
 
 def _zarr_blocks(X, folder, rows):

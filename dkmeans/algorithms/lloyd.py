@@ -243,10 +243,12 @@ def lloyd(blocks: Sequence[Block], centers: np.ndarray, *, max_iter: int = 300,
         else:
             stats = run_pass(LLOYD, blocks, centers, quanta, split_every=split_every)
         history.append(stats.inertia)  # of the centers this pass assigned to
-        # the rows to relocate onto travel only when a cluster is empty
+        # the rows to move empty clusters onto: those the pass kept, else
+        # (more clusters empty, or the bounds' pass) one more pass finds them
         n_empty = passes.empty_clusters(stats)
-        far = run_pass(FAR_ROWS, blocks, centers, n_empty, split_every=split_every) \
-            if n_empty else None
+        far = stats.far
+        if n_empty and (far is None or n_empty > far.m):
+            far = run_pass(FAR_ROWS, blocks, centers, n_empty, split_every=split_every)
         new, moved = passes.lloyd_aggregate(stats, centers, far)
         if splits_left and _split_small(blocks, stats, centers, new, min_size, split_every,
                                         n_iter):

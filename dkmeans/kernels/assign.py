@@ -174,18 +174,33 @@ def nearest_impl(X, centers, centers_t, c_sqnorm, labels, d2, buf,
 
 
 @numba.njit(**FAST)
-def accumulate_block(X, w, centers, labels, d2, start, stop, sums,
-                      wsums):  # pragma: no cover - compiled
+def _keep_far(far_keys, far_pos, far_lab, dist, row, c):  # pragma: no cover - compiled
+    """Insert a row into the ranked farthest rows if it is farther than the
+    last (ranked by distance, largest first; a tie keeps the earlier row)."""
+    p = far_keys.shape[0] - 1
+    while p > 0 and far_keys[p - 1] < dist:
+        far_keys[p], far_pos[p], far_lab[p] = far_keys[p - 1], far_pos[p - 1], far_lab[p - 1]
+        p -= 1
+    far_keys[p], far_pos[p], far_lab[p] = dist, row, c
+
+
+@numba.njit(**FAST)
+def accumulate_block(X, w, centers, labels, d2, start, stop, sums, wsums, far_keys,
+                      far_pos, far_lab):  # pragma: no cover - compiled
     """Add rows ``start:stop`` (labelled ``labels[:stop - start]``) to the
     sums and weights; return their inertia.
 
     The exact squared distances come from ``d2[:stop - start]``, or when
     ``d2`` is empty are computed here, in the loop that reads each row for
-    its sum (one read of the row instead of two).
+    its sum (one read of the row instead of two). ``far_*`` (m,), unless
+    empty, keep the m rows of positive weight farthest from their center
+    (keys start at 0: only positive distances enter), as
+    :data:`~dkmeans.passes.FAR_ROWS` ranks them.
     """
     d = X.shape[1]
     unweighted = w.shape[0] == 0
     given = d2.shape[0] > 0
+    m = far_keys.shape[0]
     inertia = 0.0
     for row in range(start, stop):
         c = labels[row - start]
@@ -203,12 +218,14 @@ def accumulate_block(X, w, centers, labels, d2, start, stop, sums,
                 sums[c, f] += wi * x
         inertia += wi * dist
         wsums[c] += wi
+        if m > 0 and wi > 0.0 and dist > far_keys[m - 1]:
+            _keep_far(far_keys, far_pos, far_lab, dist, row, c)
     return inertia
 
 
 @numba.njit(**FAST)
-def lloyd_impl(X, w, centers, centers_t, c_sqnorm, sums, wsums, buf,
-                rows_first):  # pragma: no cover - compiled
+def lloyd_impl(X, w, centers, centers_t, c_sqnorm, sums, wsums, buf, rows_first,
+                far_keys, far_pos, far_lab):  # pragma: no cover - compiled
     n = X.shape[0]
     inertia = 0.0
     step = block_step(buf, rows_first)
@@ -222,7 +239,8 @@ def lloyd_impl(X, w, centers, centers_t, c_sqnorm, sums, wsums, buf,
         stop = min(start + step, n)
         assign_block(X, centers, centers_t, c_sqnorm, start, stop, labels, buf, rows_first)
         # accumulate while the block is still in cache
-        inertia += accumulate_block(X, w, centers, labels, no_d2, start, stop, sums, wsums)
+        inertia += accumulate_block(X, w, centers, labels, no_d2, start, stop, sums, wsums,
+                                     far_keys, far_pos, far_lab)
     return inertia
 
 
@@ -319,12 +337,32 @@ def lloyd_partials(X: np.ndarray, w: np.ndarray, centers: np.ndarray):
     inertia : float
         Weighted sum of squared distances to the nearest center.
     """
+    sums, wsums, inertia, _ = lloyd_partials_far(X, w, centers, 0)
+    return sums, wsums, inertia
+
+
+def lloyd_partials_far(X: np.ndarray, w: np.ndarray, centers: np.ndarray, m: int):
+    """:func:`lloyd_partials`, also keeping the ``m`` rows of positive weight
+    farthest from their nearest center, found in the same pass: the rows
+    empty clusters move onto, without another pass over the data.
+
+    Returns
+    -------
+    sums, wsums, inertia
+        As :func:`lloyd_partials`.
+    far : (positions, squared distances, labels)
+        At most ``m`` rows, farthest first, ties to the earlier row (as
+        :func:`~dkmeans.kernels.small.top_m` ranks them); positions in X.
+    """
     X = np.ascontiguousarray(X)
     c, c_t, c_sqnorm = prepare_centers(centers, X.dtype)
     k, d = c.shape[0], X.shape[1]
     sums, wsums = np.zeros((k, d)), np.zeros(k)
-    inertia = lloyd_impl(X, w, c, c_t, c_sqnorm, sums, wsums, *gemm_buffer(X, k))
-    return sums, wsums, float(inertia)
+    keys, pos, lab = np.zeros(m), np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int32)
+    inertia = lloyd_impl(X, w, c, c_t, c_sqnorm, sums, wsums, *gemm_buffer(X, k), keys, pos,
+                         lab)
+    found = keys > 0
+    return sums, wsums, float(inertia), (pos[found], keys[found], lab[found])
 
 
 def pairwise_distances(X: np.ndarray, centers: np.ndarray) -> np.ndarray:

@@ -91,6 +91,8 @@ def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, dr
     buf = np.empty((step, d), dtype=X.dtype)
     idx = np.empty(step, dtype=np.int64)
     d2 = np.empty(step)  # one block's exact distances
+    # (its pass keeps no farthest rows: FAR_ROWS finds them when needed)
+    no_far, no_pos, no_lab = np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int32)
     for start in range(0, n, step):
         stop = min(start + step, n)
         for row in range(start, stop):
@@ -131,7 +133,7 @@ def _lloyd_bounded_impl(X, w, centers, centers_t, c_sqnorm, c_norm, half_sep, dr
                 _search_rows(buf[:m], idx[:m], centers, centers_t, c_sqnorm, err_scale, cmax2,
                              labels, lower, d2, start, gt_buf, rows_first)
         inertia += accumulate_block(X, w, centers, labels[start:stop], d2[: stop - start],
-                                     start, stop, sums, wsums)
+                                     start, stop, sums, wsums, no_far, no_pos, no_lab)
     return inertia
 
 

@@ -120,7 +120,8 @@ def _lloyd(X, w, centers, buf, rows_first, max_iter, tol, quanta, history):  # p
     for it in range(max_iter):
         sums, wsums = np.zeros((k, d)), np.zeros(k)
         history[it] = lloyd_impl(X, w, centers, np.ascontiguousarray(centers.T),
-                                  sqnorms(centers), sums, wsums, buf, rows_first)
+                                  sqnorms(centers), sums, wsums, buf, rows_first,
+                                  np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int32))
         for c in range(k):
             sums[c] = _on_grid(sums[c], quanta[:d])
         wsums = _on_grid(wsums, quanta[d])

@@ -167,6 +167,9 @@ class LloydStats:
     n_searched : int
         Rows whose distances to every center were computed (the others kept
         their center, proved unchanged by their bounds).
+    far : TopRows or None
+        The rows farthest from their centers (:data:`FAR_CANDIDATES` of
+        them), found in the same pass, for clusters the pass left empty.
     """
 
     sums: np.ndarray
@@ -174,6 +177,7 @@ class LloydStats:
     quanta: np.ndarray
     inertia_parts: tuple
     n_searched: int = 0
+    far: TopRows | None = None
 
     @property
     def center_sums(self) -> np.ndarray:
