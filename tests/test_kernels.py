@@ -334,3 +334,33 @@ def test_recluster_starts_returns_a_weighted_lloyd_fixed_point(rng):
     assert inertia == pytest.approx(w @ d2, rel=1e-12)
     for i in range(len(u)):
         assert inertia <= kernels.recluster_starts(X, w, k, u[i : i + 1])[1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_lloyd_partials_keep_the_rows_farthest_from_their_centers(dtype, weighted):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, 7)).astype(dtype)
+    centers = X[rng.choice(2000, 6, replace=False)].copy()
+    far = ((X[:, None] - centers[None]) ** 2).sum(-1).min(1).argmax()
+    X[2999] = X[far]  # two rows at one distance: the earlier is ranked first
+    w = rng.random(3000) if weighted else np.empty(0)
+    if weighted:
+        w[::7] = 0.0  # rows without weight are never moved onto
+        w[[far, 2999]] = 0.5
+    sums, wsums, inertia, (pos, keys, labels) = kernels.lloyd_partials_far(X, w, centers, 5)
+    # the same step as without them
+    ref = kernels.lloyd_partials(X, w, centers)
+    np.testing.assert_array_equal(sums, ref[0])
+    np.testing.assert_array_equal(wsums, ref[1])
+    assert inertia == ref[2]
+    # numpy oracle: exact float64 distances to the nearest center, ranked
+    # largest first, ties to the lower position, weightless rows out
+    d2 = ((X.astype(np.float64)[:, None] - centers.astype(np.float64)[None]) ** 2).sum(-1)
+    near = d2.argmin(1)
+    key = np.where(w > 0, d2.min(1), 0.0) if weighted else d2.min(1)
+    order = np.lexsort((np.arange(3000), -key))[:5]
+    np.testing.assert_array_equal(pos, order)
+    np.testing.assert_allclose(keys, key[order], rtol=1e-12)
+    np.testing.assert_array_equal(labels, near[order])
+    assert list(pos).index(far) + 1 == list(pos).index(2999)  # both kept, in row order
