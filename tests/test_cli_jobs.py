@@ -261,6 +261,18 @@ def test_bad_usage_exits_2_with_one_line(data, tmp_path, monkeypatch, capsys, ar
     assert "Traceback" not in err and message in err.strip().splitlines()[-1]
 
 
+def test_main_called_again_in_one_process_logs_each_line_once(tmp_path, capsys):
+    import logging
+
+    from dkmeans.cli import main
+
+    handlers = list(logging.getLogger("dkmeans").handlers)
+    for _ in range(3):
+        assert main(["info", str(tmp_path / "nowhere")]) == 2
+    assert logging.getLogger("dkmeans").handlers == handlers
+    assert capsys.readouterr().err.count("No model directory") == 3
+
+
 def test_bad_input_is_exit_status_2_of_the_process(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "dkmeans", "info", "nowhere"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
