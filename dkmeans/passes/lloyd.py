@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -34,12 +35,9 @@ def lloyd_chunk(x, w, offset: int, centers: np.ndarray, quanta: np.ndarray) -> L
     """One Lloyd step's sums, weights and inertia on a block, on the grid of
     ``quanta`` (:func:`dkmeans.kernels.exact.grid`), and the block's
     :data:`FAR_CANDIDATES` rows farthest from their centers."""
-    w = no_weights(w)
     sums, wsums, inertia, (pos, keys, labels) = kernels.lloyd_partials_far(
-        x, w, centers, FAR_CANDIDATES)
-    far = TopRows(m=FAR_CANDIDATES, keys=keys, index=pos + offset, rows=x[pos].copy(),
-                  weights=np.ones(pos.size) if w.size == 0 else w[pos].astype(np.float64),
-                  labels=labels)
+        x, no_weights(w), centers, FAR_CANDIDATES)
+    far = replace(TopRows.at(FAR_CANDIDATES, pos, keys, x, w, offset), labels=labels)
     return _lloyd_stats(sums, wsums, inertia, quanta, x.shape[0], far)
 
 
