@@ -249,7 +249,10 @@ def sampled_silhouette(blocks: list[Block], key: np.ndarray, size: int,
     """Draw a uniform sample of ``size`` labelled rows (one pass) and return
     its exact silhouette (NaN when the sample has one label or one per row)."""
     sample = run_pass(LABELLED_SAMPLE, blocks, key, size)
-    return silhouette_of(sample.rows, sample.labels)
+    # in row order: the same rows give the same bits, whatever order the
+    # draw ranked them in (a sample of every row is the data, in order)
+    order = np.argsort(sample.index, kind="stable")
+    return silhouette_of(sample.rows[order], sample.labels[order])
 
 
 def silhouette_of(rows: np.ndarray, labels: np.ndarray) -> SilhouetteEstimate:
