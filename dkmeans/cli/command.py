@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from typing import Any
 
 import numpy as np
@@ -23,12 +22,10 @@ from dkmeans.cli.evaluate import add_options as add_evaluate_options
 from dkmeans.cli.evaluate import extras as evaluate_extras
 from dkmeans.cli.evaluate import lines as evaluate_lines
 from dkmeans.cli.jobs import (
-    input_nbytes,
+    fit_and_save,
     job_cluster,
-    name_features,
     open_input,
     printable_stdout,
-    progress_bar,
     report,
     start_job,
     table_options,
@@ -48,7 +45,6 @@ from dkmeans.cli.signals import (
     IterationCheckpoints,
     Stopped,
     WorkersLost,
-    checkpoint_on_stop,
     handle_signals,
 )
 
@@ -104,16 +100,10 @@ def _fit(args: argparse.Namespace) -> int:
         _, start, _ = read_checkpoint(out)
         resumed_from = start.n_iter
         log.info("resuming from iteration %d", start.n_iter)
-    with job_cluster(args, input_nbytes(fp)):
-        X = open_input(args, storage, table)  # now checked against the cluster's workers
-        t0 = time.perf_counter()
-        progress = _Progress(args, out, params, fp)
-        with progress_bar(args), checkpoint_on_stop(progress.on_stop):
-            model._fit(X, start=start, on_iteration=progress)
-        seconds = time.perf_counter() - t0
-    name_features(model, args, storage, table)
-    model.save(out, fingerprint=fp, overwrite=True)  # checked by start_job
-    log.info("model written to %s", out)
+    progress = _Progress(args, out, params, fp)
+    seconds = fit_and_save(args, model, (storage, out, table, fp),
+                           lambda X: model._fit(X, start=start, on_iteration=progress),
+                           progress.on_stop)
     return _summary(args, read_meta(out), resumed_from=resumed_from, seconds=seconds)
 
 
@@ -130,18 +120,13 @@ def _fit_minibatch(args: argparse.Namespace) -> int:
     if meta is not None:  # a mini-batch job has no checkpoints: it is finished
         log.info("%s already holds this finished model: nothing to do", out)
         return _summary(args, meta, resumed_from=None, seconds=0.0)
-    with job_cluster(args, input_nbytes(fp)):
-        X = open_input(args, storage, table)
-        t0 = time.perf_counter()
-        with progress_bar(args), checkpoint_on_stop(
-                lambda: "; a mini-batch fit keeps no checkpoints: rerun it"):
-            model.fit(X)
-        seconds = time.perf_counter() - t0
-    log.info("%d epochs, %d batches, %.2f passes read, inertia %.6g", model.n_iter_,
-             model.n_steps_, model.n_passes_read_, model.inertia_)
-    name_features(model, args, storage, table)
-    model.save(out, fingerprint=fp, overwrite=True)  # checked by start_job
-    log.info("model written to %s", out)
+    def fit(X: Any) -> None:
+        model.fit(X)
+        log.info("%d epochs, %d batches, %.2f passes read, inertia %.6g", model.n_iter_,
+                 model.n_steps_, model.n_passes_read_, model.inertia_)
+
+    seconds = fit_and_save(args, model, (storage, out, table, fp), fit,
+                           lambda: "; a mini-batch fit keeps no checkpoints: rerun it")
     return _summary(args, read_meta(out), resumed_from=None, seconds=seconds,
                     n_passes_read=model.n_passes_read_)
 

@@ -279,3 +279,27 @@ def name_features(model: Any, args: argparse.Namespace, storage: dict, table: di
         import numpy as np
 
         model.feature_names_in_ = np.asarray(names, dtype=object)
+
+
+def fit_and_save(args: argparse.Namespace, model: Any, job: tuple, fit: Any,
+                 on_stop: Any) -> float:
+    """A fit job's work: on its cluster, ``fit(X)`` with the progress bars and
+    SIGTERM's last checkpoint (``on_stop``, as
+    :func:`~dkmeans.cli.signals.checkpoint_on_stop`), then the model written
+    to the job's directory. ``job`` is ``(storage, out, table, fingerprint)``
+    from :func:`start_job`. Returns the seconds the fit took."""
+    import time
+
+    from dkmeans.cli.signals import checkpoint_on_stop
+
+    storage, out, table, fp = job
+    with job_cluster(args, input_nbytes(fp)):
+        X = open_input(args, storage, table)  # now checked against the cluster's workers
+        t0 = time.perf_counter()
+        with progress_bar(args), checkpoint_on_stop(on_stop):
+            fit(X)
+        seconds = time.perf_counter() - t0
+    name_features(model, args, storage, table)
+    model.save(out, fingerprint=fp, overwrite=True)  # checked by start_job
+    logging.getLogger("dkmeans").info("model written to %s", out)
+    return seconds

@@ -13,22 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from typing import Any
 
 from dkmeans.cli.evaluate import extras as evaluate_extras
 from dkmeans.cli.evaluate import lines as evaluate_lines
 from dkmeans.cli.jobs import (
-    input_nbytes,
+    fit_and_save,
     job_cluster,
-    name_features,
     open_input,
-    progress_bar,
     report,
     start_job,
 )
 from dkmeans.cli.options import estimator_params
-from dkmeans.cli.signals import IterationCheckpoints, checkpoint_on_stop
+from dkmeans.cli.signals import IterationCheckpoints
 
 log = logging.getLogger("dkmeans")
 
@@ -74,17 +71,13 @@ def fit_job(args: argparse.Namespace) -> int:
     start = None if meta is None else read_model(out, meta)._state()
     if start is not None:
         log.info("resuming from iteration %d", start.n_iter)
-    with job_cluster(args, input_nbytes(fp)):
-        X = open_input(args, storage, table)
-        t0 = time.perf_counter()
-        model.n_features_in_ = X.shape[1]
-        checkpoints = _Checkpoints(args, model, out, fp)
-        with progress_bar(args), checkpoint_on_stop(checkpoints.on_stop):
-            model._fit(X, start=start, on_iteration=checkpoints)
-        seconds = time.perf_counter() - t0
-    name_features(model, args, storage, table)
-    model.save(out, fingerprint=fp, overwrite=True)  # checked by start_job
-    log.info("model written to %s", out)
+    checkpoints = _Checkpoints(args, model, out, fp)
+
+    def fit(X: Any) -> None:
+        model.n_features_in_ = X.shape[1]  # a checkpoint of the first iteration needs it
+        model._fit(X, start=start, on_iteration=checkpoints)
+
+    seconds = fit_and_save(args, model, (storage, out, table, fp), fit, checkpoints.on_stop)
     return summary(args, read_meta(out), seconds=seconds,
                    resumed_from=None if start is None else start.n_iter)
 
