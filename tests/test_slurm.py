@@ -6,6 +6,7 @@ cancelled mid-fit."""
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -112,21 +113,33 @@ def test_a_worker_job_cancelled_mid_fit_changes_nothing(slurm, tmp_path):
     X = np.random.default_rng(0).random((300_000, 8), dtype=np.float32)
     np.save(tmp_path / "X.npy", X)
     config = _cluster_file(tmp_path)
-    job = ["fit", tmp_path / "X.npy", "-k", 16, "--tol", 0, "--max-iter", 60,
+    job = ["fit", tmp_path / "X.npy", "-k", 16, "--tol", 0, "--max-iter", 150,
            "--random-state", 1, "--persist", "true", "--cluster", config]
     proc = subprocess.Popen([sys.executable, "-m", "dkmeans", *map(str, job), "-o",
                              tmp_path / "cut"], env=slurm, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    # into the iterations by what the job printed, not by a guess of how long
+    # it takes (a fast run had finished 60 iterations before a 4 s sleep ended)
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and len(_worker_jobs(slurm)) < 2:
-        time.sleep(0.5)
-    time.sleep(4)  # into the iterations
+    while time.monotonic() < deadline and not (
+            any(s.startswith("iteration 3 ") for s in lines) and len(_worker_jobs(slurm)) == 2):
+        time.sleep(0.1)
     jobs = _worker_jobs(slurm)
-    assert len(jobs) == 2 and proc.poll() is None
+    assert len(jobs) == 2 and proc.poll() is None, "".join(lines)[-3000:]
     subprocess.run(["scancel", jobs[0]], env=slurm, check=True)
-    _, err = proc.communicate(timeout=300)
+    while time.monotonic() < deadline and jobs[0] in _worker_jobs(slurm):
+        time.sleep(0.1)
+    at_cancel = sum(s.startswith("iteration ") for s in lines)
+    assert proc.poll() is None, "the fit ended before the worker job was gone"
+    proc.wait(timeout=300)
+    reader.join(timeout=10)
+    err = "".join(lines)
     assert proc.returncode == 0, err[-3000:]
-    whole = _threaded(KMeans(16, tol=0, max_iter=60, random_state=1, persist=True),
+    assert sum(s.startswith("iteration ") for s in lines) > at_cancel  # went on without it
+    whole = _threaded(KMeans(16, tol=0, max_iter=150, random_state=1, persist=True),
                       tmp_path / "X.npy")
     np.testing.assert_allclose(dkmeans.load(tmp_path / "cut").cluster_centers_,
                                whole.cluster_centers_, rtol=1e-5)
@@ -141,15 +154,20 @@ def test_every_worker_job_gone_ends_the_job_with_exit_3(slurm, tmp_path):
                              str(tmp_path / "m"), "--cluster", str(config)],
                             env=slurm, cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and len(_worker_jobs(slurm)) < 2:
-        time.sleep(0.5)
-    time.sleep(4)
-    assert proc.poll() is None
+    while time.monotonic() < deadline and not (
+            any(s.startswith("iteration 3 ") for s in lines) and len(_worker_jobs(slurm)) == 2):
+        time.sleep(0.1)
+    assert proc.poll() is None, "".join(lines)[-3000:]
     for job in _worker_jobs(slurm):
         subprocess.run(["scancel", job], env=slurm, check=True)
     t0 = time.monotonic()
-    _, err = proc.communicate(timeout=120)
+    proc.wait(timeout=120)
+    reader.join(timeout=10)
+    err = "".join(lines)
     assert proc.returncode == 3, err[-3000:]
     assert "every worker of the cluster is gone" in err
     assert time.monotonic() - t0 < 60
