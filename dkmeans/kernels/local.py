@@ -69,7 +69,8 @@ def _plusplus(X, w, k, n_trials, u):  # pragma: no cover - compiled
                 best_t, best_pot = t, pots[t]
         chosen[count] = trials[best_t]
         count += 1
-        mind[:] = cand[best_t]
+        for i in range(n):
+            mind[i] = cand[best_t, i]
     return chosen[:count]
 
 
@@ -80,7 +81,8 @@ def _relocate(sums, wsums, X, w, far_d2, far_row, far_lab):  # pragma: no cover 
     aggregate does."""
     taken = np.zeros(far_d2.shape[0], dtype=np.bool_)
     moved = 0
-    for c in np.flatnonzero(wsums == 0.0):  # the clusters empty before any move
+    empty = [c for c in range(wsums.shape[0]) if wsums[c] == 0.0]  # before any move
+    for c in empty:
         best = -1
         for s in range(far_d2.shape[0]):
             if taken[s] or far_d2[s] <= 0.0:
@@ -103,10 +105,17 @@ def _relocate(sums, wsums, X, w, far_d2, far_row, far_lab):  # pragma: no cover 
 
 
 @numba.njit(**FAST)
-def _on_grid(values, quantum):  # pragma: no cover - compiled
-    """``values`` rounded to multiples of ``quantum`` (a power of two), as the
-    distributed pass carries them (:func:`dkmeans.kernels.exact.to_grid`)."""
-    return np.rint(values / quantum) * quantum
+def _to_grid(sums, wsums, quanta):  # pragma: no cover - compiled
+    """Sums and weights rounded, in place, to multiples of ``quanta`` (powers
+    of two), as the distributed pass carries them
+    (:func:`dkmeans.kernels.exact.to_grid`)."""
+    # loops, not array expressions: each of those compiles numba's shape
+    # checks and their messages (seconds of a cold first fit)
+    k, d = sums.shape
+    for c in range(k):
+        for f in range(d):
+            sums[c, f] = np.rint(sums[c, f] / quanta[f]) * quanta[f]
+        wsums[c] = np.rint(wsums[c] / quanta[d]) * quanta[d]
 
 
 @numba.njit(**FAST)
@@ -122,20 +131,20 @@ def _lloyd(X, w, centers, buf, rows_first, max_iter, tol, quanta, history):  # p
         history[it] = lloyd_impl(X, w, centers, np.ascontiguousarray(centers.T),
                                   sqnorms(centers), sums, wsums, buf, rows_first,
                                   np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int32))
-        for c in range(k):
-            sums[c] = _on_grid(sums[c], quanta[:d])
-        wsums = _on_grid(wsums, quanta[d])
-        if np.any(wsums == 0.0):  # the rows farthest from their centers, as FAR_ROWS finds
+        _to_grid(sums, wsums, quanta)
+        if wsums.min() == 0.0:  # the rows farthest from their centers, as FAR_ROWS finds
             labels, d2 = np.empty(n, dtype=np.int32), np.empty(n)
             nearest_impl(X, centers, np.ascontiguousarray(centers.T), sqnorms(centers),
                           labels, d2, buf, rows_first)
             if w.shape[0]:
-                d2 = np.where(w > 0, d2, 0.0)
+                for i in range(n):
+                    if not w[i] > 0:
+                        d2[i] = 0.0
             n_relocated += _relocate(sums, wsums, X, w, d2, np.arange(n), labels)
-        new = centers.astype(np.float64)
+        new = np.empty((k, d))
         for c in range(k):
-            if wsums[c] > 0.0:
-                new[c] = sums[c] / wsums[c]
+            for f in range(d):
+                new[c, f] = sums[c, f] / wsums[c] if wsums[c] > 0.0 else centers[c, f]
         new_x = new.astype(X.dtype)
         shift = 0.0
         for c in range(k):
@@ -158,7 +167,8 @@ def _best_start(X, w, k, n_trials, u, buf, rows_first, max_iter, quanta):  # pra
         chosen = _plusplus(X, w, k, n_trials, u[t])
         centers = np.empty((k, X.shape[1]))
         for c in range(k):
-            centers[c] = X[chosen[c % chosen.shape[0]]]
+            for f in range(X.shape[1]):
+                centers[c, f] = X[chosen[c % chosen.shape[0]], f]
         centers, n_iter, _ = _lloyd(X, w, centers, buf, rows_first, max_iter, 0.0, quanta,
                                     history)
         inertia = history[n_iter - 1] if n_iter < max_iter else np.inf
