@@ -239,6 +239,36 @@ def test_kmeans_plusplus_picks_distinct_weighted_points(rng):
     assert sorted(np.round(C[:, 0] / 10)) == [0, 1]
 
 
+def _greedy_plusplus(X, w, k, n_trials, u):
+    """Greedy k-means++ computing every distance (the numpy oracle): the
+    same draws from ``u`` as :func:`dkmeans.kernels.kmeans_plusplus`."""
+    def draw(cum, v):
+        return min(np.searchsorted(cum, v * cum[-1], side="right"), len(cum) - 1)
+
+    chosen = [draw(np.cumsum(w), u[0])]
+    mind = ((X - X[chosen[0]]) ** 2).sum(axis=1)
+    for step in range(1, k):
+        cum = np.cumsum(w * mind)
+        trials = [draw(cum, u[1 + (step - 1) * n_trials + t]) for t in range(n_trials)]
+        cand = [np.minimum(mind, ((X - X[t]) ** 2).sum(axis=1)) for t in trials]
+        best = int(np.argmin([w @ c for c in cand]))
+        chosen.append(trials[best])
+        mind = cand[best]
+    return np.array(chosen)
+
+
+@pytest.mark.parametrize("k", [3, 60])
+def test_kmeans_plusplus_draws_what_the_numpy_loop_draws(rng, k):
+    """Greedy k-means++ (its trials read every row once a step, rows outer)
+    chooses the centers of the plain numpy loop, at small and larger k."""
+    X = rng.normal(size=(3_000, 8)) + 20 * rng.normal(size=(30, 8))[rng.integers(0, 30, 3_000)]
+    w = rng.random(3_000) + 0.5
+    n_trials = kernels.plusplus_trials(k)
+    got = kernels.kmeans_plusplus(X, w, k, np.random.default_rng(7))
+    u = np.random.default_rng(7).random(1 + (k - 1) * n_trials)  # the draws it made
+    np.testing.assert_array_equal(got, X[_greedy_plusplus(X, w, k, n_trials, u)])
+
+
 def test_center_bounds_by_hand():
     C = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 10.0]])
     prev = C - np.array([[0.0, 1.0], [0.0, 0.0], [3.0, 0.0]])
