@@ -8,7 +8,9 @@
   seeding round;
 - :mod:`~dkmeans.kernels.local`: compiled weighted k-means++ and Lloyd
   on one in-memory block (k-means|| candidates, small fits);
-- :mod:`~dkmeans.kernels.small`: moments, validity, top-m.
+- :mod:`~dkmeans.kernels.small`: moments, validity, top-m;
+- :mod:`~dkmeans.kernels.sparse`: the nearest centers and a Lloyd step's
+  partial results on a CSR block (:func:`csr_lloyd_partials_far`).
 
 Every function takes plain arrays and returns plain arrays or small value
 objects, each tested against a numpy oracle (``tests/test_kernels.py``).
@@ -40,13 +42,25 @@ from dkmeans.kernels.small import (
     top_m,
     unit_length,
 )
+from dkmeans.kernels.sparse import (
+    as_csr,
+    csr_lloyd_partials_far,
+    csr_nearest,
+    csr_row_sqnorms,
+    is_sparse,
+)
 
 __all__ = [
     "BLOCK_BYTES",
     "block_rows",
+    "as_csr",
     "center_bounds",
     "column_scan",
+    "csr_lloyd_partials_far",
+    "csr_nearest",
+    "csr_row_sqnorms",
     "first_nonfinite_row",
+    "is_sparse",
     "kmeans_plusplus",
     "lloyd_partials",
     "lloyd_partials_far",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from dkmeans.kernels.small import sqdist
+from dkmeans.kernels.small import keep_far, sqdist
 
 # Bytes of rows per GEMM block inside a kernel: the block and its products
 # stay in L2 cache while the argmin, the exact distances and the sums re-read
@@ -174,17 +174,6 @@ def nearest_impl(X, centers, centers_t, c_sqnorm, labels, d2, buf,
 
 
 @numba.njit(**FAST)
-def _keep_far(far_keys, far_pos, far_lab, dist, row, c):  # pragma: no cover - compiled
-    """Insert a row into the ranked farthest rows if it is farther than the
-    last (ranked by distance, largest first; a tie keeps the earlier row)."""
-    p = far_keys.shape[0] - 1
-    while p > 0 and far_keys[p - 1] < dist:
-        far_keys[p], far_pos[p], far_lab[p] = far_keys[p - 1], far_pos[p - 1], far_lab[p - 1]
-        p -= 1
-    far_keys[p], far_pos[p], far_lab[p] = dist, row, c
-
-
-@numba.njit(**FAST)
 def accumulate_block(X, w, centers, labels, d2, start, stop, sums, wsums, far_keys,
                       far_pos, far_lab):  # pragma: no cover - compiled
     """Add rows ``start:stop`` (labelled ``labels[:stop - start]``) to the
@@ -219,7 +208,7 @@ def accumulate_block(X, w, centers, labels, d2, start, stop, sums, wsums, far_ke
         inertia += wi * dist
         wsums[c] += wi
         if m > 0 and wi > 0.0 and dist > far_keys[m - 1]:
-            _keep_far(far_keys, far_pos, far_lab, dist, row, c)
+            keep_far(far_keys, far_pos, far_lab, dist, row, c)
     return inertia
 
 

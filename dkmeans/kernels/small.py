@@ -121,3 +121,14 @@ def unit_length(centers: np.ndarray) -> np.ndarray:
     norms = np.sqrt((centers.astype(np.float64) ** 2).sum(axis=1))
     norms[norms == 0] = 1.0
     return (centers / norms[:, None]).astype(centers.dtype)
+
+
+@numba.njit(nogil=True, cache=True)
+def keep_far(far_keys, far_pos, far_lab, dist, row, c):  # pragma: no cover - compiled
+    """Insert a row into the ranked farthest rows if it is farther than the
+    last (ranked by distance, largest first; a tie keeps the earlier row)."""
+    p = far_keys.shape[0] - 1
+    while p > 0 and far_keys[p - 1] < dist:
+        far_keys[p], far_pos[p], far_lab[p] = far_keys[p - 1], far_pos[p - 1], far_lab[p - 1]
+        p -= 1
+    far_keys[p], far_pos[p], far_lab[p] = dist, row, c
