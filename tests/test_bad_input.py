@@ -3,8 +3,10 @@
 import dask.array as da
 import numpy as np
 import pytest
+import scipy.sparse
 import zarr
 
+import dkmeans
 from dkmeans import (
     DKMeansError,
     InputNotFoundError,
@@ -114,10 +116,16 @@ def test_errors_are_the_builtin_types_users_catch():
     assert issubclass(InputNotFoundError, FileNotFoundError)
 
 
-def test_sparse_input_is_named():
-    sparse = pytest.importorskip("scipy.sparse")
-    with pytest.raises(InputTypeError, match="sparse"):
-        KMeans(2).fit(sparse.csr_matrix(GOOD))
+def test_sparse_input_is_named_where_it_is_not_taken():
+    X = scipy.sparse.csr_matrix(GOOD)
+    with pytest.raises(InputTypeError, match="sparse matrix; GaussianMixture needs dense"):
+        dkmeans.GaussianMixture(2).fit(X)
+    with pytest.raises(InputTypeError, match="sparse matrix; metric='manhattan'"):
+        KMeans(2, metric="manhattan").fit(X)
+    with pytest.raises(InvalidParameterError, match="would make sparse X dense"):
+        KMeans(2, scale=True).fit(X)
+    with pytest.raises(InvalidParameterError, match=r"gap=True .* sparse X"):
+        dkmeans.sweep(X, [1, 2], gap=True)
 
 
 def test_missing_zarr_path(tmp_path):

@@ -170,7 +170,7 @@ def _reassign_starved(centers: np.ndarray, counts: np.ndarray, x: np.ndarray,
     if n == 0:
         return centers, counts, 0
     rng = np.random.default_rng([rules.seed, step])
-    centers[starved] = x[rng.choice(x.shape[0], size=n, replace=False)]
+    centers[starved] = kernels.rows(x, rng.choice(x.shape[0], size=n, replace=False))
     counts = counts.copy()
     if (~starved).any():
         counts[starved] = counts[~starved].min()
@@ -215,7 +215,7 @@ def check_convergence(state: MiniBatchState, previous: np.ndarray, batch_inertia
 
 def _gather(parts: list[tuple[int, np.ndarray]], xs: Sequence[np.ndarray],
             ws: Sequence[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray | None]:
-    x = np.concatenate([xs[b][rows] for b, rows in parts])
+    x = kernels.stack([xs[b][rows] for b, rows in parts])
     if ws[0] is None:
         return x, None
     return x, np.concatenate([ws[b][rows] for b, rows in parts])
@@ -231,7 +231,7 @@ def run_group(state: MiniBatchState, rules: StepRules, key: tuple[int, ...],
     """
     xs, ws = blocks[0::2], blocks[1::2]
     used = 0
-    for parts in group_batches([len(x) for x in xs], rules.batch_size, key):
+    for parts in group_batches([x.shape[0] for x in xs], rules.batch_size, key):
         if state.converged:
             break
         x, w = _gather(parts, xs, ws)

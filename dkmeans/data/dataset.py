@@ -25,12 +25,14 @@ from dkmeans.data.storage import Location, active_client
 from dkmeans.data.validation import (
     as_block,
     as_block_weights,
+    as_sparse_block,
     as_weights,
     check_shape,
     float_dtype,
 )
 from dkmeans.data.workers import wait_for_workers
-from dkmeans.errors import InvalidInputError
+from dkmeans.errors import InputTypeError, InvalidInputError
+from dkmeans.kernels import is_sparse
 from dkmeans.runner import Block
 
 #: Target size of a block made from numpy input. Below glibc's 32 MiB mmap
@@ -79,6 +81,20 @@ class Dataset:
     @property
     def dtype(self) -> np.dtype:
         return self.X.dtype
+
+    @property
+    def sparse(self) -> bool:
+        """Whether the blocks are ``scipy.sparse`` matrices (CSR)."""
+        return is_sparse(self.X._meta)
+
+    def require_dense(self, what: str) -> None:
+        """Raise :class:`~dkmeans.errors.InputTypeError` naming ``what`` if
+        the data is sparse."""
+        if self.sparse:
+            raise InputTypeError(
+                f"X is a sparse matrix; {what} needs dense data (k-means with "
+                "metric='euclidean' or 'cosine' and mini-batch k-means take sparse X). "
+                "Convert it with X.toarray() if it fits in memory.")
 
     def blocks(self) -> list[Block]:
         """The row blocks as graph nodes (or in-memory arrays, for
@@ -218,6 +234,15 @@ def as_chunked(X: Any, what: str = "X", columns: list | None = None,
                 f"{what} has unknown chunk sizes; call X.compute_chunk_sizes() first.")
         dtype = float_dtype(np.dtype(X.dtype), what)
         arr = X.rechunk({1: -1}) if len(X.chunks[1]) > 1 else X
+    elif is_sparse(X):
+        source = "numpy"  # in memory: results come back as numpy arrays
+        X = as_sparse_block(X, what)
+        # rows by their non-zeros (value and column index), not their width
+        row_bytes = max(1, -(-X.nnz * (X.dtype.itemsize + 4) // max(X.shape[0], 1)))
+        threads = _distributed_threads()
+        rows = (_row_chunks_for_cluster(X.shape[0], row_bytes, threads) if threads
+                else _row_chunks_for(X.shape[0], row_bytes))
+        arr, dtype = row_blocks(X, rows, scatter=bool(threads)), X.dtype
     else:
         source = "numpy"
         X = as_block(X, what)
@@ -268,8 +293,8 @@ def open_array(path: Any, storage_options: dict | None = None, columns: list | N
     return as_chunked(path, "X", columns, storage_options, sep, header, non_numeric)[0]
 
 
-def row_blocks(X: np.ndarray, rows: int, scatter: bool = False) -> da.Array:
-    """numpy rows as a dask array of ``rows``-row blocks: views of X in the
+def row_blocks(X: Any, rows: int, scatter: bool = False) -> da.Array:
+    """numpy (or CSR) rows as a dask array of ``rows``-row blocks: views of X in the
     graph (dask's ``from_array`` copies a numpy array whole, then hashes it
     for a name: 0.4 s per 256 MB), or with ``scatter`` sent to the cluster's
     workers once, as futures."""
@@ -301,12 +326,13 @@ def as_dataset(X: Any, sample_weight: Any = None, storage_options: dict | None =
     client = active_client()
     if client is not None:
         wait_for_workers(client)
-    if client is None and not (isinstance(X, (str, os.PathLike, Location)) or _lazy(X)):
+    if client is None and not (isinstance(X, (str, os.PathLike, Location)) or _lazy(X)
+                               or is_sparse(X)):
         local = as_block(X)
         if local.nbytes <= LOCAL_MAX_BYTES:
             return _local_dataset(local, sample_weight)
     arr, source = as_chunked(X, storage_options=storage_options, **(table or {}))
-    return Dataset(arr, as_weights(sample_weight, arr), source)
+    return Dataset(arr, as_weights(sample_weight, arr), source, persisted=is_sparse(X))
 
 
 def _local_dataset(local: np.ndarray, sample_weight: Any) -> Dataset:

@@ -78,7 +78,13 @@ def _scale_block(x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarr
     return ((x - mean) / scale).astype(x.dtype, copy=False)
 
 
-def _unit_rows_block(x: np.ndarray) -> np.ndarray:
+def _unit_rows_block(x: Any) -> Any:
+    if kernels.is_sparse(x):  # scaled in place of its non-zeros: stays sparse
+        x = kernels.as_csr(x).copy()
+        norms = np.sqrt(kernels.csr_row_sqnorms(x))
+        norms[norms == 0] = 1.0
+        x.data = (x.data / np.repeat(norms, np.diff(x.indptr))).astype(x.dtype, copy=False)
+        return x
     norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
     norms[norms == 0] = 1.0  # a zero row stays zero
     return (x / norms[:, None]).astype(x.dtype, copy=False)
@@ -198,7 +204,7 @@ class Preprocessing:
         memory) when neither scaling nor unit rows bring the data near the
         origin."""
         shift = None
-        if not (scale or unit):
+        if not (scale or unit or kernels.is_sparse(X._meta)):  # a shift would densify
             if head is None:
                 head = np.asarray(compute(X[:SHIFT_PROBE_ROWS])[0])
             shift = needs_shift(head[:SHIFT_PROBE_ROWS])
@@ -306,6 +312,11 @@ def prepare(data: Any, *, scale: bool = False, missing: str = "error",
     if scale and metric == "cosine":
         raise InvalidParameterError("scale=True with metric='cosine': rows are scaled to "
                                     "unit length already; choose one.")
+    if kernels.is_sparse(data.X._meta) and (scale or missing == "impute"):
+        what = "scale=True centres every column" if scale else "missing='impute' fills NaNs"
+        raise InvalidParameterError(
+            f"{what}, which would make sparse X dense; scale or fill it beforehand (e.g. "
+            "scikit-learn's MaxAbsScaler keeps it sparse), or pass dense X.")
     prep = Preprocessing.learn(data.X, scale=bool(scale), impute=missing == "impute",
                                unit=metric == "cosine", head=data.local)
     return data.preprocessed(prep), prep

@@ -9,6 +9,7 @@ import dask.array as da
 import numpy as np
 
 from dkmeans.errors import InputTypeError, InvalidInputError
+from dkmeans.kernels import as_csr
 
 
 def check_shape(shape: tuple, what: str) -> None:
@@ -43,8 +44,8 @@ def float_dtype(dtype: np.dtype, what: str) -> np.dtype:
 def _numpy_array(X: Any, what: str) -> np.ndarray:
     if hasattr(X, "tocsr") or hasattr(X, "todense"):
         raise InputTypeError(
-            f"{what} is a sparse matrix; dkmeans needs dense data. Sparse input is not "
-            "supported: convert it with X.toarray() or cluster a dense chunked array.")
+            f"{what} is a sparse matrix; this needs dense data (fit, predict, "
+            "transform and score take sparse X). Convert it with X.toarray().")
     arr = np.asarray(X)
     if arr.dtype.kind == "O":
         try:
@@ -114,3 +115,13 @@ def as_weights(sample_weight: Any, X: da.Array) -> da.Array | None:
         return sample_weight.astype(np.float64).rechunk((X.chunks[0],))
     w = as_block_weights(sample_weight, X.shape[0])
     return da.from_array(w, chunks=(X.chunks[0],))
+
+
+def as_sparse_block(X: Any, what: str = "X") -> Any:
+    """Validate an in-memory ``scipy.sparse`` matrix as CSR of float32 /
+    float64 (integers and booleans become float64; CSC and COO are
+    converted once): shape and dtype only, not the values."""
+    check_shape(X.shape, what)
+    X = as_csr(X)
+    dtype = float_dtype(np.dtype(X.dtype), what)
+    return X.astype(dtype) if X.dtype != dtype else X

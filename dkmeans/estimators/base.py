@@ -385,6 +385,6 @@ Parquet / CSV), of shape (n_samples, n_features)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True  # scipy.sparse X, read as CSR blocks
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags

@@ -93,6 +93,7 @@ or callable, default="k-means||"
         all centers: it pays in long runs, not in the few iterations that
         follow k-means|| seeding (benchmarks/README.md), hence "lloyd" by
         default. "full" (dask-ml's name) is "lloyd" with a ``FutureWarning``.
+        Sparse X runs "lloyd" whatever is asked (the same iterations).
     scale : bool, default=False
         Standardize every feature (mean 0, standard deviation 1, learned in
         one extra streaming pass; a constant feature is only centred) before
@@ -277,6 +278,8 @@ Parquet / CSV), of shape (n_samples, n_features)
         self._check_feature_names(X, reset=True)
         data = as_dataset(X, sample_weight, storage_options, table_reading(
             self, X, storage_options, **(table or {}), fitting=True))
+        if self.metric == "manhattan":
+            data.require_dense("metric='manhattan' (k-medians)")
         raw = data.X
         data, prep = prepare(data, scale=self.scale, missing=self.missing, metric=self.metric)
         if data.n_samples < self.n_clusters:
@@ -306,7 +309,7 @@ Parquet / CSV), of shape (n_samples, n_features)
                 data, self.n_clusters, init=init, n_init=n_init, max_iter=self.max_iter,
                 tol=self.tol, seed=seed, oversampling_factor=self.oversampling_factor,
                 init_rounds=rounds, persist=self.persist, verbose=self.verbose,
-                bounds=self.algorithm in ("hamerly", "elkan"), start=start,
+                bounds=self.algorithm in ("hamerly", "elkan") and not data.sparse, start=start,
                 on_iteration=chain(on_iteration, shown), unit_centers=self.metric == "cosine",
                 min_cluster_size=self.min_cluster_size, manhattan=self.metric == "manhattan",
                 init_size=self.init_size, train_size=self._train_rows(data.n_samples))

@@ -22,7 +22,7 @@ from dkmeans.algorithms.fit_minibatch import fit_minibatch_kmeans, init_from_sam
 from dkmeans.algorithms.minibatch import MiniBatchState, StepRules, update_centers
 from dkmeans.data import as_dataset
 from dkmeans.data.preprocessing import SHIFT_PROBE_ROWS, Preprocessing, needs_shift, prepare
-from dkmeans.data.validation import as_block, as_block_weights
+from dkmeans.data.validation import as_block, as_block_weights, as_sparse_block
 from dkmeans.errors import InvalidInputError, InvalidParameterError, not_finite
 from dkmeans.estimators.base import BaseKMeans, table_reading
 from dkmeans.estimators.params import (
@@ -310,11 +310,14 @@ Parquet / CSV), of shape (n_samples, n_features)
             The fitted estimator.
         """
         self._check_feature_names(X, reset=not hasattr(self, "_state"))
-        x = as_block(X)
+        x = as_sparse_block(X) if kernels.is_sparse(X) else as_block(X)
         w = as_block_weights(sample_weight, x.shape[0])
         imputed = hasattr(self, "_state") and self._prep().fill is not None
-        bad = kernels.first_nonfinite_row(np.nan_to_num(x, nan=0.0, posinf=np.inf,
-                                                        neginf=-np.inf) if imputed else x)
+        if kernels.is_sparse(x):  # (fill is None: imputing would densify it)
+            bad = kernels.column_scan(x)[0]
+        else:
+            bad = kernels.first_nonfinite_row(np.nan_to_num(x, nan=0.0, posinf=np.inf,
+                                                            neginf=-np.inf) if imputed else x)
         if bad >= 0:
             raise not_finite(bad, where=" of this batch")
         if not hasattr(self, "_state"):
@@ -332,7 +335,7 @@ Parquet / CSV), of shape (n_samples, n_features)
         if self.compute_labels:
             labels, d2 = kernels.nearest(x, self._state.centers)
             self.labels_ = labels
-            self.inertia_ = float(d2 @ (np.ones(len(x)) if w is None else w))
+            self.inertia_ = float(d2 @ (np.ones(x.shape[0]) if w is None else w))
         return self
 
     def _start_partial(self, x: np.ndarray, w: np.ndarray | None) -> None:
@@ -346,14 +349,16 @@ Parquet / CSV), of shape (n_samples, n_features)
             raise InvalidInputError(f"The first batch has {x.shape[0]} rows; it should have "
                                     f"at least n_clusters={self.n_clusters}.")
         self._seed_ = self._seed()
-        prep = Preprocessing(shift=needs_shift(x[:SHIFT_PROBE_ROWS]))
+        prep = Preprocessing(shift=None if kernels.is_sparse(x)  # a shift would densify
+                             else needs_shift(x[:SHIFT_PROBE_ROWS]))
         init = self._init(x.shape[1], x.dtype, prep)
         x = prep.apply_block(x)
         if isinstance(init, str):
             rng = np.random.default_rng(self._seed_)
             size = self._init_size = self._resolve_init_size(x.shape[0])
             p = None if w is None else w / w.sum()
-            sample = x[np.sort(rng.choice(x.shape[0], size=size, replace=False, p=p))]
+            sample = kernels.rows(x, np.sort(rng.choice(x.shape[0], size=size, replace=False,
+                                                         p=p)))
             name = "k-means++" if init == "k-means||" else init
             self._n_init = self._resolve_n_init()
             centers = init_from_sample(sample, self.n_clusters, name, self._n_init,

@@ -205,6 +205,7 @@ class GaussianMixture(MixtureOutputs, LabelOutputs, DensityMixin, BaseEstimator)
         check_parameters(self, _PARAMETERS)
         data = as_dataset(X, sample_weight, storage_options, table_reading(
             self, X, storage_options, **(table or {}), fitting=True))
+        data.require_dense("GaussianMixture")
         k, d = self.n_components, data.n_features
         if data.n_samples < k:
             raise InvalidInputError(f"Expected n_samples >= n_components but got "

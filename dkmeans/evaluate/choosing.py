@@ -210,6 +210,11 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
     if not ks or ks[0] < 1 or ks[-1] > data.n_samples:
         raise InvalidParameterError(f"ks must hold integers from 1 to n_samples="
                                     f"{data.n_samples}; got {ks}.")
+    if gap and data.sparse:
+        raise InvalidParameterError(
+            "gap=True draws dense uniform reference data over the data's box, which has "
+            "no meaning for sparse X (and would not fit in memory); use the other scores "
+            "or stability=True.")
     if should_persist(data, persist):
         data = data.persist()
     blocks = data.blocks()

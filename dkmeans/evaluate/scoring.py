@@ -44,6 +44,8 @@ class ClusterMoments:
 
 def cluster_moments_chunk(x, labels, offset: int) -> ClusterMoments:
     values, inverse = np.unique(labels, return_inverse=True)
+    if kernels.is_sparse(x):
+        return ClusterMoments(values, *kernels.csr_group_moments(x, inverse, values.size))
     counts = np.bincount(inverse, minlength=values.size).astype(np.float64)
     order = np.argsort(inverse, kind="stable")
     starts = np.concatenate([[0], np.cumsum(counts[:-1])]).astype(np.intp)
@@ -177,7 +179,7 @@ def agreement_chunk(x, w, offset: int, reference: np.ndarray, centers: Sequence[
     """The tables on one block: every run's labels and subsample (rows whose
     uniform under the run's key is below ``subsample``, of positive weight)."""
     k = len(reference)
-    n = len(x)
+    n = x.shape[0]
     ref = kernels.nearest(x, reference)[0]
     positive = np.ones(n, bool) if w is None else np.asarray(w) > 0
     labels = [kernels.nearest(x, c)[0] for c in centers]

@@ -10,7 +10,9 @@
   on one in-memory block (k-means|| candidates, small fits);
 - :mod:`~dkmeans.kernels.small`: moments, validity, top-m;
 - :mod:`~dkmeans.kernels.sparse`: the nearest centers and a Lloyd step's
-  partial results on a CSR block (:func:`csr_lloyd_partials_far`).
+  partial results on a CSR block (:func:`csr_lloyd_partials_far`);
+- :mod:`~dkmeans.kernels.blocks`: what the passes call, on a dense or a
+  sparse block alike (:func:`nearest`, :func:`lloyd_partials_far`, ...).
 
 Every function takes plain arrays and returns plain arrays or small value
 objects, each tested against a numpy oracle (``tests/test_kernels.py``).
@@ -19,12 +21,19 @@ objects, each tested against a numpy oracle (``tests/test_kernels.py``).
 from dkmeans.kernels.assign import (
     BLOCK_BYTES,
     block_rows,
+    nearest_two,
+    rows_first,
+)
+from dkmeans.kernels.blocks import (
+    column_scan,
     lloyd_partials,
     lloyd_partials_far,
     nearest,
-    nearest_two,
     pairwise_distances,
-    rows_first,
+    rows,
+    seed_round_partials,
+    sqdist,
+    stack,
 )
 from dkmeans.kernels.bounds import center_bounds, lloyd_partials_bounded
 from dkmeans.kernels.local import (
@@ -34,16 +43,15 @@ from dkmeans.kernels.local import (
     recluster_starts,
 )
 from dkmeans.kernels.small import (
-    column_scan,
     first_nonfinite_row,
     merge_moments,
     moments,
-    sqdist,
     top_m,
     unit_length,
 )
 from dkmeans.kernels.sparse import (
     as_csr,
+    csr_group_moments,
     csr_lloyd_partials_far,
     csr_nearest,
     csr_row_sqnorms,
@@ -56,6 +64,7 @@ __all__ = [
     "as_csr",
     "center_bounds",
     "column_scan",
+    "csr_group_moments",
     "csr_lloyd_partials_far",
     "csr_nearest",
     "csr_row_sqnorms",
@@ -73,8 +82,11 @@ __all__ = [
     "pairwise_distances",
     "plusplus_trials",
     "recluster_starts",
+    "rows",
     "rows_first",
+    "seed_round_partials",
     "sqdist",
+    "stack",
     "top_m",
     "unit_length",
 ]

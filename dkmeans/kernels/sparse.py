@@ -24,7 +24,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from dkmeans.kernels.assign import FAST
+from dkmeans.kernels.assign import FAST, sqnorms
 from dkmeans.kernels.small import keep_far
 
 
@@ -43,7 +43,7 @@ def as_csr(X: Any) -> sp.csr_matrix:
 
 
 @numba.njit(**FAST)
-def _nearest_row(data, indices, lo, hi, centers_t, c_sqnorm, prod):  # pragma: no cover - compiled
+def _nearest_row(data, indices, lo, hi, centers_t, norms, prod):  # pragma: no cover - compiled
     """The nearest center of one CSR row (ties to the lowest index) and the
     exact squared distance to it."""
     k = centers_t.shape[1]
@@ -55,13 +55,14 @@ def _nearest_row(data, indices, lo, hi, centers_t, c_sqnorm, prod):  # pragma: n
         for c in range(k):
             prod[c] += v * centers_t[j, c]
     lab = 0
-    best = c_sqnorm[0] - 2.0 * prod[0]
+    c_sqnorm, exact_sqnorm = norms
+    best = c_sqnorm[0] - 2 * prod[0]
     for c in range(1, k):
-        v = c_sqnorm[c] - 2.0 * prod[c]
+        v = c_sqnorm[c] - 2 * prod[c]
         if v < best:
             best, lab = v, c
     # from the rows of centers_t the products just read (in cache)
-    dist = c_sqnorm[lab]
+    dist = exact_sqnorm[lab]
     for p in range(lo, hi):
         x = np.float64(data[p])
         cj = np.float64(centers_t[indices[p], lab])
@@ -70,15 +71,15 @@ def _nearest_row(data, indices, lo, hi, centers_t, c_sqnorm, prod):  # pragma: n
 
 
 @numba.njit(**FAST)
-def _nearest_impl(data, indices, indptr, centers_t, c_sqnorm, labels, d2):  # pragma: no cover
+def _nearest_impl(data, indices, indptr, centers_t, norms, labels, d2):  # pragma: no cover
     prod = np.empty(centers_t.shape[1], dtype=centers_t.dtype)
     for i in range(indptr.shape[0] - 1):
         labels[i], d2[i] = _nearest_row(data, indices, indptr[i], indptr[i + 1], centers_t,
-                                        c_sqnorm, prod)
+                                        norms, prod)
 
 
 @numba.njit(**FAST)
-def _lloyd_impl(data, indices, indptr, w, centers_t, c_sqnorm, sums, wsums, far_keys, far_pos,
+def _lloyd_impl(data, indices, indptr, w, centers_t, norms, sums, wsums, far_keys, far_pos,
                 far_lab):  # pragma: no cover - compiled
     prod = np.empty(centers_t.shape[1], dtype=centers_t.dtype)
     unweighted = w.shape[0] == 0
@@ -86,7 +87,7 @@ def _lloyd_impl(data, indices, indptr, w, centers_t, c_sqnorm, sums, wsums, far_
     inertia = 0.0
     for i in range(indptr.shape[0] - 1):
         lo, hi = indptr[i], indptr[i + 1]
-        c, dist = _nearest_row(data, indices, lo, hi, centers_t, c_sqnorm, prod)
+        c, dist = _nearest_row(data, indices, lo, hi, centers_t, norms, prod)
         wi = 1.0 if unweighted else np.float64(w[i])
         for p in range(lo, hi):
             sums[c, indices[p]] += wi * data[p]
@@ -97,9 +98,12 @@ def _lloyd_impl(data, indices, indptr, w, centers_t, c_sqnorm, sums, wsums, far_
     return inertia
 
 
-def _centers(centers: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+def _centers(centers: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, tuple]:
     """Centers in the block's dtype, transposed (d, k), and their squared
-    norms summed in float64 (the dense kernels' :func:`~dkmeans.kernels.assign.prepare_centers`).
+    norms: in that dtype for the argmin, computed as the dense kernels do
+    (:func:`~dkmeans.kernels.assign.sqnorms`: a row orthogonal to every
+    center is at equal distances, and then the same center wins), and in
+    float64 for the exact distance.
 
     Transposed, a non-zero's k products read one contiguous row, and the
     exact distance then reads the same rows again while they are in cache.
@@ -108,8 +112,9 @@ def _centers(centers: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarr
     read from float64 (k, d) centers; 107-128 ms with the products also
     summed in float64 (the argmin, as for dense blocks, is in X's dtype).
     """
-    c_t = np.ascontiguousarray(np.asarray(centers).T, dtype=dtype)
-    return c_t, np.einsum("ij,ij->j", c_t, c_t, dtype=np.float64)
+    c = np.ascontiguousarray(centers, dtype=dtype)
+    c_t = np.ascontiguousarray(c.T)
+    return c_t, (sqnorms(c), np.einsum("ij,ij->i", c, c, dtype=np.float64))
 
 
 def csr_nearest(X: Any, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,11 +161,11 @@ def csr_lloyd_partials_far(X: Any, w: np.ndarray, centers: np.ndarray, m: int):
         At most ``m`` rows, farthest first, ties to the earlier row.
     """
     X = as_csr(X)
-    c_t, c_sqnorm = _centers(centers, X.dtype)
+    c_t, norms = _centers(centers, X.dtype)
     d, k = c_t.shape
     sums, wsums = np.zeros((k, d)), np.zeros(k)
     keys, pos, lab = np.zeros(m), np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int32)
-    inertia = _lloyd_impl(X.data, X.indices, X.indptr, w, c_t, c_sqnorm, sums, wsums, keys,
+    inertia = _lloyd_impl(X.data, X.indices, X.indptr, w, c_t, norms, sums, wsums, keys,
                           pos, lab)
     found = keys > 0
     return sums, wsums, float(inertia), (pos[found], keys[found], lab[found])
@@ -182,3 +187,81 @@ def csr_row_sqnorms(X: Any) -> np.ndarray:
     out = np.empty(X.shape[0])
     _row_sqnorms(X.data, X.indptr, out)
     return out
+
+
+@numba.njit(**FAST)
+def _column_scan(data, indices, indptr, d, mean, m2, max_abs):  # pragma: no cover - compiled
+    n = indptr.shape[0] - 1
+    sums = np.zeros(d)
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            v = data[p]
+            if not np.isfinite(v):
+                return i
+            sums[indices[p]] += v
+            a = abs(np.float64(v))
+            if a > max_abs[indices[p]]:
+                max_abs[indices[p]] = a
+    for j in range(d):
+        mean[j] = sums[j] / n
+        m2[j] = n * mean[j] * mean[j]  # every row's (0 - mean)^2 ...
+    for p in range(data.shape[0]):  # ... corrected where the row is not 0
+        j = indices[p]
+        c = np.float64(data[p]) - mean[j]
+        m2[j] += c * c - mean[j] * mean[j]
+    return -1
+
+
+def csr_column_scan(X: Any) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`dkmeans.kernels.column_scan` of a sparse block, from its
+    non-zeros alone: the first row holding NaN or infinity (or -1), column
+    means, centred sums of squares and largest absolute values (float64)."""
+    X = as_csr(X)
+    d = X.shape[1]
+    mean, m2, max_abs = np.zeros(d), np.zeros(d), np.zeros(d)
+    bad = _column_scan(X.data, X.indices, X.indptr, d, mean, m2, max_abs)
+    return int(bad), mean, np.maximum(m2, 0.0), max_abs
+
+
+def csr_sqdist(X: Any, C: np.ndarray) -> np.ndarray:
+    """Squared distances (n, k), float64, from a sparse block's rows to ``C``."""
+    X = as_csr(X)
+    C = np.asarray(C, dtype=np.float64)
+    d2 = (csr_row_sqnorms(X)[:, None] - 2.0 * np.asarray(X @ C.T, dtype=np.float64)
+          + np.einsum("ij,ij->i", C, C)[None, :])
+    return np.maximum(d2, 0.0)
+
+
+def csr_rows(X: Any, pos: np.ndarray) -> np.ndarray:
+    """Rows ``pos`` of a sparse block, dense (a few: drawn or farthest rows
+    that become centers)."""
+    return as_csr(X)[pos].toarray()
+
+
+@numba.njit(**FAST)
+def _group_moments(data, indices, indptr, which, means, out):  # pragma: no cover - compiled
+    for i in range(indptr.shape[0] - 1):
+        c = which[i]
+        total = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            x = np.float64(data[p])
+            mj = means[c, indices[p]]
+            total += (x - mj) * (x - mj) - mj * mj
+        out[c] += total
+
+
+def csr_group_moments(X: Any, which: np.ndarray, n_groups: int,
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row count, mean (float64) and sum of squared distances to the mean of
+    each group of rows of a sparse block (``which`` (n,) gives each row's
+    group, 0 to ``n_groups - 1``)."""
+    X = as_csr(X)
+    counts = np.bincount(which, minlength=n_groups).astype(np.float64)
+    member = sp.csr_matrix((np.ones(X.shape[0]), (which, np.arange(X.shape[0]))),
+                           shape=(n_groups, X.shape[0]))
+    sums = np.asarray((member @ X.astype(np.float64)).todense())
+    means = sums / np.maximum(counts, 1.0)[:, None]
+    # every row's |0 - mean|^2 over all columns, corrected at its non-zeros
+    m2 = counts * np.einsum("ij,ij->i", means, means)
+    _group_moments(X.data, X.indices, X.indptr, which.astype(np.int64), means, m2)
+    return counts, means, np.maximum(m2, 0.0)

@@ -58,7 +58,7 @@ class TopRows:
             m=m,
             keys=np.asarray(keys, dtype=np.float64),
             index=pos.astype(np.int64) + offset,
-            rows=x[pos].copy(),
+            rows=kernels.rows(x, pos),
             weights=np.ones(pos.size) if w is None else w[pos].astype(np.float64),
             labels=np.full(pos.size, -1, np.int32) if labels is None else labels[pos],
         )

@@ -140,7 +140,7 @@ def draw_in_cluster_chunk(x, w, offset: int, centers: np.ndarray, cluster: int,
     """One row of ``cluster`` (rows nearest its center) drawn with
     probability ~ weight: the block's exponential-race winner."""
     labels, _ = kernels.nearest(x, centers)
-    weights = np.where(labels == cluster, weights_or_ones(w, len(x)), 0.0)
+    weights = np.where(labels == cluster, weights_or_ones(w, x.shape[0]), 0.0)
     return TopRows.at(1, *sampling.race_top_m(key, offset, weights, 1), x, w, offset)
 
 

@@ -47,7 +47,7 @@ def scan_chunk(x, w, offset: int, key: np.ndarray, m: int, rate: float = 0.0) ->
 def magnitude(x, w) -> tuple[int, np.ndarray, float]:
     """Rows, largest absolute value of each column, largest weight: what
     bounds the Lloyd passes' sums (:func:`dkmeans.kernels.exact.grid`)."""
-    if not len(x):
+    if not x.shape[0]:
         return 0, np.zeros(x.shape[1]), 0.0
     max_abs = np.maximum(x.max(axis=0), -x.min(axis=0)).astype(np.float64)
     max_w = 1.0 if w is None else float(w.max())

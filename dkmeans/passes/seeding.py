@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from dkmeans import kernels
-from dkmeans.kernels import sampling
 from dkmeans.passes.common import (
     SeedRound,
     TopRows,
@@ -24,14 +23,14 @@ _NO_KEY = np.zeros(2, dtype=np.uint64)  # for a round that draws nothing
 
 def _update_nearest(x, w, state, new_centers: np.ndarray, center_offset: int):
     """Fold new centers into a block's running (min distance, nearest index)."""
-    return sampling.seed_round_partials(x, no_weights(w), state, new_centers, center_offset,
+    return kernels.seed_round_partials(x, no_weights(w), state, new_centers, center_offset,
                                         _NO_KEY, 0, 0)[0]
 
 
 def seed_round_chunk(x, w, offset: int, state, new_centers: np.ndarray, center_offset: int,
                      key: np.ndarray, m: int):
     """Compare rows only to the newest centers, then draw m rows ~ w x D^2."""
-    state, cost, pos, keys = sampling.seed_round_partials(
+    state, cost, pos, keys = kernels.seed_round_partials(
         x, no_weights(w), state, new_centers, center_offset, key, offset, m)
     return state, SeedRound(cost, TopRows.at(m, pos, keys, x, w, offset))
 
