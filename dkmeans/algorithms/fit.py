@@ -148,8 +148,8 @@ def seeding_sample_size(init_size: int | str | None, data: Dataset, k: int) -> i
     :data:`SAMPLE_WHEN_RATIO` times the sample's rows; an integer samples
     data larger than it."""
     n = data.n_samples
-    if init_size is None or data.local is not None:
-        return None
+    if init_size is None or data.local is not None or (data.sparse and init_size == "auto"):
+        return None  # (a sample's rows are dense: sparse data seeds over its blocks)
     if init_size != "auto":
         return int(init_size) if int(init_size) < n else None
     row_bytes = data.n_features * data.dtype.itemsize

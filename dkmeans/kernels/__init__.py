@@ -57,6 +57,7 @@ from dkmeans.kernels.sparse import (
     csr_row_sqnorms,
     is_sparse,
 )
+from dkmeans.kernels.sparse_local import csr_recluster_starts
 
 __all__ = [
     "BLOCK_BYTES",
@@ -67,6 +68,7 @@ __all__ = [
     "csr_group_moments",
     "csr_lloyd_partials_far",
     "csr_nearest",
+    "csr_recluster_starts",
     "csr_row_sqnorms",
     "first_nonfinite_row",
     "is_sparse",
