@@ -37,6 +37,7 @@ install_moved_paths()
 # function used.
 _LAZY = {
     "open_array": "dkmeans.data.dataset",
+    "save_sparse_zarr": "dkmeans.data.sparse_zarr",
     "DKMeansError": "dkmeans.errors",
     "InputNotFoundError": "dkmeans.errors",
     "InputTypeError": "dkmeans.errors",
@@ -134,6 +135,7 @@ __all__ = [
     "metrics",
     "minibatch",
     "open_array",
+    "save_sparse_zarr",
     "stability",
     "sweep",
 ]

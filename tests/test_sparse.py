@@ -174,3 +174,55 @@ def test_a_large_tfidf_like_matrix_takes_a_fraction_of_its_dense_size(tmp_path):
     peak, _ = map(int, proc.stdout.split())
     dense = 200_000 * 20_000 * 8
     assert peak < 2 * 2**30 < dense / 4, peak
+
+
+def test_a_sparse_zarr_group_is_input_like_a_zarr_array(text, tmp_path, monkeypatch):
+    """save_sparse_zarr writes AnnData's CSR layout; a path to it is read as
+    CSR blocks (here of ~4,000 non-zeros), persisted or streamed, the same
+    fit as the matrix in memory; nothing at the target is replaced."""
+    from dkmeans.data import sparse_zarr
+
+    monkeypatch.setattr(sparse_zarr, "BLOCK_NONZEROS", 4_000)
+    monkeypatch.setattr(sparse_zarr, "CHUNK_NONZEROS", 3_000)
+    path = tmp_path / "X.zarr"
+    dkmeans.save_sparse_zarr(text, path)
+    group = zarr.open_group(str(path), mode="r")
+    assert dict(group.attrs) == {"encoding-type": "csr_matrix", "encoding-version": "0.1.0",
+                                 "shape": [3_000, 500]}
+    arr = dkmeans.open_array(path)
+    assert arr.numblocks[0] > 5 and sp.issparse(arr._meta)
+    assert abs(arr.compute() - text).max() == 0
+    want = KMeans(4, random_state=0).fit(text)
+    for persist in (True, False):
+        got = KMeans(4, random_state=0, persist=persist).fit(str(path))
+        np.testing.assert_allclose(got.cluster_centers_, want.cluster_centers_, rtol=1e-12)
+        np.testing.assert_array_equal(np.asarray(got.labels_), want.labels_)
+    # written from a dask array of CSR blocks, one block at a time
+    dkmeans.save_sparse_zarr(_blocks(text, 700), tmp_path / "Y.zarr")
+    assert abs(dkmeans.open_array(tmp_path / "Y.zarr").compute() - text).max() == 0
+    with pytest.raises(dkmeans.InvalidInputError, match="already exists"):
+        dkmeans.save_sparse_zarr(text, path)
+    # a group whose arrays disagree with its shape is named, not misread
+    zarr.open_group(str(path), mode="r+").attrs["shape"] = [2_999, 500]
+    with pytest.raises(dkmeans.InvalidInputError, match="not a CSR matrix of shape"):
+        dkmeans.open_array(path)
+
+
+@pytest.mark.cluster
+def test_sparse_blocks_on_worker_processes_equal_the_threaded_fit(text, tmp_path):
+    import distributed
+
+    dkmeans.save_sparse_zarr(text, tmp_path / "X.zarr")
+    want = KMeans(4, random_state=0).fit(text)
+    # mini-batches are drawn within groups of blocks: the same blocks (the
+    # group's), threaded
+    batches = MiniBatchKMeans(4, random_state=0).fit(str(tmp_path / "X.zarr"))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=50) as cluster, \
+            distributed.Client(cluster):
+        for data in (text, str(tmp_path / "X.zarr")):
+            got = KMeans(4, random_state=0).fit(data)
+            np.testing.assert_allclose(got.cluster_centers_, want.cluster_centers_, rtol=1e-12)
+            assert got.n_iter_ == want.n_iter_
+        mb = MiniBatchKMeans(4, random_state=0).fit(str(tmp_path / "X.zarr"))
+        np.testing.assert_allclose(mb.cluster_centers_, batches.cluster_centers_, rtol=1e-12)

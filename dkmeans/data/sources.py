@@ -15,6 +15,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from dkmeans.data.sparse_zarr import is_sparse_group, open_sparse_zarr
 from dkmeans.data.storage import (
     Location,
     check_input_shared,
@@ -41,8 +42,9 @@ def open_path(path: Any, storage_options: dict | None = None,
     Parameters
     ----------
     path : str, os.PathLike or Location
-        A Zarr array, a ``.npy`` file, or a table (Parquet, CSV, TSV; a file
-        or a folder of files).
+        A Zarr array, a Zarr group holding a sparse matrix
+        (:mod:`~dkmeans.data.sparse_zarr`), a ``.npy`` file, or a table
+        (Parquet, CSV, TSV; a file or a folder of files).
     storage_options : dict, optional
     columns, sep, header, non_numeric
         For tables: see :func:`open_table`.
@@ -57,6 +59,8 @@ def open_path(path: Any, storage_options: dict | None = None,
             f"{loc.url!r} is a file dkmeans cannot tell the kind of by its name: it reads "
             "Zarr arrays (folders), .npy files and tables named .parquet, .csv, .tsv or "
             ".txt. Rename it (a CSV: name.csv), or open it yourself and pass the array.")
+    elif is_sparse_group(loc):
+        arr = open_sparse_zarr(loc)
     else:
         arr = open_zarr(loc)
     check_input_shared(loc)
