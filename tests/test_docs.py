@@ -38,10 +38,11 @@ def test_the_site_builds_with_every_page(site):
                 "api/estimators.html", "api/evaluate.html", "api/errors.html",
                 "user-guide/scheduled-jobs.html", "user-guide/cluster-files.html",
                 "user-guide/k-medians.html", "user-guide/choosing-k.html",
+                "user-guide/sparse-and-text.html",
                 "examples/index.html"}
     assert expected <= pages, expected - pages
     notebooks = sorted(p.stem for p in (ROOT / "notebooks").glob("0*.ipynb"))
-    assert len(notebooks) == 6
+    assert len(notebooks) == 7
     for name in notebooks:  # rendered as stored: with their figures
         html = (site / "examples" / f"{name}.html").read_text()
         assert html.count("<img") >= 1 or name == "02_larger_than_memory", name
@@ -172,7 +173,7 @@ def test_pages_render_in_chromium(served, tmp_path, page):
     assert any(p.endswith(".js") for p in requested)
     assert any("pydata-sphinx-theme" in p for p in requested), requested
     if page == "examples/index.html":  # the gallery's pictures, from the notebooks
-        assert len([p for p in requested if p.startswith("/_static/gallery/")]) == 5
+        assert len([p for p in requested if p.startswith("/_static/gallery/")]) == 6
 
 
 def test_the_search_finds_kmeans_methods(served, tmp_path):

@@ -224,10 +224,11 @@ def sweep(X: Any, ks: Sequence[int], *, sample_weight: Any = None, random_state:
     stats = sample_scan(data, blocks, draw_key(seed, 0), silhouette_sample)
     fits = _fits(data, blocks, stats, ks, seed, max_iter, tol, oversampling_factor, unit)
     seeding_seconds = time.perf_counter() - t0 - sum(s for _, s in fits)
+    sample = kernels.compact(stats.draw.rows)  # sparse data's sample as CSR
     rows: dict[str, list] = {n: [] for n in ("inertia", "ch", "db", "sil", "err", "s")}
     for k, (result, seconds) in zip(ks, fits, strict=True):
         t1 = time.perf_counter()
-        ch, db, sil = _scores(data.X, result.centers, stats.draw.rows)
+        ch, db, sil = _scores(data.X, result.centers, sample)
         for name, value in zip(rows, (result.inertia, ch, db, sil.score, sil.stderr,
                                       seconds + time.perf_counter() - t1), strict=True):
             rows[name].append(value)

@@ -23,6 +23,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from dkmeans import kernels
 from dkmeans.algorithms.seeding import stream_key
 from dkmeans.data import Dataset, as_chunked
 from dkmeans.data.validation import as_weights
@@ -262,7 +263,7 @@ def silhouette_of(rows: np.ndarray, labels: np.ndarray) -> SilhouetteEstimate:
 
     if not 1 < np.unique(labels).size < len(labels):
         return SilhouetteEstimate(float("nan"), float("nan"), len(labels))
-    s = silhouette_samples(rows.astype(np.float64), labels)
+    s = silhouette_samples(kernels.compact(rows).astype(np.float64), labels)
     return SilhouetteEstimate(float(s.mean()), float(s.std(ddof=1) / np.sqrt(s.size)),
                               int(s.size))
 

@@ -91,8 +91,11 @@ def mean_distance_chunk(x, labels, offset: int, label_values: np.ndarray,
                         means: np.ndarray) -> LabelTotals:
     """Sum over each cluster's rows of the (unsquared) distance to its mean."""
     at = np.searchsorted(label_values, labels)
-    diff = x - means[at]
-    dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    if kernels.is_sparse(x):
+        dist = np.sqrt(kernels.csr_row_sqdist_to(x, means, at))
+    else:
+        diff = x - means[at]
+        dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     return LabelTotals(label_values, np.bincount(at, weights=dist,
                                                  minlength=label_values.size))
 

@@ -26,6 +26,7 @@ from dkmeans.kernels.assign import (
 )
 from dkmeans.kernels.blocks import (
     column_scan,
+    compact,
     lloyd_partials,
     lloyd_partials_far,
     nearest,
@@ -54,6 +55,7 @@ from dkmeans.kernels.sparse import (
     csr_group_moments,
     csr_lloyd_partials_far,
     csr_nearest,
+    csr_row_sqdist_to,
     csr_row_sqnorms,
     is_sparse,
 )
@@ -65,10 +67,12 @@ __all__ = [
     "as_csr",
     "center_bounds",
     "column_scan",
+    "compact",
     "csr_group_moments",
     "csr_lloyd_partials_far",
     "csr_nearest",
     "csr_recluster_starts",
+    "csr_row_sqdist_to",
     "csr_row_sqnorms",
     "first_nonfinite_row",
     "is_sparse",

@@ -35,6 +35,21 @@ def stack(blocks: list) -> Any:
         blocks)
 
 
+#: In-memory rows with fewer non-zeros than this share of their values are
+#: worth holding as CSR (:func:`compact`).
+SPARSE_ROWS = 0.1
+
+
+def compact(rows: Any) -> Any:
+    """Dense rows that are mostly zeros (drawn from sparse data) as CSR, for
+    what then costs their non-zeros instead of their width (the silhouette of
+    a 5,000-row sample of 6,000 terms: 3 s a k dense); others as they are."""
+    if (is_sparse(rows) or rows.size < 100_000
+            or np.count_nonzero(rows) >= SPARSE_ROWS * rows.size):
+        return rows
+    return sparse.sp.csr_matrix(rows)
+
+
 def column_scan(X: Any) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`dkmeans.kernels.small.column_scan` of a dense or sparse block."""
     return sparse.csr_column_scan(X) if is_sparse(X) else small.column_scan(X)

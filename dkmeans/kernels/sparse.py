@@ -239,15 +239,26 @@ def csr_rows(X: Any, pos: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(**FAST)
-def _group_moments(data, indices, indptr, which, means, out):  # pragma: no cover - compiled
+def _row_sqdist_to(data, indices, indptr, which, M, m_sqnorm, out):  # pragma: no cover
     for i in range(indptr.shape[0] - 1):
         c = which[i]
-        total = 0.0
+        total = m_sqnorm[c]
         for p in range(indptr[i], indptr[i + 1]):
             x = np.float64(data[p])
-            mj = means[c, indices[p]]
+            mj = M[c, indices[p]]
             total += (x - mj) * (x - mj) - mj * mj
-        out[c] += total
+        out[i] = max(total, 0.0)
+
+
+def csr_row_sqdist_to(X: Any, M: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Squared distance (n,), float64, from each row of a sparse block to
+    its own row of ``M`` (row i to ``M[which[i]]``), from its non-zeros."""
+    X = as_csr(X)
+    M = np.ascontiguousarray(M, dtype=np.float64)
+    out = np.empty(X.shape[0])
+    _row_sqdist_to(X.data, X.indices, X.indptr, np.asarray(which, dtype=np.int64), M,
+                   np.einsum("ij,ij->i", M, M), out)
+    return out
 
 
 def csr_group_moments(X: Any, which: np.ndarray, n_groups: int,
@@ -259,9 +270,7 @@ def csr_group_moments(X: Any, which: np.ndarray, n_groups: int,
     counts = np.bincount(which, minlength=n_groups).astype(np.float64)
     member = sp.csr_matrix((np.ones(X.shape[0]), (which, np.arange(X.shape[0]))),
                            shape=(n_groups, X.shape[0]))
-    sums = np.asarray((member @ X.astype(np.float64)).todense())
-    means = sums / np.maximum(counts, 1.0)[:, None]
-    # every row's |0 - mean|^2 over all columns, corrected at its non-zeros
-    m2 = counts * np.einsum("ij,ij->i", means, means)
-    _group_moments(X.data, X.indices, X.indptr, which.astype(np.int64), means, m2)
-    return counts, means, np.maximum(m2, 0.0)
+    means = np.asarray((member @ X.astype(np.float64)).todense()) / np.maximum(counts, 1.0)[
+        :, None]
+    m2 = np.bincount(which, weights=csr_row_sqdist_to(X, means, which), minlength=n_groups)
+    return counts, means, m2
