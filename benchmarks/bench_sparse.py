@@ -11,7 +11,9 @@ file, in turn, ``--repeat`` times alternating: the fit's time (not the
 load), its inertia on the same rows, and the process's peak memory. Peers:
 scikit-learn's ``KMeans`` (its defaults: greedy k-means++, one init) and
 ``MiniBatchKMeans``; dkmeans' ``KMeans`` (euclidean and ``metric="cosine"``,
-spherical) and ``MiniBatchKMeans``, with their defaults. Ratios are to
+spherical) and ``MiniBatchKMeans``, with their defaults, and
+``dkmeans-streamed``: ``KMeans(persist=False)`` on the same matrix stored by
+``save_sparse_zarr``, read from the Zarr group on every pass. Ratios are to
 scikit-learn's ``KMeans`` of the same k.
 
     python benchmarks/bench_sparse.py --k 50 1000
@@ -35,6 +37,7 @@ import numpy as np, scipy.sparse as sp
 warnings.simplefilter("ignore")
 lib, k, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 X = sp.load_npz(path).tocsr()
+zarr_path = path.replace(".npz", ".zarr")
 if lib.startswith("sklearn"):
     from sklearn.cluster import KMeans, MiniBatchKMeans
 else:
@@ -43,9 +46,10 @@ model = {"sklearn": lambda: KMeans(k, random_state=0),
          "sklearn-minibatch": lambda: MiniBatchKMeans(k, random_state=0),
          "dkmeans": lambda: KMeans(k, random_state=0),
          "dkmeans-cosine": lambda: KMeans(k, random_state=0, metric="cosine"),
-         "dkmeans-minibatch": lambda: MiniBatchKMeans(k, random_state=0)}[lib]()
+         "dkmeans-minibatch": lambda: MiniBatchKMeans(k, random_state=0),
+         "dkmeans-streamed": lambda: KMeans(k, random_state=0, persist=False)}[lib]()
 t = time.perf_counter()
-model.fit(X)
+model.fit(zarr_path if lib == "dkmeans-streamed" else X)
 seconds = time.perf_counter() - t
 C = np.asarray(model.cluster_centers_, dtype=np.float64)
 # one inertia code for every library: rows to their nearest center
@@ -92,6 +96,10 @@ def main() -> None:
         X = make_corpus(args.rows, args.terms, topics=200, per_row=25)
         path = os.path.join(folder, "X.npz")
         sp.save_npz(path, X)
+        if "dkmeans-streamed" in args.peers:
+            from dkmeans import save_sparse_zarr
+
+            save_sparse_zarr(X, path.replace(".npz", ".zarr"))
         dense_gb = X.shape[0] * X.shape[1] * 8 / 1e9
         print(f"# {X.shape[0]:,} x {X.shape[1]:,}, {X.nnz / X.shape[0]:.1f} non-zeros a row, "
               f"{X.data.nbytes / 1e6:.0f} MB of values ({dense_gb:.0f} GB dense); "

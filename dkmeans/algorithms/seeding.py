@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -130,7 +131,7 @@ def init_kmeans_parallel(blocks: Sequence[Block], k: int, seed: int, run: int,
     """
     C, mass, n_passes = kmeans_parallel_candidates(blocks, k, seed, run, first,
                                                    oversampling_factor, init_rounds, stream)
-    return Seeding(recluster(C, mass, k, seed, run), n_passes, len(C))
+    return Seeding(recluster(C, mass, k, seed, run), n_passes, C.shape[0])
 
 
 def kmeans_parallel_candidates(blocks: Sequence[Block], k: int, seed: int, run: int,
@@ -173,16 +174,25 @@ def kmeans_parallel_candidates(blocks: Sequence[Block], k: int, seed: int, run: 
             break  # every row already coincides with a candidate
         candidates.append(step.draw.rows)
     n_cand = n_seen + len(candidates[-1])
-    C = np.concatenate(candidates)
     if stream:
+        C = np.concatenate(candidates)
         mass = run_pass(CANDIDATE_MASS_STREAM, blocks, C, 0, n_cand)
     else:
         _, mass = run_pass(CANDIDATE_MASS, blocks, candidates[-1], n_seen, n_cand,
                            states=states)
-    return C, mass.values, n_passes + 1
+    return _stacked(candidates), mass.values, n_passes + 1
 
 
-def recluster(C: np.ndarray, mass: np.ndarray, k: int, seed: int, run: int,
+def _stacked(candidates: list[np.ndarray]) -> Any:
+    """The candidates as one matrix: CSR when they are mostly zeros (sparse
+    data's: 10,001 of 20,000 terms at k = 1,000 are 1.6 GB dense)."""
+    parts = [kernels.compact(c) for c in candidates]
+    if any(kernels.is_sparse(p) for p in parts):
+        return sp.vstack([sp.csr_matrix(p) for p in parts], format="csr")
+    return np.concatenate(parts)
+
+
+def recluster(C: Any, mass: np.ndarray, k: int, seed: int, run: int,
               tries: int | None = None) -> np.ndarray:
     """Reduce weighted candidates to ``k`` centers: weighted k-means++, then Lloyd.
 
@@ -194,9 +204,10 @@ def recluster(C: np.ndarray, mass: np.ndarray, k: int, seed: int, run: int,
     """
     keep = mass > 0
     C, mass, dtype = C[keep], mass[keep], C.dtype
-    if len(C) <= k:
-        return _fill(C, k)
-    used = np.flatnonzero((C != 0).any(axis=0))
+    if C.shape[0] <= k:
+        return _fill(C.toarray() if kernels.is_sparse(C) else C, k)
+    used = (np.unique(C.indices) if kernels.is_sparse(C)
+            else np.flatnonzero((C != 0).any(axis=0)))
     if len(used) < C.shape[1]:
         # columns where every candidate is 0 add nothing to a distance, and
         # the centers (means of candidates) are 0 there: sparse text's
@@ -208,9 +219,11 @@ def recluster(C: np.ndarray, mass: np.ndarray, k: int, seed: int, run: int,
     rng = np.random.default_rng(stream_key(seed, run, _LOCAL))
     u = rng.random((tries, 1 + (k - 1) * kernels.plusplus_trials(k)))  # a row per start
     starts = kernels.recluster_starts
-    nonzero = np.count_nonzero(C)
-    if nonzero < SPARSE_CANDIDATES * C.size:  # text's candidates: reclustered as CSR
+    nonzero = C.nnz if kernels.is_sparse(C) else np.count_nonzero(C)
+    if nonzero < SPARSE_CANDIDATES * C.shape[0] * C.shape[1]:  # text's: reclustered as CSR
         C, starts = kernels.as_csr(sp.csr_matrix(C)), kernels.csr_recluster_starts
+    elif kernels.is_sparse(C):
+        C = C.toarray()
     if nonzero * k < PARALLEL_WORK:
         best, _ = starts(C, mass, k, u)
     else:  # a group of starts per thread; the best of each group, then of the groups
