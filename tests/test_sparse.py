@@ -226,3 +226,16 @@ def test_sparse_blocks_on_worker_processes_equal_the_threaded_fit(text, tmp_path
             assert got.n_iter_ == want.n_iter_
         mb = MiniBatchKMeans(4, random_state=0).fit(str(tmp_path / "X.zarr"))
         np.testing.assert_allclose(mb.cluster_centers_, batches.cluster_centers_, rtol=1e-12)
+
+
+def test_sparse_data_is_sized_by_its_non_zeros_when_choosing_to_persist(text):
+    """dask counts a CSR block as dense: a dask array of CSR blocks would be
+    streamed (recomputed every pass) for data that takes kilobytes."""
+    from dkmeans.algorithms.fit import should_persist
+    from dkmeans.data import as_dataset
+
+    data = as_dataset(_blocks(text, 700))
+    assert data.memory_bytes() == pytest.approx(text.nnz * 12, rel=0.2)  # first block's rate
+    assert data.memory_bytes() < data.X.nbytes / 20
+    assert should_persist(data, "auto")
+    assert as_dataset(text.toarray()).memory_bytes() == text.shape[0] * text.shape[1] * 8

@@ -87,7 +87,7 @@ def should_persist(data: Dataset, persist: bool | str) -> bool:
     if data.source == "numpy":
         return True
     if persist == "auto":
-        return data.X.nbytes <= 0.5 * memory_budget()
+        return data.memory_bytes() <= 0.5 * memory_budget()
     return bool(persist)
 
 
