@@ -180,16 +180,9 @@ def kmeans_parallel_candidates(blocks: Sequence[Block], k: int, seed: int, run: 
     else:
         _, mass = run_pass(CANDIDATE_MASS, blocks, candidates[-1], n_seen, n_cand,
                            states=states)
-    return _stacked(candidates), mass.values, n_passes + 1
-
-
-def _stacked(candidates: list[np.ndarray]) -> Any:
-    """The candidates as one matrix: CSR when they are mostly zeros (sparse
-    data's: 10,001 of 20,000 terms at k = 1,000 are 1.6 GB dense)."""
-    parts = [kernels.compact(c) for c in candidates]
-    if any(kernels.is_sparse(p) for p in parts):
-        return sp.vstack([sp.csr_matrix(p) for p in parts], format="csr")
-    return np.concatenate(parts)
+    # sparse data's candidates as CSR (10,001 of 20,000 terms at k = 1,000
+    # are 1.6 GB dense)
+    return kernels.stack([kernels.compact(c) for c in candidates]), mass.values, n_passes + 1
 
 
 def recluster(C: Any, mass: np.ndarray, k: int, seed: int, run: int,

@@ -312,12 +312,11 @@ Parquet / CSV), of shape (n_samples, n_features)
         self._check_feature_names(X, reset=not hasattr(self, "_state"))
         x = as_sparse_block(X) if kernels.is_sparse(X) else as_block(X)
         w = as_block_weights(sample_weight, x.shape[0])
-        imputed = hasattr(self, "_state") and self._prep().fill is not None
-        if kernels.is_sparse(x):  # (fill is None: imputing would densify it)
-            bad = kernels.column_scan(x)[0]
-        else:
-            bad = kernels.first_nonfinite_row(np.nan_to_num(x, nan=0.0, posinf=np.inf,
-                                                            neginf=-np.inf) if imputed else x)
+        # (sparse x is never filled: that would make it dense)
+        imputed = (hasattr(self, "_state") and self._prep().fill is not None
+                   and not kernels.is_sparse(x))
+        bad = kernels.first_nonfinite_row(np.nan_to_num(x, nan=0.0, posinf=np.inf,
+                                                        neginf=-np.inf) if imputed else x)
         if bad >= 0:
             raise not_finite(bad, where=" of this batch")
         if not hasattr(self, "_state"):

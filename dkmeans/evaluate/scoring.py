@@ -91,11 +91,7 @@ def mean_distance_chunk(x, labels, offset: int, label_values: np.ndarray,
                         means: np.ndarray) -> LabelTotals:
     """Sum over each cluster's rows of the (unsquared) distance to its mean."""
     at = np.searchsorted(label_values, labels)
-    if kernels.is_sparse(x):
-        dist = np.sqrt(kernels.csr_row_sqdist_to(x, means, at))
-    else:
-        diff = x - means[at]
-        dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    dist = np.sqrt(kernels.row_sqdist_to(x, means, at))
     return LabelTotals(label_values, np.bincount(at, weights=dist,
                                                  minlength=label_values.size))
 

@@ -27,10 +27,12 @@ from dkmeans.kernels.assign import (
 from dkmeans.kernels.blocks import (
     column_scan,
     compact,
+    first_nonfinite_row,
     lloyd_partials,
     lloyd_partials_far,
     nearest,
     pairwise_distances,
+    row_sqdist_to,
     rows,
     seed_round_partials,
     sqdist,
@@ -44,7 +46,6 @@ from dkmeans.kernels.local import (
     recluster_starts,
 )
 from dkmeans.kernels.small import (
-    first_nonfinite_row,
     merge_moments,
     moments,
     top_m,
@@ -88,6 +89,7 @@ __all__ = [
     "pairwise_distances",
     "plusplus_trials",
     "recluster_starts",
+    "row_sqdist_to",
     "rows",
     "rows_first",
     "seed_round_partials",

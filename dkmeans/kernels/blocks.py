@@ -30,9 +30,10 @@ def lloyd_partials(X: Any, w: np.ndarray, centers: np.ndarray):
 
 
 def stack(blocks: list) -> Any:
-    """Blocks of rows one above the other: dense, or CSR if they are sparse."""
-    return sparse.sp.vstack(blocks, format="csr") if is_sparse(blocks[0]) else np.concatenate(
-        blocks)
+    """Blocks of rows one above the other: dense, or CSR if any is sparse."""
+    if not any(is_sparse(b) for b in blocks):
+        return np.concatenate(blocks)
+    return sparse.sp.vstack([sparse.sp.csr_matrix(b) for b in blocks], format="csr")
 
 
 #: In-memory rows with fewer non-zeros than this share of their values are
@@ -53,6 +54,20 @@ def compact(rows: Any) -> Any:
 def column_scan(X: Any) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`dkmeans.kernels.small.column_scan` of a dense or sparse block."""
     return sparse.csr_column_scan(X) if is_sparse(X) else small.column_scan(X)
+
+
+def row_sqdist_to(X: Any, M: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Squared distance (n,), float64, from each row of a dense or sparse
+    block to its own row of ``M`` (row i to ``M[which[i]]``)."""
+    if is_sparse(X):
+        return sparse.csr_row_sqdist_to(X, M, which)
+    diff = X - M[which]
+    return np.einsum("ij,ij->i", diff, diff)
+
+
+def first_nonfinite_row(X: Any) -> int:
+    """:func:`dkmeans.kernels.small.first_nonfinite_row` of a dense or sparse block."""
+    return sparse.csr_column_scan(X)[0] if is_sparse(X) else small.first_nonfinite_row(X)
 
 
 def sqdist(X: Any, C: np.ndarray) -> np.ndarray:

@@ -43,6 +43,19 @@ def as_csr(X: Any) -> sp.csr_matrix:
 
 
 @numba.njit(**FAST)
+def _sqdist_nonzeros(data, indices, lo, hi, center, sqnorm):  # pragma: no cover - compiled
+    """Exact squared distance, float64, from a CSR row (non-zeros ``lo:hi``)
+    to ``center`` (d,) of squared norm ``sqnorm``: its norm, corrected where
+    the row is not 0."""
+    dist = sqnorm
+    for p in range(lo, hi):
+        x = np.float64(data[p])
+        cj = np.float64(center[indices[p]])
+        dist += (x - cj) * (x - cj) - cj * cj
+    return max(dist, 0.0)
+
+
+@numba.njit(**FAST)
 def _nearest_row(data, indices, lo, hi, centers_t, norms, prod):  # pragma: no cover - compiled
     """The nearest center of one CSR row (ties to the lowest index) and the
     exact squared distance to it."""
@@ -62,12 +75,7 @@ def _nearest_row(data, indices, lo, hi, centers_t, norms, prod):  # pragma: no c
         if v < best:
             best, lab = v, c
     # from the rows of centers_t the products just read (in cache)
-    dist = exact_sqnorm[lab]
-    for p in range(lo, hi):
-        x = np.float64(data[p])
-        cj = np.float64(centers_t[indices[p], lab])
-        dist += (x - cj) * (x - cj) - cj * cj
-    return lab, max(dist, 0.0)
+    return lab, _sqdist_nonzeros(data, indices, lo, hi, centers_t[:, lab], exact_sqnorm[lab])
 
 
 @numba.njit(**FAST)
@@ -242,12 +250,7 @@ def csr_rows(X: Any, pos: np.ndarray) -> np.ndarray:
 def _row_sqdist_to(data, indices, indptr, which, M, m_sqnorm, out):  # pragma: no cover
     for i in range(indptr.shape[0] - 1):
         c = which[i]
-        total = m_sqnorm[c]
-        for p in range(indptr[i], indptr[i + 1]):
-            x = np.float64(data[p])
-            mj = M[c, indices[p]]
-            total += (x - mj) * (x - mj) - mj * mj
-        out[i] = max(total, 0.0)
+        out[i] = _sqdist_nonzeros(data, indices, indptr[i], indptr[i + 1], M[c], m_sqnorm[c])
 
 
 def csr_row_sqdist_to(X: Any, M: np.ndarray, which: np.ndarray) -> np.ndarray:
