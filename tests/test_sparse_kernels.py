@@ -86,3 +86,25 @@ def test_row_sqnorms(rng):
     np.testing.assert_allclose(sparse.csr_row_sqnorms(X),
                                (X.toarray().astype(np.float64) ** 2).sum(1), rtol=1e-12)
     assert sparse.is_sparse(X) and not sparse.is_sparse(X.toarray())
+
+
+def test_plusplus_starts_on_csr_rows_are_the_dense_kernels_draws(rng):
+    from dkmeans.kernels import local, sparse_local
+
+    X = _text_like(rng, 400, 300, 6, np.float64)
+    w = rng.random(400) + 0.5
+    k, n_trials = 9, 3
+    # a row of uniforms per start, as the dense kernel draws them from a generator
+    u = np.array([np.random.default_rng(s).random(1 + (k - 1) * n_trials) for s in range(4)])
+    dense = X.toarray()
+    potentials = []
+    for s, row in enumerate(u):
+        chosen = sparse_local.csr_plusplus(X, w, k, n_trials, row)
+        expected = local.kmeans_plusplus(dense, w, k, np.random.default_rng(s), n_trials)
+        np.testing.assert_array_equal(dense[chosen], expected)
+        potentials.append(w @ _oracle(X, dense[chosen])[1])
+    centers, potential = sparse_local.csr_plusplus_starts(X, w, k, u)
+    assert potential == pytest.approx(min(potentials), rel=1e-12)
+    best = int(np.argmin(potentials))
+    np.testing.assert_array_equal(centers, dense[sparse_local.csr_plusplus(X, w, k, n_trials,
+                                                                           u[best])])

@@ -15,10 +15,20 @@ from dkmeans import kernels
 from dkmeans.algorithms.apply import predict_labels
 from dkmeans.algorithms.fit import InitFn, sample_scan
 from dkmeans.algorithms.minibatch import MiniBatchResult, StepRules, minibatch
-from dkmeans.algorithms.seeding import INIT_METHODS, draw_key, recluster, recluster_tries
+from dkmeans.algorithms.seeding import (
+    INIT_METHODS,
+    draw_key,
+    plusplus_starts,
+    recluster,
+    recluster_tries,
+)
 from dkmeans.data import Dataset
 from dkmeans.passes import ASSIGN_STREAM
 from dkmeans.runner import run_pass
+
+#: k-means++ starts per init on a sparse sample (the best potential kept):
+#: on TF-IDF rows, 1 and 3 starts ended within 0.1% of each other.
+SPARSE_STARTS = 3
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,12 @@ def init_from_sample(sample: Any, n_clusters: int, init: str, n_init: int,
     merges two clusters: on 20 blobs, 1 start of 3 seeds ended 32% above the
     optimum, 3 starts none; fewer when a start is costly); ``"random"``: ``n_clusters``
     rows of the (already random) sample, the best on the sample of
-    ``n_init`` such draws.
+    ``n_init`` such draws. On a sample of mostly zeros (CSR after
+    :func:`~dkmeans.kernels.compact`, from sparse or dense input alike),
+    ``"k-means++"`` is the best of ``n_init x`` :data:`SPARSE_STARTS` greedy
+    k-means++ starts without Lloyd
+    (:func:`~dkmeans.algorithms.seeding.plusplus_starts`), as scikit-learn's
+    init.
     """
     n = sample.shape[0]
     if init == "random":
@@ -65,6 +80,8 @@ def init_from_sample(sample: Any, n_clusters: int, init: str, n_init: int,
         draws = [kernels.rows(sample, rng.choice(n, n_clusters, replace=n < n_clusters))
                  for _ in range(n_init)]
         return min(draws, key=lambda c: kernels.nearest(sample, c)[1].sum())
+    if kernels.is_sparse(sample):
+        return plusplus_starts(sample, n_clusters, seed, 0, n_init * SPARSE_STARTS)
     # as many starts as reclustering k-means|| candidates would try: at k =
     # 1,024 on a 24,576-row sample, 30 starts took 85 s of an 87-s fit
     return recluster(sample, np.ones(n), n_clusters, seed, 0,

@@ -60,7 +60,7 @@ from dkmeans.kernels.sparse import (
     csr_row_sqnorms,
     is_sparse,
 )
-from dkmeans.kernels.sparse_local import csr_recluster_starts
+from dkmeans.kernels.sparse_local import csr_plusplus_starts, csr_recluster_starts
 
 __all__ = [
     "BLOCK_BYTES",
@@ -72,6 +72,7 @@ __all__ = [
     "csr_group_moments",
     "csr_lloyd_partials_far",
     "csr_nearest",
+    "csr_plusplus_starts",
     "csr_recluster_starts",
     "csr_row_sqdist_to",
     "csr_row_sqnorms",

@@ -71,3 +71,21 @@ def csr_recluster_starts(X: Any, w: np.ndarray, k: int, u: np.ndarray,
         if best is None or inertia < best_inertia:
             best, best_inertia = centers, inertia
     return best, float(best_inertia)
+
+
+def csr_plusplus_starts(X: Any, w: np.ndarray, k: int, u: np.ndarray) -> tuple[np.ndarray, float]:
+    """Of the greedy k-means++ starts on CSR rows drawn from the rows of
+    ``u`` (:func:`csr_plusplus`), without Lloyd's iterations, the one of
+    lowest weighted potential (ties to the earlier start): its centers
+    (k, d) float64 and potential."""
+    X = as_csr(X).astype(np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    n_trials = max(1, (u.shape[1] - 1) // max(k - 1, 1))
+    best, best_potential = None, np.inf
+    for row in u:
+        chosen = csr_plusplus(X, w, k, n_trials, row)
+        centers = X[chosen[np.arange(k) % len(chosen)]].toarray()
+        potential = float(w @ csr_sqdist(X, centers).min(axis=1))
+        if best is None or potential < best_potential:
+            best, best_potential = centers, potential
+    return best, best_potential
