@@ -149,7 +149,7 @@ def seeding_sample_size(init_size: int | str | None, data: Dataset, k: int) -> i
     data larger than it."""
     n = data.n_samples
     if init_size is None or data.local is not None or (data.sparse and init_size == "auto"):
-        return None  # (a sample's rows are dense: sparse data seeds over its blocks)
+        return None  # ("auto" sizes by dense width: sparse data seeds over its blocks)
     if init_size != "auto":
         return int(init_size) if int(init_size) < n else None
     row_bytes = data.n_features * data.dtype.itemsize
@@ -184,6 +184,8 @@ def sample_blocks(rows: np.ndarray) -> list[Block]:
     sums); else one block. On a distributed cluster it stays here, in one
     block, rather than travel to the workers every pass."""
     threads = os.cpu_count() or 1
+    if kernels.is_sparse(rows):  # CSR rows drawn from sparse data: one block
+        return [Block(rows, None, 0, rows.shape[0])]
     if rows.size < SAMPLE_THREADED_VALUES or threads == 1 or active_client() is not None:
         return [Block(rows, None, 0, len(rows))]
     arr = row_blocks(rows, -(-len(rows) // (2 * threads)))

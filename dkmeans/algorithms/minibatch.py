@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from dask.delayed import delayed
@@ -160,29 +161,59 @@ def update_centers(state: MiniBatchState, x: np.ndarray, w: np.ndarray | None,
 def _reassign_starved(centers: np.ndarray, counts: np.ndarray, x: np.ndarray,
                       rules: StepRules, step: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Move centers whose count fell below ``reassignment_ratio x max count``
-    onto rows of the batch drawn uniformly; their counts restart at the
-    smallest remaining count, so they are not moved again at once."""
+    onto rows of the batch (:func:`_starved`)."""
+    which, pos, counts = _starved(counts, x.shape[0], rules, step)
+    if len(which):
+        centers[which] = kernels.rows(x, pos)
+    return centers, counts, len(which)
+
+
+def _starved(counts: np.ndarray, n_rows: int, rules: StepRules,
+             step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The centers whose count fell below ``reassignment_ratio x max count``,
+    the batch rows (drawn uniformly) they move onto, and the counts after:
+    theirs restart at the smallest remaining count, so they are not moved
+    again at once."""
     starved = counts < rules.reassignment_ratio * counts.max()
-    limit = int(0.5 * x.shape[0])  # at most half the batch becomes centers
+    limit = int(0.5 * n_rows)  # at most half the batch becomes centers
     if starved.sum() > limit:
         starved[np.argsort(counts)[limit:]] = False
-    n = int(starved.sum())
-    if n == 0:
-        return centers, counts, 0
+    which = np.flatnonzero(starved)
+    if len(which) == 0:
+        return which, which, counts
     rng = np.random.default_rng([rules.seed, step])
-    centers[starved] = kernels.rows(x, rng.choice(x.shape[0], size=n, replace=False))
+    pos = rng.choice(n_rows, size=len(which), replace=False)
     counts = counts.copy()
     if (~starved).any():
         counts[starved] = counts[~starved].min()
-    return centers, counts, n
+    return which, pos, counts
 
 
-def check_convergence(state: MiniBatchState, previous: np.ndarray, batch_inertia: float,
+def update_sparse(state: MiniBatchState, steps: kernels.CsrSteps, x: Any,
+                  w: np.ndarray | None, rules: StepRules,
+                  ) -> tuple[MiniBatchState, float, float]:
+    """:func:`update_centers` on CSR rows, the centers held by ``steps``
+    (``state.centers`` is left as it was: :meth:`~dkmeans.kernels.CsrSteps.centers`
+    gives them). Also returns the sum of the centers' squared moves."""
+    due, since = _reassign_due(state, state.counts.shape[0], x.shape[0])
+    inertia, _, counts, shift = steps.step(x, w, state.counts)
+    n_moved = 0
+    if due and rules.reassignment_ratio > 0:
+        which, pos, counts = _starved(counts, x.shape[0], rules, state.n_steps)
+        if len(which):
+            shift += steps.set_centers(which, kernels.rows(x, pos))
+        n_moved = len(which)
+    state = replace(state, counts=counts, n_steps=state.n_steps + 1, n_since_reassign=since,
+                    n_reassigned=state.n_reassigned + n_moved)
+    return state, inertia, shift
+
+
+def check_convergence(state: MiniBatchState, shift: float, batch_inertia: float,
                       batch_weight: float, rules: StepRules) -> MiniBatchState:
     """Early stopping after a step, as scikit-learn decides it.
 
     The mean batch inertia is smoothed by an exponentially weighted average;
-    the run stops when the squared center shift is at most ``tol``, or after
+    the run stops when the squared center ``shift`` is at most ``tol``, or after
     ``max_no_improvement`` steps without a new lowest smoothed inertia. The
     first step is ignored (its inertia comes from the initial centers).
     """
@@ -194,11 +225,9 @@ def check_convergence(state: MiniBatchState, previous: np.ndarray, batch_inertia
     else:
         alpha = min(rules.batch_size * 2.0 / (rules.n_samples + 1), 1.0)
         ewa = state.ewa_inertia * (1 - alpha) + mean * alpha
-    if rules.tol > 0:
-        shift = float(((state.centers.astype(np.float64) - previous) ** 2).sum())
-        if shift <= rules.tol:
-            return replace(state, ewa_inertia=ewa, converged=True,
-                           stopped_by="small centers change")
+    if rules.tol > 0 and shift <= rules.tol:
+        return replace(state, ewa_inertia=ewa, converged=True,
+                       stopped_by="small centers change")
     if math.isnan(state.ewa_inertia_min) or ewa < state.ewa_inertia_min:
         best, stalled = ewa, 0
     else:
@@ -230,16 +259,24 @@ def run_group(state: MiniBatchState, rules: StepRules, key: tuple[int, ...],
     run uses none).
     """
     xs, ws = blocks[0::2], blocks[1::2]
+    steps = kernels.CsrSteps(state.centers) if kernels.is_sparse(xs[0]) else None
     used = 0
     for parts in group_batches([x.shape[0] for x in xs], rules.batch_size, key):
         if state.converged:
             break
         x, w = _gather(parts, xs, ws)
-        previous = state.centers.astype(np.float64)
-        state, inertia = update_centers(state, x, w, rules)
+        if steps is not None:
+            state, inertia, shift = update_sparse(state, steps, x, w, rules)
+        else:
+            previous = state.centers.astype(np.float64) if rules.tol > 0 else None
+            state, inertia = update_centers(state, x, w, rules)
+            shift = 0.0 if previous is None else float(
+                ((state.centers.astype(np.float64) - previous) ** 2).sum())
         weight = float(x.shape[0] if w is None else w.sum())
-        state = check_convergence(state, previous, inertia, weight, rules)
+        state = check_convergence(state, shift, inertia, weight, rules)
         used += x.shape[0]
+    if steps is not None:
+        state = replace(state, centers=steps.centers(state.centers.dtype))
     return state, used
 
 

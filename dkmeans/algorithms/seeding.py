@@ -116,7 +116,7 @@ def init_random(blocks: Sequence[Block], k: int, seed: int, run: int,
                 first: TopRows | None = None, **_: object) -> Seeding:
     """``k`` distinct rows drawn with probability ~ weight."""
     draw = first if first is not None and first.m >= k else draw_rows(blocks, seed, run, k)
-    return Seeding(_fill(draw.rows[:k], k), int(first is None), k)
+    return Seeding(_fill(kernels.dense(draw.rows[:k]), k), int(first is None), k)
 
 
 def init_kmeans_parallel(blocks: Sequence[Block], k: int, seed: int, run: int,
@@ -158,7 +158,7 @@ def kmeans_parallel_candidates(blocks: Sequence[Block], k: int, seed: int, run: 
     """
     first = first if first is not None else draw_rows(blocks, seed, run, 1)
     ell = max(1, math.ceil(oversampling_factor * k))
-    candidates = [first.rows[:1]]
+    candidates = [kernels.dense(first.rows[:1])]
     n_seen, states, n_passes = 0, None, 0
     for r in range(init_rounds):
         key = stream_key(seed, run, _ROUND, r)
@@ -169,10 +169,10 @@ def kmeans_parallel_candidates(blocks: Sequence[Block], k: int, seed: int, run: 
                                     states=states)
         n_seen += len(candidates[-1])
         n_passes += 1
-        if step.cost <= 0 or not len(step.draw.rows):
-            candidates.append(step.draw.rows[:0])
+        if step.cost <= 0 or not len(step.draw.keys):
+            candidates.append(kernels.dense(step.draw.rows[:0]))
             break  # every row already coincides with a candidate
-        candidates.append(step.draw.rows)
+        candidates.append(kernels.dense(step.draw.rows))
     n_cand = n_seen + len(candidates[-1])
     if stream:
         C = np.concatenate(candidates)
@@ -266,7 +266,7 @@ def init_kmeans_plusplus(blocks: Sequence[Block], k: int, seed: int, run: int,
     """
     first = first if first is not None else draw_rows(blocks, seed, run, 1)
     n_trials = n_trials or 2 + int(np.log(k))
-    centers = [first.rows[:1]]
+    centers = [kernels.dense(first.rows[:1])]
     states, n_passes = None, 0
     for i in range(1, k):
         key = stream_key(seed, run, _PLUSPLUS, i)
@@ -277,9 +277,9 @@ def init_kmeans_plusplus(blocks: Sequence[Block], k: int, seed: int, run: int,
             states, step = run_pass(SEED_ROUND, blocks, centers[-1], i - 1, key, n_trials,
                                     states=states)
         n_passes += 1
-        if step.cost <= 0 or not len(step.draw.rows):
+        if step.cost <= 0 or not len(step.draw.keys):
             break  # fewer distinct points than k
-        trials = step.draw.rows
+        trials = kernels.dense(step.draw.rows)
         if stream:
             potential = run_pass(POTENTIAL_STREAM, blocks, chosen, trials)
         else:

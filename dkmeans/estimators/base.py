@@ -25,6 +25,7 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from dkmeans import kernels
 from dkmeans.algorithms.apply import distances, nearest_cost, predict_labels
 from dkmeans.data import Dataset, as_chunked
 from dkmeans.data.preprocessing import Preprocessing
@@ -232,7 +233,7 @@ Parquet / CSV), of shape (n_samples, n_features)
         arr, _ = self._chunked(X)
         top = run_pass(FAR_ROWS, Dataset(arr, None, "dask").blocks(), self._model_centers(),
                        int(n))
-        rows = top.rows
+        rows = kernels.dense(top.rows)
         if not self._prep().is_identity:  # the rows as given, not as preprocessed
             raw, _ = as_chunked(X)
             rows = compute(raw[np.sort(top.index)])[0][np.argsort(np.argsort(top.index))]

@@ -70,6 +70,7 @@ def labelled_sample(model: Any, X: Any, size: int, random_state: int = 0,
                     ) -> tuple[np.ndarray, np.ndarray]:
     """A uniform sample of ``size`` rows of X, as the model compares them
     (preprocessed), and their predicted labels (one pass)."""
+    from dkmeans import kernels
     from dkmeans.algorithms.apply import predict_labels
     from dkmeans.algorithms.seeding import stream_key
     from dkmeans.evaluate.metrics import paired_blocks
@@ -79,7 +80,7 @@ def labelled_sample(model: Any, X: Any, size: int, random_state: int = 0,
     arr, _ = model._chunked(X)
     pairs = paired_blocks(arr, predict_labels(arr, model._model_centers()))
     sample = run_pass(LABELLED_SAMPLE, pairs, stream_key(random_state, 8), size)
-    return sample.rows, sample.labels
+    return kernels.dense(sample.rows), sample.labels
 
 
 def plot_inertia(history: Any, ax: Any = None) -> Any:

@@ -27,6 +27,7 @@ from dkmeans.kernels.assign import (
 from dkmeans.kernels.blocks import (
     column_scan,
     compact,
+    dense,
     first_nonfinite_row,
     lloyd_partials,
     lloyd_partials_far,
@@ -37,6 +38,7 @@ from dkmeans.kernels.blocks import (
     seed_round_partials,
     sqdist,
     stack,
+    take,
 )
 from dkmeans.kernels.bounds import center_bounds, lloyd_partials_bounded
 from dkmeans.kernels.local import (
@@ -61,14 +63,17 @@ from dkmeans.kernels.sparse import (
     is_sparse,
 )
 from dkmeans.kernels.sparse_local import csr_plusplus_starts, csr_recluster_starts
+from dkmeans.kernels.sparse_steps import CsrSteps
 
 __all__ = [
+    "CsrSteps",
     "BLOCK_BYTES",
     "block_rows",
     "as_csr",
     "center_bounds",
     "column_scan",
     "compact",
+    "dense",
     "csr_group_moments",
     "csr_lloyd_partials_far",
     "csr_nearest",
@@ -96,6 +101,7 @@ __all__ = [
     "seed_round_partials",
     "sqdist",
     "stack",
+    "take",
     "top_m",
     "unit_length",
 ]

@@ -42,13 +42,15 @@ SPARSE_ROWS = 0.1
 
 
 def compact(rows: Any) -> Any:
-    """Dense rows that are mostly zeros (drawn from sparse data) as CSR, for
-    what then costs their non-zeros instead of their width (the silhouette of
-    a 5,000-row sample of 6,000 terms: 3 s a k dense); others as they are."""
-    if (is_sparse(rows) or rows.size < 100_000
-            or np.count_nonzero(rows) >= SPARSE_ROWS * rows.size):
-        return rows
-    return sparse.sp.csr_matrix(rows)
+    """In-memory rows by what they hold, whatever their format: CSR when they
+    are many and mostly zeros, for what then costs their non-zeros instead
+    of their width (the silhouette of a 5,000-row sample of 6,000 terms: 3 s
+    a k dense); else dense."""
+    size = rows.shape[0] * rows.shape[1]
+    nonzero = rows.nnz if is_sparse(rows) else np.count_nonzero(rows)
+    if size < 100_000 or nonzero >= SPARSE_ROWS * size:
+        return dense(rows)
+    return sparse.as_csr(rows) if is_sparse(rows) else sparse.sp.csr_matrix(rows)
 
 
 def column_scan(X: Any) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
@@ -85,6 +87,17 @@ def pairwise_distances(X: Any, centers: np.ndarray) -> np.ndarray:
 def rows(X: Any, pos: np.ndarray) -> np.ndarray:
     """Rows ``pos`` of a block as a new dense array."""
     return sparse.csr_rows(X, pos) if is_sparse(X) else X[pos].copy()
+
+
+def take(X: Any, pos: np.ndarray) -> Any:
+    """Rows ``pos`` of a block, copied: CSR from a sparse block (a few of
+    its non-zeros, where dense rows would be its whole width), else dense."""
+    return sparse.as_csr(X)[pos] if is_sparse(X) else X[pos].copy()
+
+
+def dense(rows: Any) -> np.ndarray:
+    """Rows as a dense array (CSR rows made dense; dense ones as they are)."""
+    return rows.toarray() if is_sparse(rows) else rows
 
 
 def seed_round_partials(X: Any, w: np.ndarray, state: tuple | None, centers: np.ndarray,

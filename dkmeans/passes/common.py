@@ -31,7 +31,8 @@ class TopRows:
     m : int
     keys : ndarray of shape (r,), float64, r <= m
     index : ndarray of shape (r,), int64, global row index
-    rows : ndarray of shape (r, d)
+    rows : ndarray or CSR matrix of shape (r, d)
+        CSR when drawn from sparse blocks (:func:`~dkmeans.kernels.take`).
     weights : ndarray of shape (r,), float64
     labels : ndarray of shape (r,), int32, the row's center (-1 if unused)
     """
@@ -58,7 +59,7 @@ class TopRows:
             m=m,
             keys=np.asarray(keys, dtype=np.float64),
             index=pos.astype(np.int64) + offset,
-            rows=kernels.rows(x, pos),
+            rows=kernels.take(x, pos),
             weights=np.ones(pos.size) if w is None else w[pos].astype(np.float64),
             labels=np.full(pos.size, -1, np.int32) if labels is None else labels[pos],
         )
@@ -80,7 +81,7 @@ class TopRows:
             m=parts[0].m,
             keys=keys[order],
             index=index[order],
-            rows=np.concatenate([p.rows for p in parts])[order],
+            rows=kernels.stack([p.rows for p in parts])[order],
             weights=np.concatenate([p.weights for p in parts])[order],
             labels=np.concatenate([p.labels for p in parts])[order],
         )

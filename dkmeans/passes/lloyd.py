@@ -120,8 +120,9 @@ def lloyd_aggregate(stats: LloydStats, centers: np.ndarray,
     empty = np.flatnonzero(weights == 0)
     n_relocated = 0
     if empty.size and far is not None:
-        for cluster, row, wt, old, dist in zip(empty, far.rows, far.weights, far.labels,
-                                               far.keys, strict=False):
+        rows = kernels.dense(far.rows)
+        for cluster, row, wt, old, dist in zip(empty, rows, far.weights, far.labels, far.keys,
+                                               strict=False):
             if dist <= 0:
                 break
             sums[old] -= wt * row
@@ -177,7 +178,7 @@ def split_largest(weights: np.ndarray, new: np.ndarray, drawn: TopRows,
     if not len(drawn.keys):
         return None
     moved = int(small[np.argmin(weights[small])])
-    new[moved] = drawn.rows[0]
+    new[moved] = kernels.dense(drawn.rows[:1])[0]
     return moved
 
 
