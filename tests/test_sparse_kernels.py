@@ -108,3 +108,50 @@ def test_plusplus_starts_on_csr_rows_are_the_dense_kernels_draws(rng):
     best = int(np.argmin(potentials))
     np.testing.assert_array_equal(centers, dense[sparse_local.csr_plusplus(X, w, k, n_trials,
                                                                            u[best])])
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_minibatch_steps_on_csr_rows_equal_the_dense_update(rng, weighted):
+    """CsrSteps (centers as a scale times a column) against the dense update
+    of each touched center to (c n + s) / (n + m), step after step; set_centers
+    and a fold of a small scale change nothing but the representation."""
+    from dkmeans.kernels import sparse_steps
+
+    X = _text_like(rng, 900, 400, 8, np.float64)
+    w = rng.random(900) + 0.5 if weighted else None
+    C = X[:6].toarray() + 0.01
+    steps, counts = sparse_steps.CsrSteps(C), np.zeros(6)
+    dense, n = C.copy(), np.zeros(6)
+    for b in range(0, 900, 150):
+        x = X[b : b + 150]
+        wb = np.ones(150) if w is None else w[b : b + 150]
+        _, d2, sums, wsums = _oracle(x, dense, wb)
+        inertia, got_wsums, counts, shift = steps.step(x, None if w is None else wb, counts)
+        new = dense.copy()
+        touched = wsums > 0
+        new[touched] = (dense[touched] * n[touched, None] + sums[touched]) / (
+            n[touched, None] + wsums[touched, None])
+        assert inertia == pytest.approx(wb @ d2, rel=1e-10)
+        np.testing.assert_allclose(got_wsums, wsums, rtol=1e-12)
+        assert shift == pytest.approx(((new - dense) ** 2).sum(), rel=1e-8, abs=1e-12)
+        dense, n = new, n + wsums
+        np.testing.assert_allclose(steps.centers(np.float64), dense, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(counts, n, rtol=1e-12)
+        np.testing.assert_allclose(steps.sqnorm, (dense ** 2).sum(1), rtol=1e-9)
+    row = X[7].toarray()
+    moved = steps.set_centers(np.array([2]), row)
+    assert moved == pytest.approx(((dense[2] - row[0]) ** 2).sum(), rel=1e-10)
+    dense[2] = row[0]
+    np.testing.assert_allclose(steps.centers(np.float64), dense, rtol=1e-10, atol=1e-13)
+    # the same centers at scales of 1e-95, then a step that takes them below
+    # MIN_SCALE: folded into their columns, the centers as the dense update's
+    steps.V *= 1e95
+    steps.scale /= 1e95
+    n = np.full(6, 1e-8)
+    _, _, sums, wsums = _oracle(X[:150], dense)
+    steps.step(X[:150], None, n)
+    touched = wsums > 0
+    dense[touched] = (dense[touched] * n[touched, None] + sums[touched]) / (
+        n[touched, None] + wsums[touched, None])
+    assert (steps.scale[touched] == 1.0).all()
+    np.testing.assert_allclose(steps.centers(np.float64), dense, rtol=1e-10, atol=1e-13)

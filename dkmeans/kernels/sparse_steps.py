@@ -80,10 +80,6 @@ def _move(data, indices, indptr, w, V, scale, sqnorm, counts, labels, wsums):  #
             continue
         total = counts[c] + wsums[c]
         keep = counts[c] / total  # the old center's share
-        if keep == 0.0:  # a center's first rows: it becomes their mean
-            for j in range(d):
-                V[j, c] = 0.0
-            scale[c] = 1.0
         m = 0
         for q in range(start[c], start[c + 1]):
             i = order[q]
@@ -100,13 +96,17 @@ def _move(data, indices, indptr, w, V, scale, sqnorm, counts, labels, wsums):  #
             j = used[t]
             cb += scale[c] * V[j, c] * scratch[j]
             bb += scratch[j] * scratch[j]
-        new_scale = scale[c] * keep if keep > 0.0 else 1.0
+        new_scale = scale[c] * keep
+        if keep == 0.0:  # a center's first rows: it becomes their mean
+            for j in range(d):
+                V[j, c] = 0.0
+            new_scale = 1.0
         for t in range(m):
             j = used[t]
             V[j, c] += scratch[j] / new_scale
             scratch[j] = 0.0
             seen[j] = False
-        old = sqnorm[c] if keep > 0.0 else 0.0
+        old = sqnorm[c]
         sqnorm[c] = max(keep * keep * old + 2.0 * keep * cb + bb, 0.0)
         shift += max((keep - 1.0) ** 2 * old + 2.0 * (keep - 1.0) * cb + bb, 0.0)
         scale[c], counts[c] = new_scale, total
