@@ -5,6 +5,7 @@ the answer on clustered data nor its independence of chunking."""
 import dask.array as da
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import zarr
 from sklearn.cluster import KMeans as SKKMeans
 from sklearn.datasets import make_blobs
@@ -110,3 +111,44 @@ def test_streamed_fit_ends_without_a_pass_after_unchanged_labels(blobs, tmp_path
 def test_bad_init_size_is_named(blobs, bad):
     with pytest.raises(InvalidParameterError, match="init_size"):
         KMeans(8, init_size=bad).fit(blobs[0][:100])
+
+
+def _lazy_csr(n, d, per_row, block):
+    """A dask array of ``n`` CSR rows with ``per_row`` non-zeros each, never
+    made whole: only the blocks a computation asks for are built."""
+    def make(block_info=None):
+        (lo, hi), _ = block_info[None]["array-location"]
+        rng = np.random.default_rng(lo)
+        rows = hi - lo
+        cols = np.sort(rng.integers(0, d, (rows, per_row)), axis=1).ravel()
+        return sp.csr_matrix((rng.random(rows * per_row), cols,
+                              np.arange(0, rows * per_row + 1, per_row)), shape=(rows, d))
+
+    chunks = ((block,) * (n // block), (d,))
+    return da.map_blocks(make, chunks=chunks, dtype=np.float64, meta=sp.csr_matrix((0, 0)))
+
+
+@pytest.mark.parametrize("n,k,expected", [
+    (2_000_000, 50, 131_072),   # CSR rows of 15 non-zeros: 180 bytes, not 160,000
+    (1_000_000, 50, None),      # under 8 x the sample
+    (4_000_000, 2_000, 256_000),
+])
+def test_sparse_sample_size_is_by_its_non_zeros(n, k, expected):
+    X = _lazy_csr(n, 20_000, 15, 250_000)
+    assert seeding_sample_size("auto", as_dataset(X), k) == expected
+
+
+def test_sampled_seeding_of_sparse_rows_reads_the_data_once():
+    rng = np.random.default_rng(0)
+    centers = sp.random(6, 3_000, density=0.01, random_state=1, format="csr") * 20
+    y = rng.integers(0, 6, 24_000)
+    noise = sp.random(24_000, 3_000, density=0.002, random_state=2, format="csr")
+    X = (centers[y] + noise).tocsr()
+    Xd = da.from_array(X, chunks=(3_000, 3_000), asarray=False)
+    sampled = KMeans(6, init_size=4_000, random_state=0)
+    names = passes_of(lambda: sampled.fit(Xd), 8)
+    assert names[0] == "dkmeans-scan"
+    assert not [n for n in names if "seed" in n or "draw" in n or "candidate" in n]
+    full = KMeans(6, init_size=None, random_state=0).fit(Xd)
+    assert adjusted_rand_score(y, sampled.labels_.compute()) == 1.0
+    assert sampled.inertia_ == pytest.approx(full.inertia_, rel=1e-9)

@@ -148,12 +148,17 @@ def seeding_sample_size(init_size: int | str | None, data: Dataset, k: int) -> i
     :data:`SAMPLE_WHEN_RATIO` times the sample's rows; an integer samples
     data larger than it."""
     n = data.n_samples
-    if init_size is None or data.local is not None or (data.sparse and init_size == "auto"):
-        return None  # ("auto" sizes by dense width: sparse data seeds over its blocks)
+    if init_size is None or data.local is not None:
+        return None
     if init_size != "auto":
         return int(init_size) if int(init_size) < n else None
-    row_bytes = data.n_features * data.dtype.itemsize
-    size = min(max(SAMPLE_ROWS, SAMPLE_ROWS_PER_CENTER * k), SAMPLE_MAX_BYTES // row_bytes)
+    size = max(SAMPLE_ROWS, SAMPLE_ROWS_PER_CENTER * k)
+    if n < SAMPLE_WHEN_RATIO * size:
+        return None  # the data is small
+    # sparse rows are drawn as CSR: their non-zeros' bytes, not their width
+    row_bytes = (data.memory_bytes() / n if data.sparse
+                 else data.n_features * data.dtype.itemsize)
+    size = min(size, int(SAMPLE_MAX_BYTES // max(row_bytes, 1)))
     if size < SAMPLE_ROWS_PER_CENTER * k // 4 or n < SAMPLE_WHEN_RATIO * size:
         return None  # wide rows leave too small a sample; or the data is small
     return size

@@ -26,6 +26,7 @@ from typing import Any
 
 import dask
 import numpy as np
+import scipy.sparse as sp
 from dask.base import is_dask_collection
 from dask.core import flatten
 from dask.delayed import Delayed
@@ -70,7 +71,7 @@ def run_pass(spec: Pass, blocks: Sequence[Block], *shared: Any,
     # them, and distributed cancels such tasks ("lost dependencies").
     if states is None:
         states = [None] * len(blocks)
-    if all(isinstance(b.x, np.ndarray) for b in blocks):
+    if all(isinstance(b.x, np.ndarray) or sp.issparse(b.x) for b in blocks):  # in memory
         return run_in_memory(spec, blocks, shared, states, split_every)
     name = f"{spec.name}-{uuid.uuid4().hex}"
     get = _scheduler([b.x for b in blocks])

@@ -37,7 +37,7 @@ class Block:
     a cluster they own the futures, which must live as long as the blocks.
     """
 
-    x: Delayed | np.ndarray
+    x: Delayed | np.ndarray | Any  # Any: an in-memory scipy.sparse block
     w: Delayed | np.ndarray | None
     offset: int
     n: int
