@@ -9,7 +9,9 @@ mixed with common terms), as TF-IDF with unit rows (scikit-learn's
 Each library fits in a fresh process that loads the matrix from an ``.npz``
 file and fits 5,000 of its rows once (a warm-up: imports, compiled code
 loaded), in turn, ``--repeat`` times alternating: the fit's time (not the
-load), its inertia on the same rows, and the process's peak memory. Peers:
+load), its inertia on the same rows, and the fit's peak memory (resident
+memory sampled every 5 ms during the fit, over what the process held before
+it: the matrix). Peers:
 scikit-learn's ``KMeans`` (its defaults: greedy k-means++, one init) and
 ``MiniBatchKMeans``; dkmeans' ``KMeans`` (euclidean and ``metric="cosine"``,
 spherical) and ``MiniBatchKMeans``, with their defaults, and
@@ -33,9 +35,23 @@ import tempfile
 import numpy as np
 
 FIT = """
-import json, resource, sys, time, warnings
+import json, os, sys, threading, time, warnings
 import numpy as np, scipy.sparse as sp
 warnings.simplefilter("ignore")
+
+class PeakRSS(threading.Thread):  # resident memory, sampled every 5 ms: its highest
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak, self.running = self.rss(), True
+    @staticmethod
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    def run(self):
+        while self.running:
+            self.peak = max(self.peak, self.rss())
+            time.sleep(0.005)
+
 lib, k, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 X = sp.load_npz(path).tocsr()
 zarr_path = path.replace(".npz", ".zarr")
@@ -52,16 +68,24 @@ model = {"sklearn": lambda: KMeans(k, random_state=0),
 # a warm-up fit first, as a notebook's second fit: compiled code loaded
 from sklearn.base import clone
 clone(model).set_params(n_clusters=min(k, 20)).fit(X[:5_000])
+# the fit's own memory: its peak over what the process held before it (the
+# matrix loaded; loading it took more, and so does the inertia below)
+sampler = PeakRSS()
+before = sampler.peak
+sampler.start()
 t = time.perf_counter()
 model.fit(zarr_path if lib == "dkmeans-streamed" else X)
 seconds = time.perf_counter() - t
+sampler.running = False
+sampler.join()
+peak_mb = (max(sampler.peak, sampler.rss()) - before) / 2**20
 C = np.asarray(model.cluster_centers_, dtype=np.float64)
 # one inertia code for every library: rows to their nearest center
 sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
 d2 = sq[:, None] - 2 * (X @ C.T) + (C ** 2).sum(1)[None, :]
 inertia = float(np.maximum(d2.min(axis=1), 0).sum())
 print(json.dumps({"seconds": seconds, "inertia": inertia,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "peak_mb": peak_mb,
                   "n_iter": int(getattr(model, "n_iter_", 0))}))
 """
 
@@ -119,7 +143,7 @@ def main() -> None:
             t0 = statistics.median(r["seconds"] for r in base) if base else None
             i0 = statistics.median(r["inertia"] for r in base) if base else None
             print(f"\n| k = {k:,} | fit s (median) | / scikit-learn | inertia / "
-                  "scikit-learn's | iterations | peak MB | load |")
+                  "scikit-learn's | iterations | fit's peak MB | load |")
             print("|---|---|---|---|---|---|---|")
             for peer, rs in runs.items():
                 t = statistics.median(r["seconds"] for r in rs)

@@ -14,6 +14,10 @@ and decompressed in parallel on every worker while the (cheap) steps run,
 and only k x d numbers move from task to task. A window of groups is
 submitted at a time, so early stopping wastes at most one window of reading,
 and at most a window of blocks is in memory at once.
+
+On CSR blocks a group's steps hold the centers as
+:class:`~dkmeans.kernels.CsrSteps` (a scale times a column each), so a step
+costs its batch's non-zeros, not k x d.
 """
 
 from __future__ import annotations
