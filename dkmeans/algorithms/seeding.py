@@ -119,6 +119,10 @@ def init_random(blocks: Sequence[Block], k: int, seed: int, run: int,
     return Seeding(_fill(kernels.dense(draw.rows[:k]), k), int(first is None), k)
 
 
+def _dense_stack(parts: list) -> np.ndarray:
+    return kernels.dense(kernels.stack(parts))
+
+
 def init_kmeans_parallel(blocks: Sequence[Block], k: int, seed: int, run: int,
                          first: TopRows | None = None, oversampling_factor: float = 2.0,
                          init_rounds: int = INIT_ROUNDS, stream: bool = False,
@@ -158,30 +162,30 @@ def kmeans_parallel_candidates(blocks: Sequence[Block], k: int, seed: int, run: 
     """
     first = first if first is not None else draw_rows(blocks, seed, run, 1)
     ell = max(1, math.ceil(oversampling_factor * k))
-    candidates = [kernels.dense(first.rows[:1])]
+    # each round's candidates as drawn (CSR from sparse data: 10,001 of
+    # 20,000 terms at k = 1,000 are 1.6 GB dense), made dense for the pass
+    # that compares rows with them
+    candidates = [first.rows[:1]]
     n_seen, states, n_passes = 0, None, 0
     for r in range(init_rounds):
         key = stream_key(seed, run, _ROUND, r)
         if stream:
-            step = run_pass(SEED_ROUND_STREAM, blocks, np.concatenate(candidates), 0, key, ell)
+            step = run_pass(SEED_ROUND_STREAM, blocks, _dense_stack(candidates), 0, key, ell)
         else:
-            states, step = run_pass(SEED_ROUND, blocks, candidates[-1], n_seen, key, ell,
-                                    states=states)
-        n_seen += len(candidates[-1])
+            states, step = run_pass(SEED_ROUND, blocks, kernels.dense(candidates[-1]), n_seen,
+                                    key, ell, states=states)
+        n_seen += candidates[-1].shape[0]
         n_passes += 1
         if step.cost <= 0 or not len(step.draw.keys):
-            candidates.append(kernels.dense(step.draw.rows[:0]))
+            candidates.append(step.draw.rows[:0])
             break  # every row already coincides with a candidate
-        candidates.append(kernels.dense(step.draw.rows))
-    n_cand = n_seen + len(candidates[-1])
+        candidates.append(step.draw.rows)
+    n_cand = n_seen + candidates[-1].shape[0]
     if stream:
-        C = np.concatenate(candidates)
-        mass = run_pass(CANDIDATE_MASS_STREAM, blocks, C, 0, n_cand)
+        mass = run_pass(CANDIDATE_MASS_STREAM, blocks, _dense_stack(candidates), 0, n_cand)
     else:
-        _, mass = run_pass(CANDIDATE_MASS, blocks, candidates[-1], n_seen, n_cand,
-                           states=states)
-    # sparse data's candidates as CSR (10,001 of 20,000 terms at k = 1,000
-    # are 1.6 GB dense)
+        _, mass = run_pass(CANDIDATE_MASS, blocks, kernels.dense(candidates[-1]), n_seen,
+                           n_cand, states=states)
     return kernels.stack([kernels.compact(c) for c in candidates]), mass.values, n_passes + 1
 
 
