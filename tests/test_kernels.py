@@ -257,16 +257,19 @@ def _greedy_plusplus(X, w, k, n_trials, u):
     return np.array(chosen)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("k", [3, 60])
-def test_kmeans_plusplus_draws_what_the_numpy_loop_draws(rng, k):
+def test_kmeans_plusplus_draws_what_the_numpy_loop_draws(rng, k, dtype):
     """Greedy k-means++ (its trials read every row once a step, rows outer)
-    chooses the centers of the plain numpy loop, at small and larger k."""
+    chooses the centers of the plain numpy loop in float64, at small and
+    larger k; float32 rows too, their distances summed in float32."""
     X = rng.normal(size=(3_000, 8)) + 20 * rng.normal(size=(30, 8))[rng.integers(0, 30, 3_000)]
     w = rng.random(3_000) + 0.5
     n_trials = kernels.plusplus_trials(k)
-    got = kernels.kmeans_plusplus(X, w, k, np.random.default_rng(7))
+    got = kernels.kmeans_plusplus(X.astype(dtype), w, k, np.random.default_rng(7))
     u = np.random.default_rng(7).random(1 + (k - 1) * n_trials)  # the draws it made
-    np.testing.assert_array_equal(got, X[_greedy_plusplus(X, w, k, n_trials, u)])
+    X64 = X.astype(dtype).astype(np.float64)
+    np.testing.assert_array_equal(got, X64[_greedy_plusplus(X64, w, k, n_trials, u)])
 
 
 def test_center_bounds_by_hand():

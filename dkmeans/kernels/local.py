@@ -21,7 +21,6 @@ from dkmeans.kernels.assign import (
     gemm_buffer,
     lloyd_impl,
     nearest_impl,
-    row_sqdist,
     sqnorms,
 )
 
@@ -34,13 +33,24 @@ def _draw(cum, u):  # pragma: no cover - compiled
 
 
 @numba.njit(**FAST)
+def _sqdist_rows(X, i, j):  # pragma: no cover - compiled
+    """Squared distance between rows ``i`` and ``j``, summed in X's dtype
+    (float32 rows: twice the lanes of float64 a vector instruction)."""
+    dist = X[i, 0] - X[i, 0]  # 0 in X's dtype
+    for f in range(X.shape[1]):
+        diff = X[i, f] - X[j, f]
+        dist += diff * diff
+    return np.float64(dist)
+
+
+@numba.njit(**FAST)
 def _plusplus(X, w, k, n_trials, u):  # pragma: no cover - compiled
     n = X.shape[0]
     chosen = np.empty(k, dtype=np.int64)
     chosen[0] = _draw(np.cumsum(w), u[0])
     mind = np.empty(n)
     for i in range(n):
-        mind[i] = row_sqdist(X, i, X, chosen[0])
+        mind[i] = _sqdist_rows(X, i, chosen[0])
     cand = np.empty((n_trials, n))
     cum = np.empty(n)
     count = 1
@@ -60,7 +70,7 @@ def _plusplus(X, w, k, n_trials, u):  # pragma: no cover - compiled
         # memory-bound on re-reading them); the same sums in the same order
         for i in range(n):
             for t in range(n_trials):
-                dd = min(mind[i], row_sqdist(X, i, X, trials[t]))
+                dd = min(mind[i], _sqdist_rows(X, i, trials[t]))
                 cand[t, i] = dd
                 pots[t] += w[i] * dd
         best_t, best_pot = 0, np.inf
@@ -158,13 +168,15 @@ def _lloyd(X, w, centers, buf, rows_first, max_iter, tol, quanta, history):  # p
 
 
 @numba.njit(**FAST)
-def _best_start(X, w, k, n_trials, u, buf, rows_first, max_iter, quanta):  # pragma: no cover
-    """Of the k-means++ starts drawn from the rows of ``u``, each run through
-    Lloyd, the one of lowest inertia (ties to the earlier start)."""
+def _best_start(X, X_pp, w, k, n_trials, u, buf, rows_first, max_iter,
+                quanta):  # pragma: no cover - compiled
+    """Of the k-means++ starts drawn from the rows of ``u`` (on ``X_pp``: X in
+    its own dtype), each run through Lloyd, the one of lowest inertia (ties
+    to the earlier start)."""
     best, best_inertia = X[:k].copy(), np.inf
     history = np.empty(max_iter)
     for t in range(u.shape[0]):
-        chosen = _plusplus(X, w, k, n_trials, u[t])
+        chosen = _plusplus(X_pp, w, k, n_trials, u[t])
         centers = np.empty((k, X.shape[1]))
         for c in range(k):
             for f in range(X.shape[1]):
@@ -207,8 +219,8 @@ def recluster_starts(X: np.ndarray, w: np.ndarray, k: int, u: np.ndarray,
     w = np.asarray(w, dtype=np.float64)
     quanta = exact.grid(len(X64), w.max(), np.abs(X64).max(axis=0))
     n_trials = max(1, (u.shape[1] - 1) // max(k - 1, 1))
-    centers, inertia = _best_start(X64, w, k, n_trials, u, *gemm_buffer(X64, k),
-                                   max_iter, quanta)
+    centers, inertia = _best_start(X64, _plusplus_rows(X), w, k, n_trials, u,
+                                   *gemm_buffer(X64, k), max_iter, quanta)
     return centers, float(inertia)
 
 
@@ -235,8 +247,15 @@ def kmeans_plusplus(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generat
     """
     n_trials = n_trials or plusplus_trials(k)
     u = rng.random(1 + (k - 1) * n_trials)
-    X64 = np.ascontiguousarray(X, dtype=np.float64)
-    return X[_plusplus(X64, np.asarray(w, dtype=np.float64), k, n_trials, u)]
+    return X[_plusplus(_plusplus_rows(X), np.asarray(w, dtype=np.float64), k, n_trials, u)]
+
+
+def _plusplus_rows(X: np.ndarray) -> np.ndarray:
+    """The rows greedy k-means++ measures: float32 rows as they are, their
+    distances summed in float32 (24,576 x 128 rows, k = 1,024: 3.8 s in
+    float64, 2.0 s, the same first choices); others in float64."""
+    dtype = np.float32 if X.dtype == np.float32 else np.float64
+    return np.ascontiguousarray(X, dtype=dtype)
 
 
 def lloyd_local(X: np.ndarray, w: np.ndarray, centers: np.ndarray, max_iter: int,
