@@ -6,6 +6,7 @@ thousands of columns)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -54,23 +55,34 @@ def csr_lloyd(X: Any, w: np.ndarray, centers: np.ndarray,
     return centers, max_iter, inertia
 
 
+def _best_start(X: Any, w: np.ndarray, k: int, u: np.ndarray,
+                finish: Callable[[Any, np.ndarray, np.ndarray], tuple[np.ndarray, float]],
+                ) -> tuple[np.ndarray, float]:
+    """Greedy k-means++ on CSR rows from each row of ``u``, each start then
+    ``finish(X, w, start) -> (centers, cost)``; the lowest cost's centers
+    (ties to the earlier start)."""
+    X = as_csr(X).astype(np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    n_trials = max(1, (u.shape[1] - 1) // max(k - 1, 1))
+    best, best_cost = None, np.inf
+    for row in u:
+        chosen = csr_plusplus(X, w, k, n_trials, row)
+        centers, cost = finish(X, w, X[chosen[np.arange(k) % len(chosen)]].toarray())
+        if best is None or cost < best_cost:
+            best, best_cost = centers, cost
+    return best, float(best_cost)
+
+
 def csr_recluster_starts(X: Any, w: np.ndarray, k: int, u: np.ndarray,
                          max_iter: int = 300) -> tuple[np.ndarray, float]:
     """:func:`~dkmeans.kernels.local.recluster_starts` of CSR rows: weighted
     k-means++ then Lloyd from each row of ``u``; the best start's centers
     (k, d) float64 and inertia (inf if no start converged)."""
-    X = as_csr(X).astype(np.float64)
-    w = np.asarray(w, dtype=np.float64)
-    n_trials = max(1, (u.shape[1] - 1) // max(k - 1, 1))
-    best, best_inertia = None, np.inf
-    for row in u:
-        chosen = csr_plusplus(X, w, k, n_trials, row)
-        start = X[chosen[np.arange(k) % len(chosen)]].toarray()
+    def lloyd(X: Any, w: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, float]:
         centers, n_iter, inertia = csr_lloyd(X, w, start, max_iter)
-        inertia = inertia if n_iter < max_iter else np.inf
-        if best is None or inertia < best_inertia:
-            best, best_inertia = centers, inertia
-    return best, float(best_inertia)
+        return centers, inertia if n_iter < max_iter else np.inf
+
+    return _best_start(X, w, k, u, lloyd)
 
 
 def csr_plusplus_starts(X: Any, w: np.ndarray, k: int, u: np.ndarray) -> tuple[np.ndarray, float]:
@@ -78,14 +90,7 @@ def csr_plusplus_starts(X: Any, w: np.ndarray, k: int, u: np.ndarray) -> tuple[n
     ``u`` (:func:`csr_plusplus`), without Lloyd's iterations, the one of
     lowest weighted potential (ties to the earlier start): its centers
     (k, d) float64 and potential."""
-    X = as_csr(X).astype(np.float64)
-    w = np.asarray(w, dtype=np.float64)
-    n_trials = max(1, (u.shape[1] - 1) // max(k - 1, 1))
-    best, best_potential = None, np.inf
-    for row in u:
-        chosen = csr_plusplus(X, w, k, n_trials, row)
-        centers = X[chosen[np.arange(k) % len(chosen)]].toarray()
-        potential = float(w @ csr_sqdist(X, centers).min(axis=1))
-        if best is None or potential < best_potential:
-            best, best_potential = centers, potential
-    return best, best_potential
+    def potential(X: Any, w: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, float]:
+        return centers, float(w @ csr_sqdist(X, centers).min(axis=1))
+
+    return _best_start(X, w, k, u, potential)
