@@ -141,11 +141,11 @@ def test_sparse_sample_size_is_by_its_non_zeros(n, k, expected):
 def test_sampled_seeding_of_sparse_rows_reads_the_data_once():
     rng = np.random.default_rng(0)
     centers = sp.random(6, 3_000, density=0.01, random_state=1, format="csr") * 20
-    y = rng.integers(0, 6, 24_000)
-    noise = sp.random(24_000, 3_000, density=0.002, random_state=2, format="csr")
+    y = rng.integers(0, 6, 12_000)
+    noise = sp.random(12_000, 3_000, density=0.002, random_state=2, format="csr")
     X = (centers[y] + noise).tocsr()
-    Xd = da.from_array(X, chunks=(3_000, 3_000), asarray=False)
-    sampled = KMeans(6, init_size=4_000, random_state=0)
+    Xd = da.from_array(X, chunks=(1_500, 3_000), asarray=False)
+    sampled = KMeans(6, init_size=2_000, random_state=0)
     names = passes_of(lambda: sampled.fit(Xd), 8)
     assert names[0] == "dkmeans-scan"
     assert not [n for n in names if "seed" in n or "draw" in n or "candidate" in n]
