@@ -14,6 +14,7 @@ import math
 import os
 import uuid
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
 import dask
@@ -94,11 +95,16 @@ class Dataset:
         times the rows, counted where the block is."""
         if not self.sparse:
             return float(self.X.nbytes)
+        return self._sparse_row_bytes * self.n_samples
+
+    @cached_property
+    def _sparse_row_bytes(self) -> float:
+        # computed once per dataset: choosing to persist and sizing the
+        # seeding sample both ask, and streamed data would read the block twice
         first = self.X.blocks[0]
         nnz = dask.delayed(_stored_nonzeros)(first.to_delayed().ravel()[0])
-        per_row = int(dask.compute(nnz)[0]) * (self.X.dtype.itemsize + 4) / max(
+        return int(dask.compute(nnz)[0]) * (self.X.dtype.itemsize + 4) / max(
             first.shape[0], 1)
-        return per_row * self.n_samples
 
     def require_dense(self, what: str) -> None:
         """Raise :class:`~dkmeans.errors.InputTypeError` naming ``what`` if

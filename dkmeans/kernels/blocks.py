@@ -85,8 +85,9 @@ def pairwise_distances(X: Any, centers: np.ndarray) -> np.ndarray:
 
 
 def rows(X: Any, pos: np.ndarray) -> np.ndarray:
-    """Rows ``pos`` of a block as a new dense array."""
-    return sparse.csr_rows(X, pos) if is_sparse(X) else X[pos].copy()
+    """Rows ``pos`` of a block as a new dense array (a few: drawn rows that
+    become centers)."""
+    return dense(take(X, pos))
 
 
 def take(X: Any, pos: np.ndarray) -> Any:

@@ -240,12 +240,6 @@ def csr_sqdist(X: Any, C: np.ndarray) -> np.ndarray:
     return np.maximum(d2, 0.0)
 
 
-def csr_rows(X: Any, pos: np.ndarray) -> np.ndarray:
-    """Rows ``pos`` of a sparse block, dense (a few: drawn or farthest rows
-    that become centers)."""
-    return as_csr(X)[pos].toarray()
-
-
 @numba.njit(**FAST)
 def _row_sqdist_to(data, indices, indptr, which, M, m_sqnorm, out):  # pragma: no cover
     for i in range(indptr.shape[0] - 1):
