@@ -8,14 +8,14 @@ proxy); a store that always fails ends a job within a bounded time, naming
 the error, with nothing written."""
 
 import json
-import subprocess
-import sys
 import time
+from functools import partial
 
 import dask
 import numpy as np
 import pytest
 import zarr
+from _cli import run
 from _faulty_proxy import faulty_proxy
 from sklearn.datasets import make_blobs
 
@@ -25,9 +25,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 s3fs = pytest.importorskip("s3fs")
 
 
-def _cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "dkmeans", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout)
+_cli = partial(run, check=False)
 
 
 @pytest.fixture(scope="module")

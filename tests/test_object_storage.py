@@ -19,6 +19,7 @@ import dask
 import numpy as np
 import pytest
 import zarr
+from _cli import run
 from sklearn.datasets import make_blobs
 
 import dkmeans
@@ -210,12 +211,7 @@ def test_xarray_dataarrays_are_accepted(client, s3, s3_data, reference):
 # ------------------------------------------------------------ command line
 
 
-def _cli(*args, env=None, check=True, timeout=300):
-    proc = subprocess.run([sys.executable, "-m", "dkmeans", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}: {proc.stderr[-3000:]}")
-    return proc
+_cli = run
 
 
 @pytest.fixture

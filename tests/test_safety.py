@@ -11,10 +11,12 @@ import subprocess
 import sys
 import threading
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
 import zarr
+from _cli import run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,10 +25,7 @@ from dkmeans import InvalidInputError, KMeans, sweep
 from dkmeans.data.storage import locate
 from dkmeans.errors import InvalidParameterError, OutputExistsError, WriteConflictError
 
-
-def _cli(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "dkmeans", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+_cli = partial(run, check=False)
 
 
 def _tree(root):

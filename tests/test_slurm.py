@@ -14,6 +14,7 @@ import dask
 import numpy as np
 import pytest
 import yaml
+from _cli import run
 from sklearn.datasets import make_blobs
 
 import dkmeans
@@ -47,11 +48,7 @@ def _cluster_file(folder, **changes):
 
 
 def _run(args, env, cwd, timeout=300, check=True):
-    proc = subprocess.run([sys.executable, "-m", "dkmeans", *map(str, args)], env=env,
-                          cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}: {proc.stderr[-3000:]}")
-    return proc
+    return run(*args, env=env, cwd=cwd, timeout=timeout, check=check)
 
 
 def _threaded(model, path):
