@@ -28,6 +28,7 @@ def _stop() -> None:
         except subprocess.TimeoutExpired:
             _server.kill()
             _server.wait()
+        _server.stdout.close()
 
 
 def _running_server() -> subprocess.Popen:
