@@ -257,16 +257,19 @@ def _greedy_plusplus(X, w, k, n_trials, u):
     return np.array(chosen)
 
 
+@pytest.mark.parametrize("threads", [None, 1, 2, 3])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("k", [3, 60])
-def test_kmeans_plusplus_draws_what_the_numpy_loop_draws(rng, k, dtype):
+def test_kmeans_plusplus_draws_what_the_numpy_loop_draws(rng, k, dtype, threads):
     """Greedy k-means++ (its trials read every row once a step, rows outer)
     chooses the centers of the plain numpy loop in float64, at small and
-    larger k; float32 rows too, their distances summed in float32."""
-    X = rng.normal(size=(3_000, 8)) + 20 * rng.normal(size=(30, 8))[rng.integers(0, 30, 3_000)]
-    w = rng.random(3_000) + 0.5
+    larger k; float32 rows too, their distances summed in float32; and with
+    each step's row blocks shared by threads (5,000 rows: three blocks)."""
+    X = rng.normal(size=(5_000, 8)) + 20 * rng.normal(size=(30, 8))[rng.integers(0, 30, 5_000)]
+    w = rng.random(5_000) + 0.5
     n_trials = kernels.plusplus_trials(k)
-    got = kernels.kmeans_plusplus(X.astype(dtype), w, k, np.random.default_rng(7))
+    got = kernels.kmeans_plusplus(X.astype(dtype), w, k, np.random.default_rng(7),
+                                  threads=threads)
     u = np.random.default_rng(7).random(1 + (k - 1) * n_trials)  # the draws it made
     X64 = X.astype(dtype).astype(np.float64)
     np.testing.assert_array_equal(got, X64[_greedy_plusplus(X64, w, k, n_trials, u)])
@@ -367,6 +370,24 @@ def test_recluster_starts_returns_a_weighted_lloyd_fixed_point(rng):
     assert inertia == pytest.approx(w @ d2, rel=1e-12)
     for i in range(len(u)):
         assert inertia <= kernels.recluster_starts(X, w, k, u[i : i + 1])[1]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_recluster_starts_on_threads_equal_one_compiled_call(rng, dtype):
+    """A start's k-means++ steps on threads (one long start, as the
+    recluster of a large k runs it): the centers and inertia of the one
+    compiled call, for any number of threads; float32 rows stay float32."""
+    X = (rng.normal(size=(6_000, 5)) + 8 * rng.normal(size=(40, 5))[
+        rng.integers(0, 40, 6_000)]).astype(dtype)
+    w = rng.random(6_000) + 0.1
+    k = 30
+    u = rng.random((2, 1 + (k - 1) * kernels.plusplus_trials(k)))
+    centers, inertia = kernels.recluster_starts(X, w, k, u)
+    assert centers.dtype == dtype
+    for threads in (1, 2, 3):
+        got, got_inertia = kernels.recluster_starts(X, w, k, u, threads=threads)
+        np.testing.assert_array_equal(got, centers)
+        assert got_inertia == inertia
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

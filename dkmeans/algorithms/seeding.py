@@ -223,6 +223,8 @@ def recluster(C: Any, mass: np.ndarray, k: int, seed: int, run: int,
         C = C.toarray()
     if nonzero * k < PARALLEL_WORK:
         best, _ = starts(C, mass, k, u)
+    elif len(u) == 1 and starts is kernels.recluster_starts:  # its steps on every core
+        best, _ = starts(C, mass, k, u, threads=os.cpu_count() or 1)
     else:  # a group of starts per thread; the best of each group, then of the groups
         groups = np.array_split(u, min(tries, os.cpu_count() or 1))
         with ThreadPoolExecutor(len(groups)) as pool:

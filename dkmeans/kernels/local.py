@@ -12,12 +12,15 @@ pass-by-pass loop.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 
 from dkmeans.kernels import exact
 from dkmeans.kernels.assign import (
     FAST,
+    JIT,
     gemm_buffer,
     lloyd_impl,
     nearest_impl,
@@ -43,45 +46,117 @@ def _sqdist_rows(X, i, j):  # pragma: no cover - compiled
     return np.float64(dist)
 
 
+#: Rows per partial potential of greedy k-means++: a trial's potential is
+#: summed over blocks of this many rows, then over the blocks in order, so the
+#: same center is chosen whether one thread sums the blocks or several do.
+PLUSPLUS_BLOCK = 2048
+
+
 @numba.njit(**FAST)
-def _plusplus(X, w, k, n_trials, u):  # pragma: no cover - compiled
+def _first_center(X, w, u0, mind):  # pragma: no cover - compiled
+    """The first center drawn ~ weight; ``mind`` its squared distances."""
+    first = _draw(np.cumsum(w), u0)
+    for i in range(X.shape[0]):
+        mind[i] = _sqdist_rows(X, i, first)
+    return first
+
+
+@numba.njit(**FAST)
+def _draw_trials(w, mind, u, cum, trials):  # pragma: no cover - compiled
+    """``trials`` drawn ~ weight x ``mind`` from the uniforms ``u``; returns
+    the potential (0: every row already is a center, nothing drawn)."""
+    total = 0.0
+    for i in range(mind.shape[0]):
+        total += w[i] * mind[i]
+        cum[i] = total
+    if total > 0.0:
+        for t in range(trials.shape[0]):
+            trials[t] = _draw(cum, u[t])
+    return total
+
+
+@numba.njit(**FAST)
+def _trial_blocks(X, w, mind, trials, cand, parts, first, last):  # pragma: no cover
+    """For the row blocks ``first`` to ``last - 1``: ``cand[t, i]`` the
+    distance row i would have with trial t added, ``parts[b, t]`` its
+    weighted sum over block b."""
     n = X.shape[0]
-    chosen = np.empty(k, dtype=np.int64)
-    chosen[0] = _draw(np.cumsum(w), u[0])
-    mind = np.empty(n)
-    for i in range(n):
-        mind[i] = _sqdist_rows(X, i, chosen[0])
-    cand = np.empty((n_trials, n))
-    cum = np.empty(n)
-    count = 1
-    for step in range(1, k):
-        total = 0.0
-        for i in range(n):
-            total += w[i] * mind[i]
-            cum[i] = total
-        if total <= 0.0:  # every point already is a center
-            break
-        trials = np.empty(n_trials, dtype=np.int64)
-        pots = np.zeros(n_trials)
-        for t in range(n_trials):
-            trials[t] = _draw(cum, u[1 + (step - 1) * n_trials + t])
+    pots = np.empty(trials.shape[0])
+    for b in range(first, last):
+        pots[:] = 0.0
         # rows outer, trials inner: each row is read once a step, not once a
         # trial (at k = 4,096 over 40,961 candidates the recluster took 63 s,
-        # memory-bound on re-reading them); the same sums in the same order
-        for i in range(n):
-            for t in range(n_trials):
+        # memory-bound on re-reading them)
+        for i in range(b * PLUSPLUS_BLOCK, min(n, (b + 1) * PLUSPLUS_BLOCK)):
+            for t in range(trials.shape[0]):
                 dd = min(mind[i], _sqdist_rows(X, i, trials[t]))
                 cand[t, i] = dd
                 pots[t] += w[i] * dd
-        best_t, best_pot = 0, np.inf
-        for t in range(n_trials):
-            if pots[t] < best_pot:
-                best_t, best_pot = t, pots[t]
-        chosen[count] = trials[best_t]
+        parts[b, :] = pots
+
+
+@numba.njit(**FAST)
+def _keep_best(parts, cand, mind):  # pragma: no cover - compiled
+    """The trial of least potential (the blocks' sums added in order; ties to
+    the earlier trial); ``mind`` becomes its distances."""
+    pots = np.zeros(parts.shape[1])
+    for b in range(parts.shape[0]):
+        for t in range(parts.shape[1]):
+            pots[t] += parts[b, t]
+    best_t, best_pot = 0, np.inf
+    for t in range(pots.shape[0]):
+        if pots[t] < best_pot:
+            best_t, best_pot = t, pots[t]
+    for i in range(mind.shape[0]):
+        mind[i] = cand[best_t, i]
+    return best_t
+
+
+@numba.njit(**JIT)
+def _plusplus_buffers(n, n_trials):  # pragma: no cover - compiled
+    """``mind``, ``cum``, ``cand``, ``parts`` and ``trials`` of one greedy
+    k-means++ over ``n`` rows."""
+    n_blocks = -(-n // PLUSPLUS_BLOCK)
+    return (np.empty(n), np.empty(n), np.empty((n_trials, n)), np.empty((n_blocks, n_trials)),
+            np.empty(n_trials, dtype=np.int64))
+
+
+@numba.njit(**FAST)
+def _plusplus(X, w, k, n_trials, u):  # pragma: no cover - compiled
+    """Greedy k-means++ from the uniforms ``u``: the chosen rows."""
+    mind, cum, cand, parts, trials = _plusplus_buffers(X.shape[0], n_trials)
+    chosen = np.empty(k, dtype=np.int64)
+    chosen[0] = _first_center(X, w, u[0], mind)
+    count = 1
+    for step in range(1, k):
+        lo = 1 + (step - 1) * n_trials
+        if _draw_trials(w, mind, u[lo:lo + n_trials], cum, trials) <= 0.0:
+            break
+        _trial_blocks(X, w, mind, trials, cand, parts, 0, parts.shape[0])
+        chosen[count] = trials[_keep_best(parts, cand, mind)]
         count += 1
-        for i in range(n):
-            mind[i] = cand[best_t, i]
     return chosen[:count]
+
+
+def plusplus_threads(X: np.ndarray, w: np.ndarray, k: int, n_trials: int, u: np.ndarray,
+                     threads: int) -> np.ndarray:
+    """:func:`_plusplus` with each step's trial distances on ``threads``
+    threads (each a run of row blocks; the compiled kernels release the
+    GIL): the same rows chosen, as the blocks' sums are added in one order.
+    Pays when a step's work (rows x trials x d) is far above the thread
+    hand-off, tens of microseconds."""
+    mind, cum, cand, parts, trials = _plusplus_buffers(X.shape[0], n_trials)
+    edges = np.linspace(0, parts.shape[0], threads + 1).round().astype(np.int64)
+    chosen = [_first_center(X, w, u[0], mind)]
+    with ThreadPoolExecutor(threads) as pool:
+        for step in range(1, k):
+            lo = 1 + (step - 1) * n_trials
+            if _draw_trials(w, mind, u[lo:lo + n_trials], cum, trials) <= 0.0:
+                break
+            list(pool.map(lambda j: _trial_blocks(X, w, mind, trials, cand, parts, edges[j],
+                                                  edges[j + 1]), range(threads)))
+            chosen.append(trials[_keep_best(parts, cand, mind)])
+    return np.array(chosen, dtype=np.int64)
 
 
 @numba.njit(**FAST)
@@ -168,16 +243,15 @@ def _lloyd(X, w, centers, buf, rows_first, max_iter, tol, quanta, history):  # p
 
 
 @numba.njit(**FAST)
-def _best_start(X, X_pp, w, k, n_trials, u, buf, rows_first, max_iter,
+def _best_start(X, w, k, n_trials, u, buf, rows_first, max_iter,
                 quanta):  # pragma: no cover - compiled
-    """Of the k-means++ starts drawn from the rows of ``u`` (on ``X_pp``: X in
-    its own dtype), each run through Lloyd, the one of lowest inertia (ties
-    to the earlier start)."""
+    """Of the k-means++ starts drawn from the rows of ``u``, each run through
+    Lloyd, the one of lowest inertia (ties to the earlier start)."""
     best, best_inertia = X[:k].copy(), np.inf
     history = np.empty(max_iter)
     for t in range(u.shape[0]):
-        chosen = _plusplus(X_pp, w, k, n_trials, u[t])
-        centers = np.empty((k, X.shape[1]))
+        chosen = _plusplus(X, w, k, n_trials, u[t])
+        centers = np.empty((k, X.shape[1]), dtype=X.dtype)
         for c in range(k):
             for f in range(X.shape[1]):
                 centers[c, f] = X[chosen[c % chosen.shape[0]], f]
@@ -195,9 +269,9 @@ def plusplus_trials(k: int) -> int:
 
 
 def recluster_starts(X: np.ndarray, w: np.ndarray, k: int, u: np.ndarray,
-                     max_iter: int = 300) -> tuple[np.ndarray, float]:
-    """Weighted k-means++ then Lloyd from each row of uniforms ``u``, as one
-    compiled call; the best start's centers and inertia.
+                     max_iter: int = 300, threads: int | None = None) -> tuple[np.ndarray, float]:
+    """Weighted k-means++ then Lloyd from each row of uniforms ``u``; the best
+    start's centers and inertia.
 
     Parameters
     ----------
@@ -208,24 +282,42 @@ def recluster_starts(X: np.ndarray, w: np.ndarray, k: int, u: np.ndarray,
         Uniform [0, 1) draws, a row per start; ``n_trials`` k-means++ trials
         per center (:func:`plusplus_trials` is scikit-learn's choice).
     max_iter : int
+    threads : int, optional
+        None: the starts as one compiled call on this thread. An int: each
+        start's k-means++ steps on that many threads (:func:`plusplus_threads`;
+        the same centers as one compiled call). Lloyd's products run on
+        BLAS' threads either way: on 24,576 x 128 rows at k = 1,024, Lloyd
+        over row blocks on two threads was no faster.
 
     Returns
     -------
-    centers : ndarray of shape (k, d), float64
+    centers : ndarray of shape (k, d), float32 for float32 rows, else float64
     inertia : float
         Of the best start (inf if no start converged within ``max_iter``).
     """
-    X64 = np.ascontiguousarray(X, dtype=np.float64)
+    X = _rows(X)
     w = np.asarray(w, dtype=np.float64)
-    quanta = exact.grid(len(X64), w.max(), np.abs(X64).max(axis=0))
+    quanta = exact.grid(len(X), w.max(), np.abs(X).max(axis=0).astype(np.float64))
     n_trials = max(1, (u.shape[1] - 1) // max(k - 1, 1))
-    centers, inertia = _best_start(X64, _plusplus_rows(X), w, k, n_trials, u,
-                                   *gemm_buffer(X64, k), max_iter, quanta)
-    return centers, float(inertia)
+    if threads is None:
+        centers, inertia = _best_start(X, w, k, n_trials, u, *gemm_buffer(X, k), max_iter,
+                                       quanta)
+        return centers, float(inertia)
+    best, best_inertia = None, np.inf
+    buf, rows_first = gemm_buffer(X, k)
+    history = np.empty(max_iter)
+    for start, row in enumerate(u):
+        chosen = plusplus_threads(X, w, k, n_trials, row, threads)
+        centers, n_iter, _ = _lloyd(X, w, X[chosen[np.arange(k) % len(chosen)]], buf,
+                                    rows_first, max_iter, 0.0, quanta, history)
+        inertia = history[n_iter - 1] if n_iter < max_iter else np.inf
+        if inertia < best_inertia or start == 0:  # ties to the earlier start
+            best, best_inertia = centers, inertia
+    return best, float(best_inertia)
 
 
 def kmeans_plusplus(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator,
-                    n_trials: int | None = None) -> np.ndarray:
+                    n_trials: int | None = None, threads: int | None = None) -> np.ndarray:
     """Weighted greedy k-means++ on a small in-memory set of points.
 
     Each step draws ``n_trials`` candidates with probability proportional to
@@ -239,6 +331,9 @@ def kmeans_plusplus(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generat
     k : int
     rng : numpy Generator
     n_trials : int, optional
+    threads : int, optional
+        None: one compiled call; an int: each step's trials on that many
+        threads (:func:`plusplus_threads`), the same centers.
 
     Returns
     -------
@@ -247,13 +342,17 @@ def kmeans_plusplus(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generat
     """
     n_trials = n_trials or plusplus_trials(k)
     u = rng.random(1 + (k - 1) * n_trials)
-    return X[_plusplus(_plusplus_rows(X), np.asarray(w, dtype=np.float64), k, n_trials, u)]
+    w = np.asarray(w, dtype=np.float64)
+    if threads is None:
+        return X[_plusplus(_rows(X), w, k, n_trials, u)]
+    return X[plusplus_threads(_rows(X), w, k, n_trials, u, threads)]
 
 
-def _plusplus_rows(X: np.ndarray) -> np.ndarray:
-    """The rows greedy k-means++ measures: float32 rows as they are, their
-    distances summed in float32 (24,576 x 128 rows, k = 1,024: 3.8 s in
-    float64, 2.0 s, the same first choices); others in float64."""
+def _rows(X: np.ndarray) -> np.ndarray:
+    """The rows k-means++ and the recluster's Lloyd work on: float32 rows as
+    they are (24,576 x 128 rows, k = 1,024: greedy k-means++ 3.8 s in float64,
+    2.0 s, the same first choices; a Lloyd iteration 76 → 43 ms, the same
+    iterations and inertia to 7 digits), others as float64."""
     dtype = np.float32 if X.dtype == np.float32 else np.float64
     return np.ascontiguousarray(X, dtype=dtype)
 
