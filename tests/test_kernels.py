@@ -372,6 +372,26 @@ def test_recluster_starts_returns_a_weighted_lloyd_fixed_point(rng):
         assert inertia <= kernels.recluster_starts(X, w, k, u[i : i + 1])[1]
 
 
+@pytest.mark.parametrize("threads", [None, 2])
+def test_recluster_starts_stop_at_max_iter_with_the_last_assignments_inertia(rng, threads):
+    """A start capped at ``max_iter`` Lloyd iterations (a mini-batch init
+    at large k): the k-means++ start moved by exactly that many weighted
+    Lloyd updates (numpy oracle), the inertia that of the last assignment."""
+    X = rng.normal(size=(3_000, 4)) + 6 * rng.normal(size=(25, 4))[rng.integers(0, 25, 3_000)]
+    w = rng.random(3_000) + 0.1
+    k = 20
+    u = rng.random((1, 1 + (k - 1) * kernels.plusplus_trials(k)))
+    centers, inertia = kernels.recluster_starts(X, w, k, u, max_iter=3, threads=threads)
+    expected = X[_greedy_plusplus(X, w, k, kernels.plusplus_trials(k), u[0])]
+    for _ in range(3):
+        labels, d2 = brute_nearest(X, expected)[:2]
+        expected = np.array([np.average(X[labels == c], axis=0, weights=w[labels == c])
+                             for c in range(k)])
+    np.testing.assert_allclose(centers, expected, rtol=1e-12, atol=1e-12)
+    assert inertia == pytest.approx(w @ d2, rel=1e-12)
+    assert kernels.recluster_starts(X, w, k, u)[1] < inertia  # not yet the fixed point
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_recluster_starts_on_threads_equal_one_compiled_call(rng, dtype):
     """A start's k-means++ steps on threads (one long start, as the

@@ -17,6 +17,7 @@ from dkmeans.algorithms.fit import InitFn, sample_scan
 from dkmeans.algorithms.minibatch import MiniBatchResult, StepRules, minibatch
 from dkmeans.algorithms.seeding import (
     INIT_METHODS,
+    RECLUSTER_WORK,
     draw_key,
     plusplus_starts,
     recluster,
@@ -29,6 +30,14 @@ from dkmeans.runner import run_pass
 #: k-means++ starts per init on a sparse sample (the best potential kept):
 #: on TF-IDF rows, 1 and 3 starts ended within 0.1% of each other.
 SPARSE_STARTS = 3
+#: Lloyd's iterations at most refining a costly k-means++ start on the init
+#: sample (rows x d x k over ``RECLUSTER_WORK``); the steps move the centers
+#: on anyway. At k = 1,024 on 100,000 x 128 embeddings (a 24,576-row sample)
+#: the fixed point took 35 iterations, 1.5 s of a 5-s fit; after 10 the fit
+#: ended within 0.02% of its inertia over 2 seeds (benchmarks/README.md). On
+#: load_digits (k = 10, a cheap start) it cost 0.04% over 8 seeds: cheap
+#: starts still run to their fixed point.
+INIT_LLOYD_ITER = 10
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,8 @@ def init_from_sample(sample: Any, n_clusters: int, init: str, n_init: int,
                      seed: int) -> np.ndarray:
     """Initial centers from an in-memory sample of rows (drawn ~ weight).
 
-    ``"k-means++"``: greedy k-means++ refined by Lloyd on the sample, best
+    ``"k-means++"``: greedy k-means++ refined by Lloyd on the sample (at
+    most :data:`INIT_LLOYD_ITER` iterations when a start is costly), best
     of ``n_init x`` :func:`~dkmeans.algorithms.seeding.recluster_tries`
     starts (up to 10 per init: the sample is small, and one start often
     merges two clusters: on 20 blobs, 1 start of 3 seeds ended 32% above the
@@ -84,8 +94,10 @@ def init_from_sample(sample: Any, n_clusters: int, init: str, n_init: int,
         return plusplus_starts(sample, n_clusters, seed, 0, n_init * SPARSE_STARTS)
     # as many starts as reclustering k-means|| candidates would try: at k =
     # 1,024 on a 24,576-row sample, 30 starts took 85 s of an 87-s fit
+    costly = n * sample.shape[1] * n_clusters > RECLUSTER_WORK
     return recluster(sample, np.ones(n), n_clusters, seed, 0,
-                     tries=n_init * recluster_tries(*sample.shape, n_clusters))
+                     tries=n_init * recluster_tries(*sample.shape, n_clusters),
+                     max_iter=INIT_LLOYD_ITER if costly else 300)
 
 
 def fit_minibatch_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitFn,

@@ -190,8 +190,9 @@ def kmeans_parallel_candidates(blocks: Sequence[Block], k: int, seed: int, run: 
 
 
 def recluster(C: Any, mass: np.ndarray, k: int, seed: int, run: int,
-              tries: int | None = None) -> np.ndarray:
-    """Reduce weighted candidates to ``k`` centers: weighted k-means++, then Lloyd.
+              tries: int | None = None, max_iter: int = 300) -> np.ndarray:
+    """Reduce weighted candidates to ``k`` centers: weighted k-means++, then
+    Lloyd (to its fixed point, or ``max_iter`` iterations).
 
     The candidates are few (about ``1 + init_rounds x 2k``) and in memory, so
     this tries several k-means++ starts (:func:`recluster_tries`), on
@@ -210,7 +211,7 @@ def recluster(C: Any, mass: np.ndarray, k: int, seed: int, run: int,
         # the centers (means of candidates) are 0 there: sparse text's
         # candidates use a few thousand of 20,000 terms
         full = np.zeros((k, C.shape[1]), dtype=C.dtype)
-        full[:, used] = recluster(C[:, used], mass, k, seed, run, tries)
+        full[:, used] = recluster(C[:, used], mass, k, seed, run, tries, max_iter)
         return full
     tries = tries or recluster_tries(*C.shape, k)
     rng = np.random.default_rng(stream_key(seed, run, _LOCAL))
@@ -222,13 +223,13 @@ def recluster(C: Any, mass: np.ndarray, k: int, seed: int, run: int,
     elif kernels.is_sparse(C):
         C = C.toarray()
     if nonzero * k < PARALLEL_WORK:
-        best, _ = starts(C, mass, k, u)
+        best, _ = starts(C, mass, k, u, max_iter)
     elif len(u) == 1 and starts is kernels.recluster_starts:  # its steps on every core
-        best, _ = starts(C, mass, k, u, threads=os.cpu_count() or 1)
+        best, _ = starts(C, mass, k, u, max_iter, threads=os.cpu_count() or 1)
     else:  # a group of starts per thread; the best of each group, then of the groups
         groups = np.array_split(u, min(tries, os.cpu_count() or 1))
         with ThreadPoolExecutor(len(groups)) as pool:
-            results = list(pool.map(lambda g: starts(C, mass, k, g), groups))
+            results = list(pool.map(lambda g: starts(C, mass, k, g, max_iter), groups))
         best = min(results, key=lambda r: r[1])[0]  # ties: the first group
     return _fill(best.astype(dtype), k)
 

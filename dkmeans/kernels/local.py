@@ -257,7 +257,7 @@ def _best_start(X, w, k, n_trials, u, buf, rows_first, max_iter,
                 centers[c, f] = X[chosen[c % chosen.shape[0]], f]
         centers, n_iter, _ = _lloyd(X, w, centers, buf, rows_first, max_iter, 0.0, quanta,
                                     history)
-        inertia = history[n_iter - 1] if n_iter < max_iter else np.inf
+        inertia = history[n_iter - 1]
         if inertia < best_inertia or t == 0:
             best, best_inertia = centers, inertia
     return best, best_inertia
@@ -282,6 +282,7 @@ def recluster_starts(X: np.ndarray, w: np.ndarray, k: int, u: np.ndarray,
         Uniform [0, 1) draws, a row per start; ``n_trials`` k-means++ trials
         per center (:func:`plusplus_trials` is scikit-learn's choice).
     max_iter : int
+        Lloyd's iterations at most per start (to its fixed point if fewer).
     threads : int, optional
         None: the starts as one compiled call on this thread. An int: each
         start's k-means++ steps on that many threads (:func:`plusplus_threads`;
@@ -293,7 +294,7 @@ def recluster_starts(X: np.ndarray, w: np.ndarray, k: int, u: np.ndarray,
     -------
     centers : ndarray of shape (k, d), float32 for float32 rows, else float64
     inertia : float
-        Of the best start (inf if no start converged within ``max_iter``).
+        Of the best start's last assignment.
     """
     X = _rows(X)
     w = np.asarray(w, dtype=np.float64)
@@ -310,7 +311,7 @@ def recluster_starts(X: np.ndarray, w: np.ndarray, k: int, u: np.ndarray,
         chosen = plusplus_threads(X, w, k, n_trials, row, threads)
         centers, n_iter, _ = _lloyd(X, w, X[chosen[np.arange(k) % len(chosen)]], buf,
                                     rows_first, max_iter, 0.0, quanta, history)
-        inertia = history[n_iter - 1] if n_iter < max_iter else np.inf
+        inertia = history[n_iter - 1]
         if inertia < best_inertia or start == 0:  # ties to the earlier start
             best, best_inertia = centers, inertia
     return best, float(best_inertia)

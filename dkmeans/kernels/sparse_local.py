@@ -76,11 +76,12 @@ def _best_start(X: Any, w: np.ndarray, k: int, u: np.ndarray,
 def csr_recluster_starts(X: Any, w: np.ndarray, k: int, u: np.ndarray,
                          max_iter: int = 300) -> tuple[np.ndarray, float]:
     """:func:`~dkmeans.kernels.local.recluster_starts` of CSR rows: weighted
-    k-means++ then Lloyd from each row of ``u``; the best start's centers
-    (k, d) float64 and inertia (inf if no start converged)."""
+    k-means++ then Lloyd from each row of ``u`` (at most ``max_iter``
+    iterations); the best start's centers (k, d) float64 and the inertia of
+    its last assignment."""
     def lloyd(X: Any, w: np.ndarray, start: np.ndarray) -> tuple[np.ndarray, float]:
-        centers, n_iter, inertia = csr_lloyd(X, w, start, max_iter)
-        return centers, inertia if n_iter < max_iter else np.inf
+        centers, _, inertia = csr_lloyd(X, w, start, max_iter)
+        return centers, inertia
 
     return _best_start(X, w, k, u, lloyd)
 
