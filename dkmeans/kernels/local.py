@@ -4,7 +4,8 @@ and Lloyd's iterations.
 Used where the rows are few and in memory, and calling the per-pass
 kernels step by step from Python would cost more than the arithmetic: the
 k-means|| candidates reclustered on the client (several starts, which
-release the GIL and run on several threads), and the Lloyd iterations of a
+release the GIL and run on several threads; one long start runs each
+k-means++ step on several threads), and the Lloyd iterations of a
 fit of a small numpy array. Each Lloyd iteration is the fused kernel of the
 distributed pass and the same update, so the centers are those of the
 pass-by-pass loop.
@@ -140,11 +141,14 @@ def _plusplus(X, w, k, n_trials, u):  # pragma: no cover - compiled
 
 def plusplus_threads(X: np.ndarray, w: np.ndarray, k: int, n_trials: int, u: np.ndarray,
                      threads: int) -> np.ndarray:
-    """:func:`_plusplus` with each step's trial distances on ``threads``
-    threads (each a run of row blocks; the compiled kernels release the
-    GIL): the same rows chosen, as the blocks' sums are added in one order.
-    Pays when a step's work (rows x trials x d) is far above the thread
-    hand-off, tens of microseconds."""
+    """Greedy k-means++'s chosen rows, each step's trial distances on
+    ``threads`` threads (each a run of row blocks; the compiled kernels
+    release the GIL): the rows :func:`_plusplus` chooses in one compiled
+    call (``threads=1``), as the blocks' sums are added in one order. Pays
+    when a step's work (rows x trials x d) is far above the thread hand-off,
+    tens of microseconds."""
+    if threads == 1:
+        return _plusplus(X, w, k, n_trials, u)
     mind, cum, cand, parts, trials = _plusplus_buffers(X.shape[0], n_trials)
     edges = np.linspace(0, parts.shape[0], threads + 1).round().astype(np.int64)
     chosen = [_first_center(X, w, u[0], mind)]
@@ -242,36 +246,15 @@ def _lloyd(X, w, centers, buf, rows_first, max_iter, tol, quanta, history):  # p
     return centers, max_iter, n_relocated
 
 
-@numba.njit(**FAST)
-def _best_start(X, w, k, n_trials, u, buf, rows_first, max_iter,
-                quanta):  # pragma: no cover - compiled
-    """Of the k-means++ starts drawn from the rows of ``u``, each run through
-    Lloyd, the one of lowest inertia (ties to the earlier start)."""
-    best, best_inertia = X[:k].copy(), np.inf
-    history = np.empty(max_iter)
-    for t in range(u.shape[0]):
-        chosen = _plusplus(X, w, k, n_trials, u[t])
-        centers = np.empty((k, X.shape[1]), dtype=X.dtype)
-        for c in range(k):
-            for f in range(X.shape[1]):
-                centers[c, f] = X[chosen[c % chosen.shape[0]], f]
-        centers, n_iter, _ = _lloyd(X, w, centers, buf, rows_first, max_iter, 0.0, quanta,
-                                    history)
-        inertia = history[n_iter - 1]
-        if inertia < best_inertia or t == 0:
-            best, best_inertia = centers, inertia
-    return best, best_inertia
-
-
 def plusplus_trials(k: int) -> int:
     """k-means++ trials per center: scikit-learn's ``2 + log(k)``."""
     return 2 + int(np.log(k))
 
 
 def recluster_starts(X: np.ndarray, w: np.ndarray, k: int, u: np.ndarray,
-                     max_iter: int = 300, threads: int | None = None) -> tuple[np.ndarray, float]:
+                     max_iter: int = 300, threads: int = 1) -> tuple[np.ndarray, float]:
     """Weighted k-means++ then Lloyd from each row of uniforms ``u``; the best
-    start's centers and inertia.
+    start's centers and inertia (ties to the earlier start).
 
     Parameters
     ----------
@@ -283,12 +266,11 @@ def recluster_starts(X: np.ndarray, w: np.ndarray, k: int, u: np.ndarray,
         per center (:func:`plusplus_trials` is scikit-learn's choice).
     max_iter : int
         Lloyd's iterations at most per start (to its fixed point if fewer).
-    threads : int, optional
-        None: the starts as one compiled call on this thread. An int: each
-        start's k-means++ steps on that many threads (:func:`plusplus_threads`;
-        the same centers as one compiled call). Lloyd's products run on
-        BLAS' threads either way: on 24,576 x 128 rows at k = 1,024, Lloyd
-        over row blocks on two threads was no faster.
+    threads : int, default=1
+        Threads for each k-means++ step (:func:`plusplus_threads`): the same
+        centers for any number. Lloyd's products run on BLAS' threads
+        either way (on 24,576 x 128 rows at k = 1,024, Lloyd over row blocks
+        on two threads was no faster).
 
     Returns
     -------
@@ -300,25 +282,20 @@ def recluster_starts(X: np.ndarray, w: np.ndarray, k: int, u: np.ndarray,
     w = np.asarray(w, dtype=np.float64)
     quanta = exact.grid(len(X), w.max(), np.abs(X).max(axis=0).astype(np.float64))
     n_trials = max(1, (u.shape[1] - 1) // max(k - 1, 1))
-    if threads is None:
-        centers, inertia = _best_start(X, w, k, n_trials, u, *gemm_buffer(X, k), max_iter,
-                                       quanta)
-        return centers, float(inertia)
     best, best_inertia = None, np.inf
     buf, rows_first = gemm_buffer(X, k)
     history = np.empty(max_iter)
-    for start, row in enumerate(u):
+    for row in u:
         chosen = plusplus_threads(X, w, k, n_trials, row, threads)
         centers, n_iter, _ = _lloyd(X, w, X[chosen[np.arange(k) % len(chosen)]], buf,
                                     rows_first, max_iter, 0.0, quanta, history)
-        inertia = history[n_iter - 1]
-        if inertia < best_inertia or start == 0:  # ties to the earlier start
-            best, best_inertia = centers, inertia
+        if best is None or history[n_iter - 1] < best_inertia:
+            best, best_inertia = centers, history[n_iter - 1]
     return best, float(best_inertia)
 
 
 def kmeans_plusplus(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator,
-                    n_trials: int | None = None, threads: int | None = None) -> np.ndarray:
+                    n_trials: int | None = None, threads: int = 1) -> np.ndarray:
     """Weighted greedy k-means++ on a small in-memory set of points.
 
     Each step draws ``n_trials`` candidates with probability proportional to
@@ -332,9 +309,9 @@ def kmeans_plusplus(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generat
     k : int
     rng : numpy Generator
     n_trials : int, optional
-    threads : int, optional
-        None: one compiled call; an int: each step's trials on that many
-        threads (:func:`plusplus_threads`), the same centers.
+    threads : int, default=1
+        Threads for each step's trials (:func:`plusplus_threads`): the same
+        centers for any number.
 
     Returns
     -------
@@ -344,8 +321,6 @@ def kmeans_plusplus(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generat
     n_trials = n_trials or plusplus_trials(k)
     u = rng.random(1 + (k - 1) * n_trials)
     w = np.asarray(w, dtype=np.float64)
-    if threads is None:
-        return X[_plusplus(_rows(X), w, k, n_trials, u)]
     return X[plusplus_threads(_rows(X), w, k, n_trials, u, threads)]
 
 
