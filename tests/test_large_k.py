@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from dkmeans import InvalidParameterError, KMeans
+from dkmeans.algorithms import seeding
 from dkmeans.data.datasets import make_blobs
 
 
@@ -113,3 +114,17 @@ def test_a_minimum_cluster_size_holds_over_every_row_when_trained_on_a_sample():
         km = KMeans(6, random_state=0, train_size=0.2, min_cluster_size=0.05).fit(X)
     counts = np.bincount(km.labels_, minlength=6)
     assert (counts < 0.05 * len(X)).sum() == 1 and counts.min() == 100, counts
+
+
+def test_auto_rounds_are_three_from_1024_centers_and_five_below(monkeypatch):
+    """``init_rounds="auto"``: 3 k-means|| rounds from k = 1,024 up, 5 below;
+    a fit with it is the fit of those rounds (the threshold lowered here, so
+    the fits stay small), not of the other count."""
+    assert (seeding.init_rounds_for(1023), seeding.init_rounds_for(1024)) == (5, 3)
+    monkeypatch.setattr(seeding, "LARGE_K", 30)
+    X = np.random.default_rng(0).normal(size=(5_000, 3))
+    for k, rounds, other in ((30, 3, 5), (29, 5, 3)):
+        fits = [KMeans(k, random_state=0, max_iter=2, init_rounds=r).fit(X).cluster_centers_
+                for r in ("auto", rounds, other)]
+        np.testing.assert_array_equal(fits[0], fits[1])
+        assert not np.array_equal(fits[0], fits[2])

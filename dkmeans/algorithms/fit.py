@@ -25,7 +25,7 @@ from dkmeans.algorithms.apply import predict_labels
 from dkmeans.algorithms.kmedians import kmedians
 from dkmeans.algorithms.kmedians import labels as kmedians_labels
 from dkmeans.algorithms.lloyd import LloydProgress, LloydResult, lloyd
-from dkmeans.algorithms.seeding import INIT_METHODS, INIT_ROUNDS, draw_key
+from dkmeans.algorithms.seeding import INIT_METHODS, draw_key, init_rounds_for
 from dkmeans.data import Dataset
 from dkmeans.data.dataset import row_blocks
 from dkmeans.data.storage import active_client
@@ -233,7 +233,8 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
         Relative to the mean feature variance.
     seed : int
     oversampling_factor, init_rounds
-        k-means|| parameters.
+        k-means|| parameters (``init_rounds`` None:
+        :func:`~dkmeans.algorithms.seeding.init_rounds_for`).
     persist : bool or "auto"
     split_every : int
     verbose : int
@@ -307,7 +308,8 @@ def fit_kmeans(data: Dataset, n_clusters: int, *, init: str | np.ndarray | InitF
                     seed_blocks, n_clusters, seed, run,
                     first=stats.draw if run == 0 and not sample else None,
                     oversampling_factor=oversampling_factor,
-                    init_rounds=INIT_ROUNDS if init_rounds is None else init_rounds,
+                    init_rounds=init_rounds_for(n_clusters) if init_rounds is None
+                    else init_rounds,
                     stream=stream and not sample)
                 # passes over an in-memory sample are not passes over the data
                 centers = seeding.centers

@@ -30,7 +30,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _n_init(text: str) -> int | str:
+def _auto_or_positive_int(text: str) -> int | str:
     return text if text == "auto" else positive_int(text)
 
 
@@ -67,7 +67,7 @@ OPTIONS: dict[str, tuple[dict, tuple[str, ...], Any]] = {
                   help="k-means||, k-means++, random, or a .npy file of initial centers "
                        "(default: k-means||; k-means++ on a sample with --mode minibatch)"),
              BOTH, None),
-    "n_init": (dict(type=_n_init, metavar="auto|N",
+    "n_init": (dict(type=_auto_or_positive_int, metavar="auto|N",
                     help="seedings tried, best kept (default auto; 1 with --mode gmm)"),
                ALL, None),
     "max_iter": (dict(type=positive_int, metavar="N",
@@ -83,8 +83,9 @@ OPTIONS: dict[str, tuple[dict, tuple[str, ...], Any]] = {
                                "gives the same model)"), ALL, 0),
     "oversampling_factor": (dict(type=float, help="k-means|| candidates per round, "
                                                   "times k (default 2)"), (LLOYD,), None),
-    "init_rounds": (dict(type=positive_int, metavar="N",
-                         help="k-means|| rounds (default 5)"), (LLOYD,), None),
+    "init_rounds": (dict(type=_auto_or_positive_int, metavar="auto|N",
+                         help="k-means|| rounds (default auto: 5, 3 from k = 1,024 up)"),
+                    (LLOYD,), None),
     "persist": (dict(type=_persist, metavar="auto|true|false",
                      help="keep the data in the workers' memory (default auto: when it "
                           "takes at most half of it)"), (LLOYD, GMM), None),

@@ -18,7 +18,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from dkmeans.algorithms.apply import ambiguity, checked_temperature, soft_assignments
 from dkmeans.algorithms.fit import fit_kmeans
-from dkmeans.algorithms.seeding import INIT_ROUNDS
 from dkmeans.data import as_dataset
 from dkmeans.data.preprocessing import prepare
 from dkmeans.errors import InvalidInputError, InvalidParameterError
@@ -66,8 +65,9 @@ or callable, default="k-means||"
     oversampling_factor : float, default=2.0
         k-means|| draws ``ceil(oversampling_factor * n_clusters)`` candidates
         per round.
-    init_rounds : int, default=5
-        Number of k-means|| rounds after the first center.
+    init_rounds : "auto" or int, default="auto"
+        Number of k-means|| rounds after the first center. "auto": 5, and 3
+        from 1,024 clusters up (each round's pass costs two Lloyd iterations).
     init_max_iter : int, optional
         dask-ml's name for ``init_rounds``: accepted, with a ``FutureWarning``.
     init_size : "auto", int or None, default="auto"
@@ -182,7 +182,7 @@ or callable, default="k-means||"
 
     def __init__(self, n_clusters: int = 8, *, init: Any = "k-means||",
                  n_init: int | str = "auto", max_iter: int = 300, tol: float = 1e-4,
-                 oversampling_factor: float = 2.0, init_rounds: int = INIT_ROUNDS,
+                 oversampling_factor: float = 2.0, init_rounds: int | str = "auto",
                  init_size: int | str | None = "auto", random_state: Any = None, verbose: int = 0,
                  persist: bool | str = "auto", algorithm: str = "lloyd",
                  scale: bool = False, missing: str = "error",
@@ -213,13 +213,15 @@ or callable, default="k-means||"
 
     _parameters = KMEANS_PARAMETERS
 
-    def _dask_ml_names(self) -> int:
-        """The k-means|| rounds; a warning for each of dask-ml's names used."""
+    def _dask_ml_names(self) -> int | None:
+        """The k-means|| rounds (None: by k); warnings for dask-ml's names."""
         for old, new, used in (("algorithm='full'", "algorithm='lloyd'", self.algorithm == "full"),
                                ("init_max_iter", "init_rounds", self.init_max_iter is not None)):
             if used:
                 warnings.warn(f"{old} is dask-ml's name: use {new}.", FutureWarning, stacklevel=4)
-        return self.init_rounds if self.init_max_iter is None else self.init_max_iter
+        if self.init_max_iter is not None:
+            return self.init_max_iter
+        return None if self.init_rounds == "auto" else self.init_rounds
 
     def _train_rows(self, n_samples: int) -> int | None:
         """``train_size`` as a number of rows (at least ``n_clusters``)."""

@@ -112,7 +112,8 @@ KMEANS_PARAMETERS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "tol": (lambda v: is_real(v) and 0 <= v < np.inf, "a finite number >= 0"),
     "oversampling_factor": (lambda v: is_real(v) and 0 < v < np.inf,
                             "a finite number > 0"),
-    "init_rounds": (lambda v: is_int(v) and v >= 1, "an integer >= 1"),
+    "init_rounds": (lambda v: v == "auto" if isinstance(v, str) else is_int(v) and v >= 1,
+                    "'auto' or an integer >= 1"),
     "init_size": (lambda v: v is None or v == "auto" if not is_int(v) else v >= 1,
                   "'auto', None or an integer >= 1"),
     "random_state": (lambda v: v is None or is_int(v)
