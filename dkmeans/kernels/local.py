@@ -146,7 +146,9 @@ def plusplus_threads(X: np.ndarray, w: np.ndarray, k: int, n_trials: int, u: np.
     release the GIL): the rows :func:`_plusplus` chooses in one compiled
     call (``threads=1``), as the blocks' sums are added in one order. Pays
     when a step's work (rows x trials x d) is far above the thread hand-off,
-    tens of microseconds."""
+    tens of microseconds. The compiled loop stays for one thread: this
+    loop's steps from Python took a start of 5 centers over 51 candidates
+    from 3.5 to 12 us, and a small fit reclusters with up to 10 starts."""
     if threads == 1:
         return _plusplus(X, w, k, n_trials, u)
     mind, cum, cand, parts, trials = _plusplus_buffers(X.shape[0], n_trials)
