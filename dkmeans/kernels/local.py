@@ -81,16 +81,41 @@ def _trial_blocks(X, w, mind, trials, cand, parts, first, last):  # pragma: no c
     """For the row blocks ``first`` to ``last - 1``: ``cand[t, i]`` the
     distance row i would have with trial t added, ``parts[b, t]`` its
     weighted sum over block b."""
-    n = X.shape[0]
-    pots = np.empty(trials.shape[0])
+    n, d = X.shape
+    n_trials = trials.shape[0]
+    pots = np.empty(n_trials)
+    dist = np.empty(n_trials, dtype=X.dtype)
+    T = np.empty((n_trials, d), dtype=X.dtype)
+    for t in range(n_trials):
+        T[t] = X[trials[t]]
     for b in range(first, last):
         pots[:] = 0.0
         # rows outer, trials inner: each row is read once a step, not once a
         # trial (at k = 4,096 over 40,961 candidates the recluster took 63 s,
-        # memory-bound on re-reading them)
+        # memory-bound on re-reading them). Two trials a pass over the row,
+        # against a copy of the trial rows side by side: a step over 24,576 x
+        # 128 float32 rows with 10 trials 3.1-3.5 → 2.1-2.2 ms, 32 float64
+        # features with 8 trials 1.2-1.5 → 0.9 ms, the same sums to the bit
+        # (four trials a pass ran slower; a GEMM of the rows by the trials,
+        # 128 x 10, slower still: 3.6 ms).
         for i in range(b * PLUSPLUS_BLOCK, min(n, (b + 1) * PLUSPLUS_BLOCK)):
-            for t in range(trials.shape[0]):
-                dd = min(mind[i], _sqdist_rows(X, i, trials[t]))
+            t = 0
+            while t + 1 < n_trials:
+                a0 = X[i, 0] - X[i, 0]  # 0 in X's dtype
+                a1 = a0
+                for f in range(d):
+                    x = X[i, f]
+                    e0 = x - T[t, f]
+                    e1 = x - T[t + 1, f]
+                    a0 += e0 * e0
+                    a1 += e1 * e1
+                dist[t] = a0
+                dist[t + 1] = a1
+                t += 2
+            if t < n_trials:
+                dist[t] = _sqdist_rows(X, i, trials[t])
+            for t in range(n_trials):
+                dd = min(mind[i], np.float64(dist[t]))
                 cand[t, i] = dd
                 pots[t] += w[i] * dd
         parts[b, :] = pots
