@@ -275,6 +275,18 @@ def test_kmeans_plusplus_draws_what_the_numpy_loop_draws(rng, k, dtype, threads)
     np.testing.assert_array_equal(got, X64[_greedy_plusplus(X64, w, k, n_trials, u)])
 
 
+@pytest.mark.parametrize("n_trials", [1, 2, 5])
+def test_kmeans_plusplus_takes_trials_two_at_a_time_and_one_left(rng, n_trials):
+    """Each pass over a row measures two trials (and a last one alone when
+    their number is odd): the centers of the numpy loop for 1, 2 and 5."""
+    X = rng.normal(size=(3_000, 16)) + 20 * rng.normal(size=(30, 16))[rng.integers(0, 30, 3_000)]
+    w = rng.random(3_000) + 0.5
+    got = kernels.kmeans_plusplus(X, w, 25, np.random.default_rng(3), n_trials=n_trials,
+                                  threads=2)
+    u = np.random.default_rng(3).random(1 + 24 * n_trials)
+    np.testing.assert_array_equal(got, X[_greedy_plusplus(X, w, 25, n_trials, u)])
+
+
 def test_center_bounds_by_hand():
     C = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 10.0]])
     prev = C - np.array([[0.0, 1.0], [0.0, 0.0], [3.0, 0.0]])
