@@ -8,7 +8,8 @@ Every peer runs with its default settings:
 - ``dkmeans``: ``KMeans(k)``; ``dkmeans-fast``: ``KMeans(k, train_size=0.5,
   init="random", n_init=1, max_iter=5)`` (the approximate setting for index
   training: five iterations on half the rows from k random ones, then every
-  row assigned); ``minibatch``: ``MiniBatchKMeans(k, batch_size=8192)``;
+  row assigned; ``--fast SIZE:ITERS ...`` runs other settings, a row each);
+  ``minibatch``: ``MiniBatchKMeans(k, batch_size=8192)``;
 - ``faiss``: ``faiss.Kmeans(d, k, niter=20)`` (``spherical=True`` for cosine);
 - ``superkmeans``: ``SuperKMeans(k, d).train(X)`` (``angular=True`` for cosine);
 - ``sklearnex``: scikit-learn-intelex's ``KMeans(k, n_init=1)``.
@@ -25,6 +26,8 @@ Usage::
     python benchmarks/bench_large_k.py                      # 100,000 x 128, k = 1,024
     python benchmarks/bench_large_k.py --k 1024 4096 --metric cosine --dim 96
     python benchmarks/bench_large_k.py --rows 1000000 --k 4096 --repeat 1
+    python benchmarks/bench_large_k.py --peers dkmeans-fast superkmeans --repeat 2 \
+        --fast 0.3:10 0.5:5 0.5:6 1.0:3       # fast settings against superkmeans
 """
 
 from __future__ import annotations
@@ -36,11 +39,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 PEERS = ["dkmeans", "dkmeans-fast", "faiss", "superkmeans", "sklearnex", "minibatch"]
+#: The documented fast setting, train_size:max_iter (``--fast`` compares others)
+FAST = "0.5:5"
 TOPICS = 4096
 
 
@@ -81,9 +87,10 @@ def run_dkmeans(X, k, cosine, seed, **params):
                                  "seed_share": t.get("seeding", 0.0) / max(sum(t.values()), 1e-9)}
 
 
-def run_fast(X, k, cosine, seed):
-    return run_dkmeans(X, k, cosine, seed, train_size=0.5, init="random", n_init=1,
-                       max_iter=5)
+def run_fast(X, k, cosine, seed, setting=FAST):
+    size, iters = setting.split(":")
+    return run_dkmeans(X, k, cosine, seed, train_size=float(size), init="random", n_init=1,
+                       max_iter=int(iters))
 
 
 def run_minibatch(X, k, cosine, seed):
@@ -124,7 +131,8 @@ MODULES = {"faiss": "faiss", "superkmeans": "superkmeans", "sklearnex": "sklearn
 def cell(peer: str, path: str, k: int, cosine: bool, seed: int) -> dict:
     """One timed fit (inside its own subprocess), after a small warm-up fit."""
     X = np.load(path)
-    run = RUNNERS[peer]
+    name, _, setting = peer.partition(":")  # dkmeans-fast:SIZE:ITERS
+    run = partial(RUNNERS[name], setting=setting) if setting else RUNNERS[name]
     run(np.ascontiguousarray(X[: min(len(X), 8 * k)]), k, cosine, seed)
     t = time.perf_counter()
     centers, facts = run(X, k, cosine, seed)
@@ -170,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", choices=["euclidean", "cosine"], default="euclidean")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--peers", nargs="+", default=PEERS, choices=PEERS)
+    parser.add_argument("--fast", nargs="+", default=[FAST], metavar="SIZE:ITERS",
+                        help="dkmeans-fast's train_size:max_iter, one row each "
+                             f"(default {FAST})")
     parser.add_argument("--cell", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.cell:
@@ -178,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cosine = args.metric == "cosine"
     peers = [p for p in args.peers if available(p)]
+    if "dkmeans-fast" in peers:
+        at = peers.index("dkmeans-fast")
+        peers[at:at + 1] = [f"dkmeans-fast:{setting}" for setting in args.fast]
     missing = sorted(set(args.peers) - set(peers))
     if missing:
         print(f"not installed, left out: {', '.join(missing)} (pip install -e '.[bench]')")
