@@ -189,12 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     cosine = args.metric == "cosine"
     peers = [p for p in args.peers if available(p)]
-    if "dkmeans-fast" in peers:
-        at = peers.index("dkmeans-fast")
-        peers[at:at + 1] = [f"dkmeans-fast:{setting}" for setting in args.fast]
     missing = sorted(set(args.peers) - set(peers))
     if missing:
         print(f"not installed, left out: {', '.join(missing)} (pip install -e '.[bench]')")
+    if "dkmeans-fast" in peers:
+        at = peers.index("dkmeans-fast")
+        peers[at:at + 1] = [f"dkmeans-fast:{setting}" for setting in args.fast]
     with tempfile.TemporaryDirectory(prefix="dkmeans-bench-") as tmp:
         path = str(Path(tmp) / "X.npy")
         np.save(path, embeddings(args.rows, args.dim, cosine))
